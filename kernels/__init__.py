@@ -1,0 +1,107 @@
+"""minidl.kernels: the compute kernels of minidl (arrays in, arrays out; NumPy, Numba, CuPy only).
+
+Every kernel exists three times, with the same name and signature:
+    reference   plain NumPy, written to be read: the oracle the others are tested against
+    cpu         Numba, for NumPy arrays (the default)
+    gpu         CUDA through CuPy, for CuPy arrays (kernels/gpu.py, loaded on first use)
+The functions below pick the module from their first array argument. Set the environment variable
+MINIDL_KERNELS=reference (read once, at import) to run the NumPy reference on NumPy arrays instead of
+Numba, for debugging.
+
+Shapes, formulas and the notation (N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW) are documented in
+``minidl.kernels.reference``; all arrays are NCHW, outputs are C-contiguous in the input's dtype.
+
+    >>> from minidl import kernels
+    >>> col = kernels.im2col(x, 3, 3, 1, 1, 1, 1)     # x (N, C, H, W) -> (N, C, 3, 3, H, W)
+"""
+import importlib
+import os
+import sys
+
+if __name__ != "minidl.kernels":
+    raise ImportError(f"import minidl.kernels, not kernels: this folder was imported as {__name__!r}, and "
+                      "a second copy would JIT-compile every Numba kernel again")
+
+# Numba reads NUMBA_CACHE_DIR when it is first imported, so this must come before any import of numba.
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(
+    os.environ.get("MINIDL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "minidl"), "numba"))
+
+from minidl.kernels import cpu, reference  # noqa: E402  (after NUMBA_CACHE_DIR)
+from minidl.kernels.reference import conv_output_size  # noqa: E402
+
+_NUMPY_KERNELS = {"": cpu, "numba": cpu, "cpu": cpu, "reference": reference}
+_mode = os.environ.get("MINIDL_KERNELS", "").strip().lower()
+if _mode not in _NUMPY_KERNELS:
+    raise ImportError(f"minidl.kernels: MINIDL_KERNELS={_mode!r} is not a kernel set: "
+                      "expected 'reference' or 'numba' (the default)")
+numpy_kernels = _NUMPY_KERNELS[_mode]
+
+
+def _backend_for(x, op):
+    """The kernel module for array x: gpu for a CuPy array, else cpu (or reference, see MINIDL_KERNELS)."""
+    cupy = sys.modules.get("cupy")   # no CuPy imported means x cannot be a CuPy array
+    if cupy is not None and isinstance(x, getattr(cupy, "ndarray", ())):
+        try:
+            return importlib.import_module("minidl.kernels.gpu")
+        except Exception as error:
+            raise RuntimeError(f"minidl.kernels: {op} on a CuPy array needs the GPU kernels (kernels/gpu.py), "
+                               f"not available: {type(error).__name__}: {error}") from error
+    return numpy_kernels
+
+
+def im2col(x, KH, KW, SH, SW, PH, PW, DH=1, DW=1):
+    return _backend_for(x, "im2col").im2col(x, KH, KW, SH, SW, PH, PW, DH, DW)
+
+
+def col2im(col, H, W, SH, SW, PH, PW, DH=1, DW=1):
+    return _backend_for(col, "col2im").col2im(col, H, W, SH, SW, PH, PW, DH, DW)
+
+
+def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False):
+    return _backend_for(x, "max_pool2d_forward").max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode)
+
+
+def max_pool2d_backward(gy, indices, H, W):
+    return _backend_for(gy, "max_pool2d_backward").max_pool2d_backward(gy, indices, H, W)
+
+
+def avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False, count_include_pad=True):
+    return _backend_for(x, "avg_pool2d_forward").avg_pool2d_forward(
+        x, KH, KW, SH, SW, PH, PW, ceil_mode, count_include_pad)
+
+
+def avg_pool2d_backward(gy, H, W, KH, KW, SH, SW, PH, PW, ceil_mode=False, count_include_pad=True):
+    return _backend_for(gy, "avg_pool2d_backward").avg_pool2d_backward(
+        gy, H, W, KH, KW, SH, SW, PH, PW, ceil_mode, count_include_pad)
+
+
+def batch_norm_forward_train(x, gamma, beta, eps):
+    return _backend_for(x, "batch_norm_forward_train").batch_norm_forward_train(x, gamma, beta, eps)
+
+
+def batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, eps):
+    return _backend_for(x, "batch_norm_forward_eval").batch_norm_forward_eval(
+        x, gamma, beta, running_mean, running_var, eps)
+
+
+def batch_norm_backward(gy, x, gamma, mean, invstd):
+    return _backend_for(gy, "batch_norm_backward").batch_norm_backward(gy, x, gamma, mean, invstd)
+
+
+def lrn_forward(x, size, alpha, beta, k):
+    return _backend_for(x, "lrn_forward").lrn_forward(x, size, alpha, beta, k)
+
+
+def lrn_backward(gy, x, y, scale, size, alpha, beta):
+    return _backend_for(gy, "lrn_backward").lrn_backward(gy, x, y, scale, size, alpha, beta)
+
+
+KERNELS = ("im2col", "col2im", "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward",
+           "avg_pool2d_backward", "batch_norm_forward_train", "batch_norm_forward_eval", "batch_norm_backward",
+           "lrn_forward", "lrn_backward")
+
+for _name in KERNELS:   # each dispatcher documents itself with the reference's formula and shapes
+    globals()[_name].__doc__ = getattr(reference, _name).__doc__
+del _name
+
+__all__ = ["KERNELS", "conv_output_size", "cpu", "numpy_kernels", "reference", *KERNELS]

@@ -1,0 +1,421 @@
+"""Numba CPU kernels: the functions of ``reference``, same names and signatures, compiled.
+
+Each public function checks its arguments with the helpers of ``reference``, makes its inputs C-contiguous
+in the dtype of its first array argument, allocates the outputs and calls a jitted body. The bodies loop
+with ``prange`` over an independent outer dimension (the N*C planes, or C for per-channel statistics)
+around a contiguous inner loop, which Numba vectorises. Shapes and formulas: see ``reference``.
+"""
+import numpy as np
+from numba import njit, prange
+
+from minidl.kernels import reference as ref
+from minidl.kernels.reference import conv_output_size  # noqa: F401  (same public names as reference)
+
+
+def _c(a, dtype):
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+# Rows and columns of the output that read inside the input, for kernel offset i (or j): the others read
+# padding. Whole-block slice copies let Numba vectorise; a signed index per element (x[p, h, w]) would
+# carry a negative-index check that stops it.
+@njit(cache=True, fastmath=True, parallel=True)
+def _im2col(x, col, SH, SW, PH, PW, DH, DW):
+    # x (P, H, W) -> col (P, KH, KW, OH, OW), P = N*C planes.
+    P, H, W = x.shape
+    KH, KW, OH, OW = col.shape[1:]
+    for p in prange(P):
+        for i in range(KH):
+            h_shift = i * DH - PH                                # input row of output row oh: oh*SH + h_shift
+            oh_lo = min(max(-(h_shift // SH), 0), OH)           # first oh inside the input
+            oh_hi = max(min((H - 1 - h_shift) // SH + 1, OH), oh_lo)
+            for j in range(KW):
+                w_shift = j * DW - PW
+                ow_lo = min(max(-(w_shift // SW), 0), OW)
+                ow_hi = max(min((W - 1 - w_shift) // SW + 1, OW), ow_lo)
+                block = col[p, i, j]
+                block[:oh_lo] = 0
+                block[oh_hi:] = 0
+                block[oh_lo:oh_hi, :ow_lo] = 0
+                block[oh_lo:oh_hi, ow_hi:] = 0
+                if oh_hi > oh_lo and ow_hi > ow_lo:
+                    h0, w0 = oh_lo * SH + h_shift, ow_lo * SW + w_shift
+                    block[oh_lo:oh_hi, ow_lo:ow_hi] = x[p, h0:h0 + (oh_hi - oh_lo - 1) * SH + 1:SH,
+                                                        w0:w0 + (ow_hi - ow_lo - 1) * SW + 1:SW]
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def _col2im(col, x, SH, SW, PH, PW, DH, DW):
+    # col (P, KH, KW, OH, OW) -> x (P, H, W); each plane is summed by one thread, so no races.
+    P, H, W = x.shape
+    KH, KW, OH, OW = col.shape[1:]
+    for p in prange(P):
+        x[p] = 0
+        for i in range(KH):
+            h_shift = i * DH - PH
+            oh_lo = min(max(-(h_shift // SH), 0), OH)
+            oh_hi = max(min((H - 1 - h_shift) // SH + 1, OH), oh_lo)
+            for j in range(KW):
+                w_shift = j * DW - PW
+                ow_lo = min(max(-(w_shift // SW), 0), OW)
+                ow_hi = max(min((W - 1 - w_shift) // SW + 1, OW), ow_lo)
+                w0 = ow_lo * SW + w_shift
+                for oh in range(oh_lo, oh_hi):
+                    source = col[p, i, j, oh, ow_lo:ow_hi]
+                    target = x[p, oh * SH + h_shift, w0:w0 + (ow_hi - ow_lo - 1) * SW + 1:SW]
+                    for k in range(ow_hi - ow_lo):          # a slice += would allocate a temporary
+                        target[k] += source[k]
+
+
+def im2col(x, KH, KW, SH, SW, PH, PW, DH=1, DW=1):
+    """Numba im2col: x (N, C, H, W) -> col (N, C, KH, KW, OH, OW). See reference.im2col."""
+    N, C, H, W = ref.check_array("im2col", "x", x, 4).shape
+    OH, OW = ref.window_geometry("im2col", H, W, KH, KW, SH, SW, PH, PW, DH, DW)
+    x = np.ascontiguousarray(x)
+    col = np.empty((N, C, KH, KW, OH, OW), dtype=x.dtype)
+    _im2col(x.reshape(N * C, H, W), col.reshape(N * C, KH, KW, OH, OW), SH, SW, PH, PW, DH, DW)
+    return col
+
+
+def col2im(col, H, W, SH, SW, PH, PW, DH=1, DW=1):
+    """Numba col2im: col (N, C, KH, KW, OH, OW) -> x (N, C, H, W). See reference.col2im."""
+    N, C, KH, KW, OH, OW = ref.check_array("col2im", "col", col, 6).shape
+    ref.check_output_hw("col2im", "col", (OH, OW),
+                        ref.window_geometry("col2im", H, W, KH, KW, SH, SW, PH, PW, DH, DW), H, W)
+    col = np.ascontiguousarray(col)
+    x = np.empty((N, C, H, W), dtype=col.dtype)
+    _col2im(col.reshape(N * C, KH, KW, OH, OW), x.reshape(N * C, H, W), SH, SW, PH, PW, DH, DW)
+    return x
+
+
+# No fastmath here: it lets LLVM assume there are no NaNs or infinities, and max pooling starts from -inf
+# and must let a NaN through.
+@njit(cache=True, parallel=True)
+def _max_pool2d_forward(x, y, indices, KH, KW, SH, SW, PH, PW):
+    # x (P, H, W) -> y, indices (P, OH, OW)
+    P, H, W = x.shape
+    OH, OW = y.shape[1:]
+    for p in prange(P):
+        for oh in range(OH):
+            h0 = oh * SH - PH
+            h1 = min(h0 + KH, H)
+            h0 = max(h0, 0)
+            for ow in range(OW):
+                w0 = ow * SW - PW
+                w1 = min(w0 + KW, W)
+                w0 = max(w0, 0)
+                best = -np.inf
+                best_index = h0 * W + w0
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        v = x[p, h, w]
+                        if v > best or (v != v and best == best):   # strict: the first max (or NaN) wins
+                            best = v
+                            best_index = h * W + w
+                y[p, oh, ow] = best
+                indices[p, oh, ow] = best_index
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def _max_pool2d_backward(gy, indices, gx, out_of_range):
+    # gy, indices (P, OH*OW) -> gx (P, H*W); out_of_range[p] flags a bad index instead of writing it.
+    P, HW = gx.shape
+    L = gy.shape[1]
+    for p in prange(P):
+        for k in range(HW):
+            gx[p, k] = 0
+        for l in range(L):
+            k = indices[p, l]
+            if 0 <= k < HW:
+                gx[p, k] += gy[p, l]
+            else:
+                out_of_range[p] = True
+
+
+def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False):
+    """Numba max pooling: x (N, C, H, W) -> y, indices (N, C, OH, OW). See reference.max_pool2d_forward."""
+    op = "max_pool2d_forward"
+    N, C, H, W = ref.check_array(op, "x", x, 4).shape
+    OH, OW = ref.window_geometry(op, H, W, KH, KW, SH, SW, PH, PW, ceil_mode=ceil_mode, pool=True)
+    x = np.ascontiguousarray(x)
+    y = np.empty((N, C, OH, OW), dtype=x.dtype)
+    indices = np.empty((N, C, OH, OW), dtype=np.int64)
+    _max_pool2d_forward(x.reshape(N * C, H, W), y.reshape(N * C, OH, OW), indices.reshape(N * C, OH, OW),
+                        KH, KW, SH, SW, PH, PW)
+    return y, indices
+
+
+def max_pool2d_backward(gy, indices, H, W):
+    """Numba scatter-add of gy at indices: -> gx (N, C, H, W). See reference.max_pool2d_backward."""
+    op = "max_pool2d_backward"
+    ref.check_max_pool2d_backward(op, gy, indices, H, W)
+    N, C, OH, OW = gy.shape
+    gy = np.ascontiguousarray(gy)
+    indices = _c(indices, np.int64)
+    gx = np.empty((N, C, H, W), dtype=gy.dtype)
+    out_of_range = np.zeros(N * C, dtype=np.bool_)
+    _max_pool2d_backward(gy.reshape(N * C, OH * OW), indices.reshape(N * C, OH * OW), gx.reshape(N * C, H * W),
+                         out_of_range)
+    if out_of_range.any():
+        raise ref.indices_out_of_range(op, indices, H, W)
+    return gx
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def _avg_pool2d_forward(x, y, KH, KW, SH, SW, PH, PW, count_include_pad):
+    P, H, W = x.shape
+    OH, OW = y.shape[1:]
+    for p in prange(P):
+        for oh in range(OH):
+            h0 = oh * SH - PH
+            h1 = min(h0 + KH, H + PH)
+            pool_h = h1 - h0
+            h0, h1 = max(h0, 0), min(h1, H)
+            for ow in range(OW):
+                w0 = ow * SW - PW
+                w1 = min(w0 + KW, W + PW)
+                pool_w = w1 - w0
+                w0, w1 = max(w0, 0), min(w1, W)
+                total = 0.0
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        total += x[p, h, w]
+                divisor = pool_h * pool_w if count_include_pad else (h1 - h0) * (w1 - w0)
+                y[p, oh, ow] = total / divisor
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def _avg_pool2d_backward(gy, gx, KH, KW, SH, SW, PH, PW, count_include_pad):
+    P, H, W = gx.shape
+    OH, OW = gy.shape[1:]
+    for p in prange(P):
+        for h in range(H):
+            for w in range(W):
+                gx[p, h, w] = 0
+        for oh in range(OH):
+            h0 = oh * SH - PH
+            h1 = min(h0 + KH, H + PH)
+            pool_h = h1 - h0
+            h0, h1 = max(h0, 0), min(h1, H)
+            for ow in range(OW):
+                w0 = ow * SW - PW
+                w1 = min(w0 + KW, W + PW)
+                pool_w = w1 - w0
+                w0, w1 = max(w0, 0), min(w1, W)
+                divisor = pool_h * pool_w if count_include_pad else (h1 - h0) * (w1 - w0)
+                g = gy[p, oh, ow] / divisor
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        gx[p, h, w] += g
+
+
+def avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False, count_include_pad=True):
+    """Numba average pooling: x (N, C, H, W) -> y (N, C, OH, OW). See reference.avg_pool2d_forward."""
+    op = "avg_pool2d_forward"
+    N, C, H, W = ref.check_array(op, "x", x, 4).shape
+    OH, OW = ref.window_geometry(op, H, W, KH, KW, SH, SW, PH, PW, ceil_mode=ceil_mode, pool=True)
+    x = np.ascontiguousarray(x)
+    y = np.empty((N, C, OH, OW), dtype=x.dtype)
+    _avg_pool2d_forward(x.reshape(N * C, H, W), y.reshape(N * C, OH, OW), KH, KW, SH, SW, PH, PW,
+                        bool(count_include_pad))
+    return y
+
+
+def avg_pool2d_backward(gy, H, W, KH, KW, SH, SW, PH, PW, ceil_mode=False, count_include_pad=True):
+    """Numba average-pooling gradient: gy (N, C, OH, OW) -> gx (N, C, H, W). See reference.avg_pool2d_backward."""
+    op = "avg_pool2d_backward"
+    N, C, OH, OW = ref.check_array(op, "gy", gy, 4).shape
+    ref.check_output_hw(op, "gy", (OH, OW), ref.window_geometry(op, H, W, KH, KW, SH, SW, PH, PW,
+                                                                ceil_mode=ceil_mode, pool=True), H, W)
+    gy = np.ascontiguousarray(gy)
+    gx = np.empty((N, C, H, W), dtype=gy.dtype)
+    _avg_pool2d_backward(gy.reshape(N * C, OH, OW), gx.reshape(N * C, H, W), KH, KW, SH, SW, PH, PW,
+                         bool(count_include_pad))
+    return gx
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def _channel_mean_var(x):
+    # x (N, C, L) -> float64 mean, biased var (C,); two passes, so no E[x^2] - E[x]^2 cancellation.
+    N, C, L = x.shape
+    mean = np.empty(C)
+    var = np.empty(C)
+    for c in prange(C):
+        total = 0.0
+        for n in range(N):
+            for l in range(L):
+                total += x[n, c, l]
+        m = total / (N * L)
+        squares = 0.0
+        for n in range(N):
+            for l in range(L):
+                d = x[n, c, l] - m
+                squares += d * d
+        mean[c] = m
+        var[c] = squares / (N * L)
+    return mean, var
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def _channel_affine(x, center, scale, shift, y):
+    # y[n, c] = (x[n, c] - center[c]) * scale[c] + shift[c]; subtracting the center first keeps float32 precise.
+    N, C, L = x.shape
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        m, a, b = center[c], scale[c], shift[c]
+        for l in range(L):
+            y[n, c, l] = (x[n, c, l] - m) * a + b
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def _channel_grad_sums(gy, x, mean):
+    # -> float64 sum(gy), sum(gy * (x - mean)) per channel
+    N, C, L = x.shape
+    sum_gy = np.empty(C)
+    sum_gy_xc = np.empty(C)
+    for c in prange(C):
+        m = mean[c]
+        s, t = 0.0, 0.0
+        for n in range(N):
+            for l in range(L):
+                g = gy[n, c, l]
+                s += g
+                t += g * (x[n, c, l] - m)
+        sum_gy[c] = s
+        sum_gy_xc[c] = t
+    return sum_gy, sum_gy_xc
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def _bn_backward_apply(gy, x, mean, a, b, d, gx):
+    # gx[n, c] = a[c] * gy + b[c] * (x - mean[c]) + d[c]
+    N, C, L = x.shape
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        m, ac, bc, dc = mean[c], a[c], b[c], d[c]
+        for l in range(L):
+            gx[n, c, l] = ac * gy[n, c, l] + bc * (x[n, c, l] - m) + dc
+
+
+def _affine(x, center, scale, shift):
+    N, C, H, W = x.shape
+    y = np.empty_like(x)
+    dt = x.dtype
+    _channel_affine(x.reshape(N, C, H * W), _c(center, dt), _c(scale, dt), _c(shift, dt), y.reshape(N, C, H * W))
+    return y
+
+
+def batch_norm_forward_train(x, gamma, beta, eps):
+    """Numba training-mode batch norm: -> y, mean, invstd. See reference.batch_norm_forward_train."""
+    op = "batch_norm_forward_train"
+    N, C, H, W = ref.check_array(op, "x", x, 4).shape
+    ref.check_per_channel(op, "gamma", gamma, C)
+    ref.check_per_channel(op, "beta", beta, C)
+    ref.check_eps(op, eps)
+    if N * H * W == 0:
+        raise ValueError(f"{op}: needs at least one value per channel, got x of shape {x.shape}")
+    x = np.ascontiguousarray(x)
+    mean, var = _channel_mean_var(x.reshape(N, C, H * W))
+    invstd = 1.0 / np.sqrt(var + eps)
+    y = _affine(x, mean, np.asarray(gamma, dtype=np.float64) * invstd, beta)
+    return y, mean.astype(x.dtype), invstd.astype(x.dtype)
+
+
+def batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, eps):
+    """Numba inference-mode batch norm: -> y. See reference.batch_norm_forward_eval."""
+    op = "batch_norm_forward_eval"
+    C = ref.check_array(op, "x", x, 4).shape[1]
+    for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean), ("running_var", running_var)):
+        ref.check_per_channel(op, name, v, C)
+    ref.check_eps(op, eps)
+    scale = np.asarray(gamma, dtype=np.float64) / np.sqrt(np.asarray(running_var, dtype=np.float64) + eps)
+    return _affine(np.ascontiguousarray(x), running_mean, scale, beta)
+
+
+def batch_norm_backward(gy, x, gamma, mean, invstd):
+    """Numba training-mode batch-norm gradients: -> gx, dgamma, dbeta. See reference.batch_norm_backward.
+
+    With k = gamma * invstd and the formula of the reference rearranged per channel:
+        gx = k * gy - k * invstd**2 * dgamma' / M * (x - mean) - k * dbeta / M,   dgamma' = sum(gy * (x - mean))
+    """
+    op = "batch_norm_backward"
+    N, C, H, W = ref.check_array(op, "gy", gy, 4).shape
+    ref.check_same_shape(op, "x", x, "gy", gy.shape)
+    for name, v in (("gamma", gamma), ("mean", mean), ("invstd", invstd)):
+        ref.check_per_channel(op, name, v, C)
+    M = N * H * W
+    if M == 0:
+        raise ValueError(f"{op}: needs at least one value per channel, got gy of shape {gy.shape}")
+    dt = gy.dtype
+    gy, x, mean = np.ascontiguousarray(gy), _c(x, dt), _c(mean, dt)
+    sum_gy, sum_gy_xc = _channel_grad_sums(gy.reshape(N, C, H * W), x.reshape(N, C, H * W), mean)
+    invstd64 = np.asarray(invstd, dtype=np.float64)
+    k = np.asarray(gamma, dtype=np.float64) * invstd64
+    dbeta, dgamma = sum_gy, sum_gy_xc * invstd64
+    gx = np.empty_like(gy)
+    _bn_backward_apply(gy.reshape(N, C, H * W), x.reshape(N, C, H * W), mean, _c(k, dt),
+                       _c(-k * invstd64 * dgamma / M, dt), _c(-k * dbeta / M, dt), gx.reshape(N, C, H * W))
+    return gx, dgamma.astype(dt), dbeta.astype(dt)
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def _lrn_forward(x, y, scale, size, alpha, beta, k):
+    # x (N, C, L) -> y, scale; each (n, c) sums its own channel window, so the planes are independent.
+    N, C, L = x.shape
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        for l in range(L):
+            scale[n, c, l] = 0
+        for cc in range(max(c - size // 2, 0), min(c + (size - 1) // 2 + 1, C)):
+            for l in range(L):
+                v = x[n, cc, l]
+                scale[n, c, l] += v * v
+        for l in range(L):
+            s = k + alpha * scale[n, c, l]
+            scale[n, c, l] = s
+            y[n, c, l] = x[n, c, l] * s ** (-beta)
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def _lrn_backward(gy, x, y, scale, ratio, gx, size, alpha, beta):
+    N, C, L = x.shape
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        for l in range(L):
+            ratio[n, c, l] = gy[n, c, l] * y[n, c, l] / scale[n, c, l]
+    # Channel c enters the sums of c' in [c - (size-1)//2, c + size//2]: gather their ratios.
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        for l in range(L):
+            gx[n, c, l] = 0
+        for cc in range(max(c - (size - 1) // 2, 0), min(c + size // 2 + 1, C)):
+            for l in range(L):
+                gx[n, c, l] += ratio[n, cc, l]
+        for l in range(L):
+            gx[n, c, l] = gy[n, c, l] * scale[n, c, l] ** (-beta) - 2 * alpha * beta * x[n, c, l] * gx[n, c, l]
+
+
+def lrn_forward(x, size, alpha, beta, k):
+    """Numba local response normalisation: -> y, scale. See reference.lrn_forward (alpha is effective)."""
+    N, C, H, W = ref.check_array("lrn_forward", "x", x, 4).shape
+    ref.check_lrn_size("lrn_forward", size)
+    x = np.ascontiguousarray(x)
+    y, scale = np.empty_like(x), np.empty_like(x)
+    t = x.dtype.type   # scalars in the array's dtype keep float32 loops in float32
+    _lrn_forward(x.reshape(N, C, H * W), y.reshape(N, C, H * W), scale.reshape(N, C, H * W),
+                 size, t(alpha), t(beta), t(k))
+    return y, scale
+
+
+def lrn_backward(gy, x, y, scale, size, alpha, beta):
+    """Numba LRN gradient: -> gx. See reference.lrn_backward."""
+    op = "lrn_backward"
+    N, C, H, W = ref.check_array(op, "gy", gy, 4).shape
+    for name, a in (("x", x), ("y", y), ("scale", scale)):
+        ref.check_same_shape(op, name, a, "gy", gy.shape)
+    ref.check_lrn_size(op, size)
+    dt = gy.dtype
+    flat = [_c(a, dt).reshape(N, C, H * W) for a in (gy, x, y, scale)]
+    ratio, gx = np.empty((N, C, H * W), dtype=dt), np.empty((N, C, H, W), dtype=dt)
+    _lrn_backward(*flat, ratio, gx.reshape(N, C, H * W), size, dt.type(alpha), dt.type(beta))
+    return gx

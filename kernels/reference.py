@@ -1,0 +1,369 @@
+"""Plain NumPy reference kernels: the readable oracle that the Numba (and CUDA) kernels are tested against.
+
+Notation (every array is NCHW):
+    N batch, C channels, H, W input height and width, KH, KW kernel, SH, SW stride, PH, PW padding,
+    DH, DW dilation, OH, OW output height and width.
+
+Arrays are float32 or float64 (indices int64). Outputs are C-contiguous, in the dtype of the first array
+argument. Every function checks its arguments first and raises ValueError naming the kernel, what it
+expected and what it got. The checks (``check_*``, ``window_geometry``) are shared with ``cpu``.
+"""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_array(op, name, a, ndim):
+    """Return ``a`` after checking it is a float32/float64 array with ``ndim`` dimensions."""
+    shape = getattr(a, "shape", None)
+    if shape is None or len(shape) != ndim:
+        layout = "(N, C, H, W)" if ndim == 4 else f"{ndim}-d"
+        got = f"shape {tuple(shape)}" if shape is not None else type(a).__name__
+        raise ValueError(f"{op}: {name} must be a {ndim}-d array {layout}, got {got}")
+    if a.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"{op}: {name} must be float32 or float64, got {a.dtype}")
+    return a
+
+
+def check_same_shape(op, name, a, expected_name, shape):
+    if getattr(a, "shape", None) != tuple(shape):
+        got = tuple(a.shape) if hasattr(a, "shape") else type(a).__name__
+        raise ValueError(f"{op}: {name} must have the shape of {expected_name} {tuple(shape)}, got {got}")
+
+
+def check_per_channel(op, name, a, C):
+    """A per-channel vector (gamma, beta, running stats) must have shape (C,)."""
+    if getattr(a, "shape", None) != (C,):
+        got = tuple(a.shape) if hasattr(a, "shape") else type(a).__name__
+        raise ValueError(f"{op}: {name} must have shape (C,) = ({C},), got {got}")
+
+
+def _check_int(op, name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{op}: {name} must be an integer >= {minimum}, got {value!r}")
+
+
+def conv_output_size(size, k, s, p, d=1, ceil_mode=False):
+    """Number of windows along one axis of a convolution or pooling.
+
+        out = floor((size + 2p - d*(k-1) - 1) / s) + 1        (ceil instead of floor when ceil_mode)
+
+    With ceil_mode the last window is dropped if it would start inside the right padding,
+    i.e. if (out-1)*s >= size + p (PyTorch's rule): every window then overlaps the input.
+
+    >>> conv_output_size(32, 5, 1, 0)                    # LeNet C1
+    28
+    >>> conv_output_size(6, 3, 2, 0, ceil_mode=True)     # windows start at 0, 2, 4; the last overhangs
+    3
+    """
+    op = "conv_output_size"
+    for name, value, minimum in (("size", size, 1), ("k", k, 1), ("s", s, 1), ("p", p, 0), ("d", d, 1)):
+        _check_int(op, name, value, minimum)
+    span = size + 2 * p - d * (k - 1) - 1
+    if span < 0:
+        raise ValueError(f"{op}: a kernel of {k} with dilation {d} spans {d * (k - 1) + 1}, "
+                         f"more than the padded size {size} + 2*{p} = {size + 2 * p}")
+    out = (-(-span // s) if ceil_mode else span // s) + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def window_geometry(op, H, W, KH, KW, SH, SW, PH, PW, DH=1, DW=1, ceil_mode=False, pool=False):
+    """Check a 2-d window (kernel, stride, padding, dilation) against an H x W input; return (OH, OW).
+
+    For pooling (``pool=True``) the padding may be at most half the kernel, as in PyTorch.
+    """
+    for name, value, minimum in (("KH", KH, 1), ("KW", KW, 1), ("SH", SH, 1), ("SW", SW, 1),
+                                 ("PH", PH, 0), ("PW", PW, 0), ("DH", DH, 1), ("DW", DW, 1)):
+        _check_int(op, name, value, minimum)
+    if pool and (PH > KH // 2 or PW > KW // 2):
+        raise ValueError(f"{op}: padding must be at most half the kernel, got padding {PH}x{PW} "
+                         f"for kernel {KH}x{KW}")
+    span_h, span_w = DH * (KH - 1) + 1, DW * (KW - 1) + 1
+    if span_h > H + 2 * PH or span_w > W + 2 * PW:
+        raise ValueError(f"{op}: kernel {KH}x{KW} (dilation {DH}x{DW}) spans {span_h}x{span_w}, larger than "
+                         f"the padded input {H + 2 * PH}x{W + 2 * PW} (H={H}, W={W}, padding {PH}x{PW})")
+    return (conv_output_size(H, KH, SH, PH, DH, ceil_mode), conv_output_size(W, KW, SW, PW, DW, ceil_mode))
+
+
+def check_output_hw(op, name, got, expected, H, W):
+    """A backward input's (OH, OW) must be what the forward window over an H x W input produced."""
+    if tuple(got) != tuple(expected):
+        raise ValueError(f"{op}: {name} has OH x OW = {got[0]}x{got[1]}, but this window over an {H}x{W} "
+                         f"input gives {expected[0]}x{expected[1]}")
+
+
+def _pad_for_windows(x, OH, OW, KH, KW, SH, SW, PH, PW, value):
+    """Pad H and W so that every pooling window, ceil_mode overhang included, lies inside the array."""
+    H, W = x.shape[2:]
+    bottom = max(0, (OH - 1) * SH + KH - H - PH)
+    right = max(0, (OW - 1) * SW + KW - W - PW)
+    return np.pad(x, ((0, 0), (0, 0), (PH, bottom), (PW, right)), constant_values=value)
+
+
+def im2col(x, KH, KW, SH, SW, PH, PW, DH=1, DW=1):
+    """Unfold every KH x KW window of x into a column buffer.
+
+        col[n, c, i, j, oh, ow] = xpad[n, c, oh*SH + i*DH, ow*SW + j*DW]      (xpad: x zero-padded by PH, PW)
+
+    x (N, C, H, W) -> col (N, C, KH, KW, OH, OW). A convolution is then one matmul of the weights
+    (K, C*KH*KW) with col.reshape(N, C*KH*KW, OH*OW).
+
+    >>> im2col(np.ones((1, 1, 4, 4), np.float32), 3, 3, 1, 1, 1, 1).shape
+    (1, 1, 3, 3, 4, 4)
+    """
+    N, C, H, W = check_array("im2col", "x", x, 4).shape
+    OH, OW = window_geometry("im2col", H, W, KH, KW, SH, SW, PH, PW, DH, DW)
+    xpad = np.pad(x, ((0, 0), (0, 0), (PH, PH), (PW, PW)))
+    col = np.empty((N, C, KH, KW, OH, OW), dtype=x.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            h, w = i * DH, j * DW
+            col[:, :, i, j] = xpad[:, :, h:h + SH * (OH - 1) + 1:SH, w:w + SW * (OW - 1) + 1:SW]
+    return col
+
+
+def col2im(col, H, W, SH, SW, PH, PW, DH=1, DW=1):
+    """Adjoint of im2col: add every column entry back at the input position it was read from.
+
+        x[n, c, h, w] = sum of col[n, c, i, j, oh, ow] over all (i, j, oh, ow) with
+                        oh*SH + i*DH - PH = h and ow*SW + j*DW - PW = w
+
+    col (N, C, KH, KW, OH, OW) -> x (N, C, H, W); contributions that land in the padding are dropped.
+    """
+    N, C, KH, KW, OH, OW = check_array("col2im", "col", col, 6).shape
+    check_output_hw("col2im", "col", (OH, OW), window_geometry("col2im", H, W, KH, KW, SH, SW, PH, PW, DH, DW), H, W)
+    xpad = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=col.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            h, w = i * DH, j * DW
+            xpad[:, :, h:h + SH * (OH - 1) + 1:SH, w:w + SW * (OW - 1) + 1:SW] += col[:, :, i, j]
+    return np.ascontiguousarray(xpad[:, :, PH:PH + H, PW:PW + W])
+
+
+def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False):
+    """Max over each KH x KW window (padding counts as -inf), and where it was found.
+
+        y[n, c, oh, ow] = max of x[n, c, h, w] over the window at (oh*SH - PH, ow*SW - PW)
+        indices[n, c, oh, ow] = h*W + w of that max (PyTorch's return_indices convention)
+
+    Ties: the first max in row-major window order wins; a NaN counts as the max (the first NaN wins);
+    a window holding only -inf points at its first in-bounds element. x (N, C, H, W) -> y, indices
+    (N, C, OH, OW), indices int64.
+    """
+    N, C, H, W = check_array("max_pool2d_forward", "x", x, 4).shape
+    OH, OW = window_geometry("max_pool2d_forward", H, W, KH, KW, SH, SW, PH, PW, ceil_mode=ceil_mode, pool=True)
+    xpad = _pad_for_windows(x, OH, OW, KH, KW, SH, SW, PH, PW, value=-np.inf)
+    windows = np.stack([xpad[:, :, i:i + SH * (OH - 1) + 1:SH, j:j + SW * (OW - 1) + 1:SW]
+                        for i in range(KH) for j in range(KW)], axis=2)        # N x C x KH*KW x OH x OW
+    arg = np.argmax(windows, axis=2)                                          # first max (or NaN) wins
+    y = np.take_along_axis(windows, arg[:, :, None], axis=2)[:, :, 0]
+    i, j = np.divmod(arg, KW)
+    # Only an all -inf window can pick its (padded) first element: clipping moves it to the first real one.
+    h = np.maximum(np.arange(OH)[:, None] * SH - PH + i, 0)
+    w = np.maximum(np.arange(OW)[None, :] * SW - PW + j, 0)
+    return np.ascontiguousarray(y), (h * W + w).astype(np.int64)
+
+
+def check_max_pool2d_backward(op, gy, indices, H, W):
+    check_array(op, "gy", gy, 4)
+    _check_int(op, "H", H, 1)
+    _check_int(op, "W", W, 1)
+    check_same_shape(op, "indices", indices, "gy", gy.shape)
+    if indices.dtype.kind not in "iu":
+        raise ValueError(f"{op}: indices must be an integer array, got {indices.dtype}")
+
+
+def indices_out_of_range(op, indices, H, W):
+    return ValueError(f"{op}: indices must lie in [0, H*W) = [0, {H * W}), "
+                      f"got values in [{indices.min()}, {indices.max()}]")
+
+
+def max_pool2d_backward(gy, indices, H, W):
+    """Route each output gradient to the input element that was the max (overlapping windows add up).
+
+        gx[n, c].flat[indices[n, c, oh, ow]] += gy[n, c, oh, ow]
+
+    gy, indices (N, C, OH, OW) -> gx (N, C, H, W).
+    """
+    op = "max_pool2d_backward"
+    check_max_pool2d_backward(op, gy, indices, H, W)
+    N, C, OH, OW = gy.shape
+    if indices.size and (indices.min() < 0 or indices.max() >= H * W):
+        raise indices_out_of_range(op, indices, H, W)
+    gx = np.zeros((N * C, H * W), dtype=gy.dtype)
+    planes = np.arange(N * C)[:, None]
+    np.add.at(gx, (planes, indices.reshape(N * C, OH * OW)), gy.reshape(N * C, OH * OW))
+    return gx.reshape(N, C, H, W)
+
+
+def avg_pool_divisor(size, k, s, p, out, count_include_pad):
+    """Divisor of each window along one axis, exactly as PyTorch computes it.
+
+    start = o*s - p; end = min(start + k, size + p): the window counts the padding but not a ceil_mode
+    overhang. Without count_include_pad it counts only the in-bounds elements. The 2-d divisor is the
+    outer product of the H and W divisors.
+    """
+    start = np.arange(out) * s - p
+    end = np.minimum(start + k, size + p)
+    if count_include_pad:
+        return end - start
+    return np.minimum(end, size) - np.maximum(start, 0)
+
+
+def avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False, count_include_pad=True):
+    """Mean over each KH x KW window (zero padding), divided as PyTorch divides (see avg_pool_divisor).
+
+    x (N, C, H, W) -> y (N, C, OH, OW).
+    """
+    op = "avg_pool2d_forward"
+    N, C, H, W = check_array(op, "x", x, 4).shape
+    OH, OW = window_geometry(op, H, W, KH, KW, SH, SW, PH, PW, ceil_mode=ceil_mode, pool=True)
+    xpad = _pad_for_windows(x, OH, OW, KH, KW, SH, SW, PH, PW, value=0)
+    total = np.zeros((N, C, OH, OW), dtype=x.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            total += xpad[:, :, i:i + SH * (OH - 1) + 1:SH, j:j + SW * (OW - 1) + 1:SW]
+    divisor = np.outer(avg_pool_divisor(H, KH, SH, PH, OH, count_include_pad),
+                       avg_pool_divisor(W, KW, SW, PW, OW, count_include_pad))
+    return total / divisor.astype(x.dtype)
+
+
+def avg_pool2d_backward(gy, H, W, KH, KW, SH, SW, PH, PW, ceil_mode=False, count_include_pad=True):
+    """Spread each output gradient evenly over its window: gx[window] += gy / divisor.
+
+    gy (N, C, OH, OW) -> gx (N, C, H, W).
+    """
+    op = "avg_pool2d_backward"
+    N, C, OH, OW = check_array(op, "gy", gy, 4).shape
+    check_output_hw(op, "gy", (OH, OW), window_geometry(op, H, W, KH, KW, SH, SW, PH, PW, ceil_mode=ceil_mode,
+                                                        pool=True), H, W)
+    divisor = np.outer(avg_pool_divisor(H, KH, SH, PH, OH, count_include_pad),
+                       avg_pool_divisor(W, KW, SW, PW, OW, count_include_pad))
+    g = gy / divisor.astype(gy.dtype)
+    gxpad = _pad_for_windows(np.zeros((N, C, H, W), dtype=gy.dtype), OH, OW, KH, KW, SH, SW, PH, PW, value=0)
+    for i in range(KH):
+        for j in range(KW):
+            gxpad[:, :, i:i + SH * (OH - 1) + 1:SH, j:j + SW * (OW - 1) + 1:SW] += g
+    return np.ascontiguousarray(gxpad[:, :, PH:PH + H, PW:PW + W])
+
+
+def check_eps(op, eps):
+    if not eps >= 0:
+        raise ValueError(f"{op}: eps must be >= 0, got {eps!r}")
+
+
+def _per_channel(v):
+    """(C,) -> (1, C, 1, 1), in float64, to broadcast against NCHW."""
+    return np.asarray(v, dtype=np.float64).reshape(1, -1, 1, 1)
+
+
+def batch_norm_forward_train(x, gamma, beta, eps):
+    """Batch normalisation with the statistics of this batch (training mode).
+
+        mean[c] = mean of x[:, c] over N, H, W;   var[c] = biased variance;   invstd = 1 / sqrt(var + eps)
+        y = gamma[c] * (x - mean[c]) * invstd[c] + beta[c]
+
+    x (N, C, H, W) (reshape (N, C) to (N, C, 1, 1)), gamma, beta (C,) -> y (N, C, H, W), mean, invstd (C,).
+    Statistics are accumulated in float64.
+    """
+    op = "batch_norm_forward_train"
+    N, C, H, W = check_array(op, "x", x, 4).shape
+    check_per_channel(op, "gamma", gamma, C)
+    check_per_channel(op, "beta", beta, C)
+    check_eps(op, eps)
+    if N * H * W == 0:
+        raise ValueError(f"{op}: needs at least one value per channel, got x of shape {x.shape}")
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=(0, 2, 3))
+    var = x64.var(axis=(0, 2, 3))
+    invstd = 1.0 / np.sqrt(var + eps)
+    y = _per_channel(gamma) * (x64 - _per_channel(mean)) * _per_channel(invstd) + _per_channel(beta)
+    return y.astype(x.dtype), mean.astype(x.dtype), invstd.astype(x.dtype)
+
+
+def batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, eps):
+    """Batch normalisation with stored statistics (inference mode).
+
+        y = gamma[c] * (x - running_mean[c]) / sqrt(running_var[c] + eps) + beta[c]
+    """
+    op = "batch_norm_forward_eval"
+    C = check_array(op, "x", x, 4).shape[1]
+    for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean), ("running_var", running_var)):
+        check_per_channel(op, name, v, C)
+    check_eps(op, eps)
+    invstd = 1.0 / np.sqrt(_per_channel(running_var) + eps)
+    y = _per_channel(gamma) * (x.astype(np.float64) - _per_channel(running_mean)) * invstd + _per_channel(beta)
+    return y.astype(x.dtype)
+
+
+def batch_norm_backward(gy, x, gamma, mean, invstd):
+    """Gradients of training-mode batch normalisation, with M = N*H*W values per channel:
+
+        xhat = (x - mean) * invstd
+        dbeta = sum(gy);   dgamma = sum(gy * xhat)                 (sums over N, H, W)
+        gx = gamma * invstd / M * (M * gy - dbeta - xhat * dgamma)
+
+    gy, x (N, C, H, W), gamma, mean, invstd (C,) -> gx (N, C, H, W), dgamma, dbeta (C,).
+    """
+    op = "batch_norm_backward"
+    N, C, H, W = check_array(op, "gy", gy, 4).shape
+    check_same_shape(op, "x", x, "gy", gy.shape)
+    for name, v in (("gamma", gamma), ("mean", mean), ("invstd", invstd)):
+        check_per_channel(op, name, v, C)
+    M = N * H * W
+    if M == 0:
+        raise ValueError(f"{op}: needs at least one value per channel, got gy of shape {gy.shape}")
+    gy64 = gy.astype(np.float64)
+    xhat = (x.astype(np.float64) - _per_channel(mean)) * _per_channel(invstd)
+    dbeta = gy64.sum(axis=(0, 2, 3))
+    dgamma = (gy64 * xhat).sum(axis=(0, 2, 3))
+    gx = _per_channel(gamma) * _per_channel(invstd) / M * (M * gy64 - _per_channel(dbeta) - xhat * _per_channel(dgamma))
+    return gx.astype(gy.dtype), dgamma.astype(gy.dtype), dbeta.astype(gy.dtype)
+
+
+def check_lrn_size(op, size):
+    _check_int(op, "size", size, 1)
+
+
+def _channel_window_sum(a, front, back):
+    """out[:, c] = sum of a[:, c'] for c - front <= c' <= c + back (channels outside [0, C) count as 0)."""
+    C = a.shape[1]
+    apad = np.pad(a, ((0, 0), (front, back), (0, 0), (0, 0)))
+    return sum(apad[:, offset:offset + C] for offset in range(front + back + 1))
+
+
+def lrn_forward(x, size, alpha, beta, k):
+    """Local response normalisation across channels (AlexNet section 3.3).
+
+        scale[n, c] = k + alpha * sum of x[n, c']**2 for c - size//2 <= c' <= c + (size-1)//2
+        y = x * scale**(-beta)
+
+    alpha is the effective coefficient: for the PyTorch/Caffe convention pass alpha / size.
+    x (N, C, H, W) -> y, scale (N, C, H, W).
+    """
+    check_array("lrn_forward", "x", x, 4)
+    check_lrn_size("lrn_forward", size)
+    scale = k + alpha * _channel_window_sum(x.astype(np.float64) ** 2, size // 2, (size - 1) // 2)
+    y = x * scale ** (-beta)
+    return y.astype(x.dtype), scale.astype(x.dtype)
+
+
+def lrn_backward(gy, x, y, scale, size, alpha, beta):
+    """Gradient of lrn_forward. Channel c' uses c in its sum when c' - (size-1)//2 <= c <= c' + size//2:
+
+        gx[c] = gy[c] * scale[c]**(-beta)
+                - 2 * alpha * beta * x[c] * sum over those c' of gy[c'] * y[c'] / scale[c']
+    """
+    op = "lrn_backward"
+    check_array(op, "gy", gy, 4)
+    for name, a in (("x", x), ("y", y), ("scale", scale)):
+        check_same_shape(op, name, a, "gy", gy.shape)
+    check_lrn_size(op, size)
+    gy64, scale64 = gy.astype(np.float64), scale.astype(np.float64)
+    ratio = gy64 * y / scale64
+    gx = gy64 * scale64 ** (-beta) - 2 * alpha * beta * x * _channel_window_sum(ratio, (size - 1) // 2, size // 2)
+    return gx.astype(gy.dtype)

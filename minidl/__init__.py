@@ -1,0 +1,27 @@
+"""minidl: a from-scratch deep learning framework for learning convolutional networks by building them.
+
+    import minidl
+    import minidl.functions as F
+    from minidl import nn, optim
+
+NCHW float32 tensors, a define-by-run autograd engine, im2col convolutions and Numba CPU kernels
+(CuPy on the GPU), and hand-written definitions of the classic CNNs in ``minidl.models``.
+"""
+__version__ = "0.1.0"
+
+from minidl import backend
+from minidl.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from minidl.creation import (arange, full, ones, ones_like, rand, randint, randn, tensor, zeros,
+                             zeros_like)
+from minidl.random import default_rng, get_rng_state, manual_seed, set_rng_state
+from minidl.tensor import Function, Parameter, Tensor
+
+float32 = "float32"
+float64 = "float64"
+int64 = "int64"
+
+__all__ = [
+    "Function", "Parameter", "Tensor", "arange", "backend", "default_rng", "enable_grad", "full",
+    "get_rng_state", "is_grad_enabled", "manual_seed", "no_grad", "ones", "ones_like", "rand", "randint",
+    "randn", "set_grad_enabled", "set_rng_state", "tensor", "zeros", "zeros_like",
+]

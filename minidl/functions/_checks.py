@@ -1,0 +1,42 @@
+"""Cheap input checks shared by the functions: fail in words, naming the op, what it expected and what it got."""
+import numbers
+
+from minidl.tensor import Tensor
+
+
+def as_input(x, op):
+    """Wrap arrays as Tensors and require a floating-point dtype."""
+    if not isinstance(x, Tensor):
+        x = Tensor(x)
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: expected a floating-point tensor, got dtype {x.dtype} "
+                        f"(convert with .float() or minidl.tensor(..., dtype='float32'))")
+    return x
+
+
+def check_ndim(x, ndim, op, name="x", layout="N x C x H x W"):
+    if x.ndim != ndim:
+        raise ValueError(f"{op}: {name} must be {ndim}-D ({layout}), got shape {tuple(x.shape)}")
+
+
+def pair(value, op, name, minimum=None):
+    """Turn an int or a pair into a pair of ints, checking ``value >= minimum``."""
+    if isinstance(value, numbers.Integral):
+        value = (int(value), int(value))
+    else:
+        try:
+            value = tuple(int(v) for v in value)
+        except TypeError:
+            raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}") from None
+        if len(value) != 2:
+            raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    if minimum is not None and min(value) < minimum:
+        relation = "positive" if minimum == 1 else f">= {minimum}"
+        raise ValueError(f"{op}: {name} must be {relation}, got {value if value[0] != value[1] else value[0]}")
+    return value
+
+
+def check_same_device(op, *tensors):
+    devices = {t.device for t in tensors if t is not None}
+    if len(devices) > 1:
+        raise RuntimeError(f"{op}: inputs are on different devices ({', '.join(sorted(devices))}); move them with .to()")

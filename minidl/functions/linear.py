@@ -1,0 +1,38 @@
+"""The fully connected layer's op."""
+from minidl.functions._checks import as_input, check_same_device
+from minidl.tensor import Function
+
+
+class Linear(Function):
+    def forward(self, x, W, b=None):
+        self.x, self.W = x, W
+        y = x @ W.T
+        return y if b is None else y + b
+
+    def backward(self, gy):
+        x2 = self.x.reshape(-1, self.x.shape[-1])
+        gy2 = gy.reshape(-1, gy.shape[-1])
+        gx = gy @ self.W
+        gW = gy2.T @ x2
+        if len(self.inputs) == 2:
+            return gx, gW
+        return gx, gW, gy2.sum(axis=0)
+
+
+def linear(x, W, b=None):
+    """y = x W^T + b, with W of shape (out_features, in_features) as in PyTorch."""
+    op = "linear"
+    x, W = as_input(x, op), as_input(W, op)
+    inputs = [x, W]
+    if W.ndim != 2:
+        raise ValueError(f"{op}: W must be 2-D (out_features x in_features), got shape {tuple(W.shape)}")
+    if x.ndim < 1 or x.shape[-1] != W.shape[1]:
+        raise ValueError(f"{op}: x has {x.shape[-1] if x.ndim else 0} features (shape {tuple(x.shape)}) but W "
+                         f"{tuple(W.shape)} expects {W.shape[1]}")
+    if b is not None:
+        b = as_input(b, op)
+        if b.shape != (W.shape[0],):
+            raise ValueError(f"{op}: b must have shape ({W.shape[0]},), got {tuple(b.shape)}")
+        inputs.append(b)
+    check_same_device(op, *inputs)
+    return Linear()(*inputs)

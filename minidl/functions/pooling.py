@@ -1,0 +1,166 @@
+"""Max, average and adaptive average pooling, and max unpooling (with the pooling switches).
+
+Shape letters as in ``minidl.functions.conv``. With ``ceil_mode`` the output size rounds up, so the last
+window may hang over the edge (it must still start inside the input or its left padding).
+"""
+from minidl import kernels
+from minidl.functions._checks import as_input, check_ndim, pair
+from minidl.tensor import Function, Tensor
+
+
+def _pool_args(op, x, kernel_size, stride, padding):
+    x = as_input(x, op)
+    check_ndim(x, 4, op)
+    kernel = pair(kernel_size, op, "kernel_size", minimum=1)
+    stride = kernel if stride is None else pair(stride, op, "stride", minimum=1)
+    padding = pair(padding, op, "padding", minimum=0)
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"{op}: padding {padding} must be at most half the kernel size {kernel}")
+    H, W = x.shape[2:]
+    if kernel[0] > H + 2 * padding[0] or kernel[1] > W + 2 * padding[1]:
+        raise ValueError(f"{op}: kernel {kernel} is larger than the padded input {H}x{W} + 2*{padding}; "
+                         f"x has shape {tuple(x.shape)}")
+    return x, kernel, stride, padding
+
+
+class MaxPool2d(Function):
+    def __init__(self, kernel, stride, padding, ceil_mode):
+        self.args = (*kernel, *stride, *padding, ceil_mode)
+
+    def forward(self, x):
+        self.x_hw = x.shape[2:]
+        y, self.indices = kernels.max_pool2d_forward(x, *self.args)
+        return y
+
+    def backward(self, gy):
+        return kernels.max_pool2d_backward(gy, self.indices, *self.x_hw)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, return_indices=False):
+    """The maximum of each KH x KW window (stride defaults to the kernel size).
+
+    With ``return_indices`` also returns the *switches*: for each output, the flat index h*W + w of the
+    winning input in its plane (PyTorch's convention), which ``max_unpool2d`` uses to put values back,
+    as Zeiler & Fergus's deconvnet does.
+    """
+    x, kernel, stride, padding = _pool_args("max_pool2d", x, kernel_size, stride, padding)
+    f = MaxPool2d(kernel, stride, padding, ceil_mode)
+    y = f(x)
+    if return_indices:
+        return y, Tensor(f.indices)
+    return y
+
+
+class MaxUnpool2d(Function):
+    def __init__(self, indices, out_hw):
+        self.indices, self.out_hw = indices, out_hw
+
+    def forward(self, x):
+        xp = self.xp
+        N, C = x.shape[:2]
+        flat_index = self.indices.reshape(N, C, -1)
+        y = xp.zeros((N, C, self.out_hw[0] * self.out_hw[1]), dtype=x.dtype)
+        xp.put_along_axis(y, flat_index, x.reshape(N, C, -1), axis=2)
+        # Overlapping windows can share a switch; the last write wins, so only it receives gradient.
+        order = xp.zeros(y.shape, dtype=xp.int64)
+        position = xp.broadcast_to(xp.arange(flat_index.shape[2]), flat_index.shape)
+        xp.put_along_axis(order, flat_index, position, axis=2)
+        self.written = xp.take_along_axis(order, flat_index, axis=2) == position
+        return y.reshape(N, C, *self.out_hw)
+
+    def backward(self, gy):
+        N, C = gy.shape[:2]
+        flat_index = self.indices.reshape(N, C, -1)
+        gx = self.xp.take_along_axis(gy.reshape(N, C, -1), flat_index, axis=2) * self.written
+        return gx.reshape(self.indices.shape)
+
+
+def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Partial inverse of max_pool2d: put each value back where its switch says, zeros elsewhere.
+
+    The output is (H - 1) SH - 2 PH + KH tall unless ``output_size`` (H, W) says otherwise.
+    """
+    op = "max_unpool2d"
+    x = as_input(x, op)
+    check_ndim(x, 4, op)
+    idx = indices.data if isinstance(indices, Tensor) else indices
+    if tuple(idx.shape) != tuple(x.shape):
+        raise ValueError(f"{op}: indices have shape {tuple(idx.shape)} but x has shape {tuple(x.shape)}")
+    kernel = pair(kernel_size, op, "kernel_size", minimum=1)
+    stride = kernel if stride is None else pair(stride, op, "stride", minimum=1)
+    padding = pair(padding, op, "padding", minimum=0)
+    if output_size is None:
+        out_hw = tuple((n - 1) * s - 2 * p + k for n, s, p, k in zip(x.shape[2:], stride, padding, kernel))
+    else:
+        out_hw = tuple(int(n) for n in tuple(output_size)[-2:])
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= out_hw[0] * out_hw[1]):
+        raise ValueError(f"{op}: indices must lie in [0, {out_hw[0] * out_hw[1]}) for an output of {out_hw}; "
+                         f"pass output_size= matching the tensor that was pooled")
+    return MaxUnpool2d(idx, out_hw)(x)
+
+
+class AvgPool2d(Function):
+    def __init__(self, kernel, stride, padding, ceil_mode, count_include_pad):
+        self.args = (*kernel, *stride, *padding, ceil_mode, count_include_pad)
+
+    def forward(self, x):
+        self.x_hw = x.shape[2:]
+        return kernels.avg_pool2d_forward(x, *self.args)
+
+    def backward(self, gy):
+        return kernels.avg_pool2d_backward(gy, *self.x_hw, *self.args)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """The mean of each KH x KW window. ``count_include_pad`` counts zero padding in the divisor (the
+    default, as PyTorch); windows cut off by ``ceil_mode`` count only the part inside the padded input."""
+    x, kernel, stride, padding = _pool_args("avg_pool2d", x, kernel_size, stride, padding)
+    return AvgPool2d(kernel, stride, padding, ceil_mode, count_include_pad)(x)
+
+
+class AdaptiveAvgPool2d(Function):
+    """Average over the bins [floor(i H / OH), ceil((i + 1) H / OH)), as PyTorch defines them."""
+
+    def __init__(self, out_hw):
+        self.out_hw = out_hw
+
+    def _bins(self, size, out):
+        return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        H, W = x.shape[2:]
+        self.rows, self.cols = self._bins(H, self.out_hw[0]), self._bins(W, self.out_hw[1])
+        y = self.xp.empty(x.shape[:2] + self.out_hw, dtype=x.dtype)
+        for i, (h0, h1) in enumerate(self.rows):
+            for j, (w0, w1) in enumerate(self.cols):
+                y[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+        return y
+
+    def backward(self, gy):
+        gx = self.xp.zeros(self.x_shape, dtype=gy.dtype)
+        for i, (h0, h1) in enumerate(self.rows):
+            for j, (w0, w1) in enumerate(self.cols):
+                gx[:, :, h0:h1, w0:w1] += gy[:, :, i:i + 1, j:j + 1] / ((h1 - h0) * (w1 - w0))
+        return gx
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Average pooling to a fixed ``output_size`` whatever the input size; ``output_size=1`` is global
+    average pooling (NiN, GoogLeNet, ResNet: one number per channel instead of big FC layers)."""
+    op = "adaptive_avg_pool2d"
+    x = as_input(x, op)
+    check_ndim(x, 4, op)
+    out_hw = pair(output_size, op, "output_size", minimum=1)
+    H, W = x.shape[2:]
+    if out_hw == (1, 1):
+        return x.mean(axis=(2, 3), keepdims=True)
+    if H % out_hw[0] == 0 and W % out_hw[1] == 0:
+        kernel = (H // out_hw[0], W // out_hw[1])
+        return AvgPool2d(kernel, kernel, (0, 0), False, True)(x)
+    return AdaptiveAvgPool2d(out_hw)(x)
+
+
+def global_avg_pool2d(x):
+    """N x C x H x W -> N x C x 1 x 1."""
+    return adaptive_avg_pool2d(x, 1)

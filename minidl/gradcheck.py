@@ -1,0 +1,125 @@
+"""Numerical gradient checking: compare backward() with central finite differences, in float64.
+
+Two checks, as the trusted systems do them:
+- full: every input element x_i is nudged by +-eps and (L(x + eps e_i) - L(x - eps e_i)) / 2 eps is compared
+  with the analytic dL/dx_i, where L = <u, f(x)> for a fixed random cotangent u (PyTorch's gradcheck checks
+  every element too; projecting the output onto u keeps it to 2 forward passes per element);
+- random directions (Chainer's check_backward, JAX's check_grads): for a random unit direction r over all
+  inputs, (L(x + eps r) - L(x - eps r)) / 2 eps is compared with <dL/dx, r>. Cheap for large inputs.
+
+    >>> x = minidl.randn(2, 3, 5, 5, dtype="float64", requires_grad=True)
+    >>> w = minidl.randn(4, 3, 3, 3, dtype="float64", requires_grad=True)
+    >>> gradcheck(lambda x, w: F.conv2d(x, w, padding=1), [x, w])
+    True
+"""
+import numpy as np
+
+from minidl.autograd import no_grad
+from minidl.backend import as_device_array
+from minidl.tensor import Tensor
+
+
+class GradcheckError(AssertionError):
+    """Raised when the analytic and numerical gradients disagree."""
+
+
+def _outputs(fn, inputs):
+    out = fn(*inputs)
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    return [o for o in outs if isinstance(o, Tensor) and o.dtype.kind == "f"]
+
+
+def _projected(fn, inputs, cotangents):
+    with no_grad():
+        outs = _outputs(fn, inputs)
+    return sum(float((as_device_array(o.data, "cpu").astype(np.float64) * u).sum()) for o, u in zip(outs, cotangents))
+
+
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, mode="auto", num_directions=4, max_full=2000,
+              seed=0, raise_exception=True):
+    """Check the gradients of ``fn(*inputs)`` with respect to every input that requires grad.
+
+    ``inputs`` are float64 Tensors (float32 differences are too coarse: PyTorch's gradcheck refuses them
+    too). ``mode`` is "full" (every element), "random" (``num_directions`` random directions) or "auto"
+    (full when the inputs have at most ``max_full`` elements in all). ``fn`` must be deterministic: reseed
+    inside it if it draws random numbers (dropout). Returns True, or raises GradcheckError naming the
+    input and the element with the worst error (returns False instead if ``raise_exception`` is False).
+    """
+    inputs = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
+    checked = [i for i, x in enumerate(inputs) if x.requires_grad]
+    if not checked:
+        raise ValueError("gradcheck: no input requires grad; create them with requires_grad=True")
+    for i in checked:
+        if inputs[i].dtype != np.float64:
+            raise TypeError(f"gradcheck: input {i} is {inputs[i].dtype}; finite differences need float64 "
+                            "(minidl.randn(..., dtype='float64'))")
+    rng = np.random.default_rng(seed)
+    with no_grad():
+        outs = _outputs(fn, inputs)
+    if not outs:
+        raise ValueError("gradcheck: fn returned no floating-point tensor")
+    cotangents = [rng.standard_normal(o.shape) for o in outs]
+
+    for i in checked:
+        inputs[i].grad = None
+    outs = _outputs(fn, inputs)
+    loss = None
+    for o, u in zip(outs, cotangents):
+        if not o.requires_grad:
+            continue
+        term = (o * Tensor(as_device_array(u, o.device).astype(o.dtype))).sum()
+        loss = term if loss is None else loss + term
+    analytic = {}
+    if loss is not None:
+        loss.backward()
+    for i in checked:
+        g = inputs[i].grad
+        analytic[i] = np.zeros(inputs[i].shape) if g is None else as_device_array(g.data, "cpu").astype(np.float64)
+
+    total = sum(inputs[i].numel() for i in checked)
+    full = mode == "full" or (mode == "auto" and total <= max_full)
+    if mode not in ("full", "random", "auto"):
+        raise ValueError(f"gradcheck: mode must be 'full', 'random' or 'auto', got {mode!r}")
+    worst = None
+    if full:
+        for i in checked:
+            data = inputs[i].data
+            flat = data.reshape(-1)  # a view: nudging it nudges the input
+            for j in range(flat.size):
+                orig = float(flat[j])
+                flat[j] = orig + eps
+                plus = _projected(fn, inputs, cotangents)
+                flat[j] = orig - eps
+                minus = _projected(fn, inputs, cotangents)
+                flat[j] = orig
+                numeric = (plus - minus) / (2 * eps)
+                a = analytic[i].reshape(-1)[j]
+                err = abs(a - numeric) - (atol + rtol * abs(numeric))
+                if worst is None or err > worst[0]:
+                    worst = (err, f"input {i} {tuple(inputs[i].shape)}, element "
+                                  f"{np.unravel_index(j, inputs[i].shape)}", a, numeric)
+    else:
+        for _ in range(num_directions):
+            directions = {i: rng.standard_normal(inputs[i].shape) for i in checked}
+            norm = np.sqrt(sum((d * d).sum() for d in directions.values()))
+            originals = {i: inputs[i].data.copy() for i in checked}
+            values = []
+            for sign in (1, -1):
+                for i in checked:
+                    step = as_device_array(sign * eps * directions[i] / norm, inputs[i].device)
+                    inputs[i].data[...] = originals[i] + step
+                values.append(_projected(fn, inputs, cotangents))
+            for i in checked:
+                inputs[i].data[...] = originals[i]
+            numeric = (values[0] - values[1]) / (2 * eps)
+            a = sum(float((analytic[i] * directions[i]).sum()) for i in checked) / norm
+            err = abs(a - numeric) - (atol + rtol * abs(numeric))
+            if worst is None or err > worst[0]:
+                worst = (err, "a random direction over all inputs", a, numeric)
+    if worst[0] > 0:
+        message = (f"gradcheck failed at {worst[1]}: analytic {worst[2]:.10g}, numerical {worst[3]:.10g} "
+                   f"(|difference| {abs(worst[2] - worst[3]):.3g} > atol {atol} + rtol {rtol} * |numerical|)")
+        if raise_exception:
+            raise GradcheckError(message)
+        return False
+    return True

@@ -1,0 +1,129 @@
+"""ZFNet (Zeiler & Fergus, "Visualizing and understanding convolutional networks", ECCV 2014; arXiv 2013)
+and its deconvnet visualisation.
+
+ZFNet is AlexNet changed where the deconvnet showed problems (notes 001, 003): layer 1's 11x11 stride-4
+filters were a mix of very high and very low frequencies and layer 2 showed aliasing, so
+
+    layer  AlexNet                 ZFNet (Fig. 3 of the paper, 224 x 224 input)
+    conv1  96 x 11x11, stride 4    96 x 7x7, stride 2 (pad 1)  -> 110x110, pool -> 55x55
+    conv2  256 x 5x5, stride 1     256 x 5x5, stride 2         -> 26x26,   pool -> 13x13
+    conv3-5  384, 384, 256         384, 384, 256 (``zfnet``); 512, 1024, 512 (``zfnet_wide``)
+
+``zfnet_wide`` is the paper's bigger model (Table 2, layers 3, 4, 5 with 512, 1024, 512 maps), the one
+the CS231n slide calls ZFNet. One GPU, so no towers: every layer is densely connected.
+
+Deviations, named: the paper's "contrast normalization across feature maps" after layers 1 and 2 is
+AlexNet's LRN here (same n, k, alpha, beta); pooling uses ``ceil_mode=True`` (as Caffe), the only
+way 3x3/2 pooling takes 110 to 55 and 26 to 13 as the paper's Figure 3 says. The paper's training
+trick of renormalising any conv filter whose RMS exceeds 0.1 is not part of the model.
+"""
+import minidl.functions as F
+from minidl import nn
+from minidl.models.alexnet import alexnet_lrn, make_classifier, make_conv_layers
+from minidl.models.registry import register_model
+
+ZEILER_FERGUS_2014 = "Zeiler & Fergus, Visualizing and understanding convolutional networks, ECCV 2014"
+
+
+def zfnet_convs(widths=(384, 384, 256)):
+    """Figure 3 of the paper, rows as in alexnet.ALEXNET_CONVS: note pool before normalisation."""
+    c3, c4, c5 = widths
+    return [
+        # out  kernel  stride  pad  groups  then
+        (96,   7,      2,      1,   1,      ("relu", "pool", "lrn")),   # 224 -> 110 -> 55
+        (256,  5,      2,      0,   1,      ("relu", "pool", "lrn")),   # 55 -> 26 -> 13
+        (c3,   3,      1,      1,   1,      ("relu",)),                 # 13
+        (c4,   3,      1,      1,   1,      ("relu",)),                 # 13
+        (c5,   3,      1,      1,   1,      ("relu", "pool")),          # 13 -> 6
+    ]
+
+
+class ZFNet(nn.Module):
+    """ZFNet on 224 x 224 inputs. ``forward(x, return_switches=True)`` also returns, for :func:`deconv`,
+    the record of the feature layers: a list of (layer, input shape, pooling switches or None).
+
+    >>> logits, record = ZFNet()(minidl.zeros(1, 3, 224, 224), return_switches=True)
+    """
+
+    def __init__(self, num_classes=1000, widths=(384, 384, 256), dropout=0.5):
+        super().__init__()
+        pool = lambda: nn.MaxPool2d(3, stride=2, ceil_mode=True)  # noqa: E731
+        self.features = make_conv_layers(zfnet_convs(widths), pool=pool, lrn=alexnet_lrn)
+        self.classifier = make_classifier(widths[2] * 6 * 6, num_classes, dropout=dropout)
+        for m in self.modules():  # Section 3: weights N(0, 0.01), biases 0
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x, return_switches=False):          # N x 3 x 224 x 224
+        x, record = run_with_switches(self.features, x)   # N x c5 x 6 x 6
+        logits = self.classifier(x.flatten(1))            # N x num_classes
+        return (logits, record) if return_switches else logits
+
+
+def run_with_switches(features, x, stop=None):
+    """Run ``features[:stop]`` (a flat Sequential), recording each layer's input shape and, for max
+    pooling, its switches (the argmax positions): a list of (layer, input shape, switches or None)."""
+    record = []
+    for layer in list(features)[:stop]:
+        if isinstance(layer, nn.MaxPool2d):
+            shape = x.shape
+            x, switches = F.max_pool2d(x, layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode,
+                                       return_indices=True)
+            record.append((layer, shape, switches))
+        else:
+            record.append((layer, x.shape, None))
+            x = layer(x)
+    return x, record
+
+
+def conv_layer_end(features, layer):
+    """Index in ``features`` just after the ReLU of conv layer ``layer`` (1-based)."""
+    convs = [i for i, m in enumerate(features) if isinstance(m, nn.Conv2d)]
+    if not 1 <= layer <= len(convs):
+        raise ValueError(f"deconv: layer must be 1..{len(convs)}, got {layer}")
+    return convs[layer - 1] + 2
+
+
+def deconv(model, x, layer, channel=None):
+    """Zeiler & Fergus's deconvnet: project one feature map of conv layer ``layer`` back to pixels.
+
+    Forward ``x`` (one image, 1 x 3 x H x W) through ``model.features`` up to the ReLU of conv
+    ``layer``, keeping the pooling switches; zero every activation of that layer except the strongest
+    one in ``channel`` (default: the channel holding the layer's largest activation); then walk back
+    down: max pooling -> unpool with the switches, ReLU -> ReLU, convolution -> transposed convolution
+    with the same (flipped) filters, LRN skipped (as the paper does). Returns the 1 x 3 x H x W
+    reconstruction. Works for any model whose ``features`` is a flat Sequential of Conv2d, ReLU,
+    MaxPool2d and LRN layers (ZFNet, AlexNet, VGG).
+    """
+    top, record = run_with_switches(model.features, x, conv_layer_end(model.features, layer))
+    a = top.numpy()[0]
+    if channel is None:
+        channel = int(a.reshape(a.shape[0], -1).max(axis=1).argmax())
+    keep = a[channel].argmax()
+    mask = (a * 0).reshape(a.shape[0], -1)
+    mask[channel, keep] = 1.0
+    y = top * mask.reshape((1,) + a.shape)          # only the chosen activation survives
+    for module, shape, switches in reversed(record):
+        if isinstance(module, nn.MaxPool2d):
+            y = F.max_unpool2d(y, switches, module.kernel_size, module.stride, module.padding, output_size=shape)
+        elif isinstance(module, nn.ReLU):
+            y = F.relu(y)
+        elif isinstance(module, nn.Conv2d):
+            (kh, kw), (sh, sw), (ph, pw) = module.kernel_size, module.stride, module.padding
+            natural = ((y.shape[2] - 1) * sh - 2 * ph + kh, (y.shape[3] - 1) * sw - 2 * pw + kw)
+            extra = (shape[2] - natural[0], shape[3] - natural[1])  # rows the strided conv dropped
+            y = F.conv_transpose2d(y, module.weight, None, module.stride, module.padding, extra, module.groups)
+    return y
+
+
+@register_model("ZFNet (Fig. 3 of the paper): AlexNet with 7x7/2 conv1 and 5x5/2 conv2, dense layers, "
+                "224x224 input; forward can return the pooling switches for the deconvnet", ZEILER_FERGUS_2014)
+def zfnet(num_classes=1000, dropout=0.5):
+    return ZFNet(num_classes, (384, 384, 256), dropout)
+
+
+@register_model("ZFNet with layers 3, 4, 5 widened to 512, 1024, 512 maps (the paper's Table 2 model, "
+                "CS231n's ZFNet)", ZEILER_FERGUS_2014)
+def zfnet_wide(num_classes=1000, dropout=0.5):
+    return ZFNet(num_classes, (512, 1024, 512), dropout)

@@ -1,0 +1,176 @@
+"""Gradient checks (float64, finite differences) for the elementwise ops, reductions and shape ops."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minidl
+import minidl.functions as F
+from tests.helpers import check_grad, t64, tie_free
+
+rng = np.random.default_rng(0)
+
+
+@pytest.mark.parametrize("op", [F.add, F.sub, F.mul, F.div])
+@pytest.mark.parametrize("shapes", [((3, 4), (3, 4)), ((2, 3, 4), (4,)), ((3, 1), (1, 4)), ((2, 1, 4), (3, 1))])
+def test_binary_ops_unbroadcast_gradients(op, shapes):
+    a = rng.uniform(0.5, 2.0, shapes[0])
+    b = rng.uniform(0.5, 2.0, shapes[1])
+    check_grad(op, a, b)
+
+
+def test_operators_match_functions():
+    a, b = t64((3, 4)), t64((4,))
+    for expr, ref in [(a + b, a.data + b.data), (a - b, a.data - b.data), (a * b, a.data * b.data),
+                      (a / (b + 3), a.data / (b.data + 3)), (2 - a, 2 - a.data), (-a, -a.data), (a ** 2, a.data ** 2),
+                      (a @ a.T, a.data @ a.data.T)]:
+        np.testing.assert_allclose(expr.data, ref)
+
+
+def test_scalars_keep_float32():
+    x = minidl.ones(3)
+    for y in (x + 1, 2 * x, x / 3, x - 1.5, x ** 2, 1 - x):
+        assert y.dtype == np.float32
+
+
+@pytest.mark.parametrize("shapes", [((3, 4), (4, 5)), ((2, 3, 4), (4, 2)), ((4,), (4, 3)), ((3, 4), (4,)),
+                                    ((2, 1, 3, 4), (5, 4, 2)), ((4,), (4,))])
+def test_matmul(shapes):
+    check_grad(F.matmul, rng.standard_normal(shapes[0]), rng.standard_normal(shapes[1]))
+
+
+@pytest.mark.parametrize("fn, low", [(F.exp, -2), (F.log, 0.5), (F.sqrt, 0.5), (F.tanh, -3), (F.sigmoid, -5),
+                                     (lambda x: F.pow(x, 3), -2), (lambda x: F.pow(x, 0.5), 0.5),
+                                     (lambda x: 2.0 ** x, -1), (F.abs, 0.2)])
+def test_unary(fn, low):
+    x = rng.uniform(low, low + 4, (3, 5))
+    check_grad(fn, x)
+
+
+def test_pow_tensor_exponent():
+    check_grad(F.pow, rng.uniform(0.5, 2, (3, 4)), rng.uniform(-1, 1, (4,)))
+
+
+def test_relu_and_leaky_relu_away_from_zero():
+    x = rng.uniform(0.1, 1, (4, 5)) * rng.choice([-1, 1], (4, 5))
+    check_grad(F.relu, x)
+    check_grad(lambda t: F.leaky_relu(t, 0.2), x)
+    np.testing.assert_allclose(F.relu(minidl.tensor(x)).data, np.maximum(x, 0).astype(np.float32))
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_softmax_and_log_softmax(axis):
+    x = rng.standard_normal((3, 5)) * 3
+    check_grad(lambda t: F.softmax(t, axis), x)
+    check_grad(lambda t: F.log_softmax(t, axis), x)
+    s = F.softmax(t64(x), axis).data
+    np.testing.assert_allclose(s.sum(axis=axis), 1.0)
+    np.testing.assert_allclose(F.log_softmax(t64(x), axis).data, np.log(s), atol=1e-12)
+
+
+def test_softmax_is_stable_for_huge_logits():
+    x = minidl.tensor([[1000.0, 0.0, -1000.0]])
+    assert np.isfinite(F.softmax(x).data).all()
+    assert np.isfinite(F.log_softmax(x).data).all()
+    assert np.isfinite(F.sigmoid(x).data).all()
+
+
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=4), data=st.data())
+def test_reductions(shape, data):
+    axis = data.draw(st.one_of(st.none(), st.integers(-len(shape), len(shape) - 1)))
+    keepdims = data.draw(st.booleans())
+    x = tie_free(tuple(shape), scale=0.01)
+    for fn in (F.sum, F.mean, F.max, F.min):
+        check_grad(lambda t: fn(t, axis=axis, keepdims=keepdims), x)
+        np.testing.assert_allclose(fn(t64(x), axis=axis, keepdims=keepdims).data,
+                                   getattr(np, fn.__name__)(x, axis=axis, keepdims=keepdims))
+
+
+def test_max_ties_share_the_gradient():
+    x = t64(np.array([1.0, 3.0, 3.0, 2.0]))
+    F.max(x).backward()
+    np.testing.assert_allclose(x.grad.data, [0, 0.5, 0.5, 0])
+
+
+def test_shape_ops():
+    x = rng.standard_normal((2, 3, 4))
+    check_grad(lambda t: F.reshape(t, (4, 6)), x)
+    check_grad(lambda t: t.reshape(-1, 2), x)
+    check_grad(lambda t: F.transpose(t, (2, 0, 1)), x)
+    check_grad(lambda t: t.transpose(0, 2), x)
+    check_grad(lambda t: F.flatten(t, 1), x)
+    check_grad(lambda t: t.T, x)
+    check_grad(lambda t: F.broadcast_to(t[:, :1], (2, 3, 4)), x)
+
+
+@pytest.mark.parametrize("index", [(slice(None), 1), (0, slice(1, 3), slice(None, None, 2)), (Ellipsis, -1),
+                                   (np.array([0, 1, 1]),), (slice(None), np.array([2, 0, 2]))])
+def test_getitem_accumulates_repeated_indices(index):
+    x = rng.standard_normal((2, 3, 4))
+    check_grad(lambda t: t[index] * 2.0, x)
+
+
+def test_concat_split_pad():
+    a, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 4))
+    check_grad(lambda s, t: F.concat([s, t], axis=1), a, b)
+    check_grad(lambda t: F.split(t, [1, 4], axis=1)[1] * 3, b)
+    check_grad(lambda t: F.split(t, 2, axis=1)[2], b)
+    check_grad(lambda t: F.pad(t, ((0, 0), (1, 2), (0, 1)), value=0.5), a)
+    parts = F.split(t64(b), [2, 3], axis=1)
+    np.testing.assert_array_equal(F.concat(parts, axis=1).data, b)
+
+
+def test_cross_entropy_matches_definition_and_gradchecks():
+    x = rng.standard_normal((6, 5)) * 2
+    labels = np.array([0, 4, 2, 2, 1, 3])
+    for reduction in ("mean", "sum", "none"):
+        for smoothing in (0.0, 0.1):
+            check_grad(lambda t: F.cross_entropy(t, labels, reduction=reduction, label_smoothing=smoothing), x)
+    log_p = x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+    expected = -log_p[np.arange(6), labels].mean()
+    assert F.cross_entropy(t64(x), labels).item() == pytest.approx(expected, rel=1e-12)
+    smoothed = (0.9 * -log_p[np.arange(6), labels] + 0.1 * -log_p.mean(axis=1)).mean()
+    assert F.cross_entropy(t64(x), labels, label_smoothing=0.1).item() == pytest.approx(smoothed, rel=1e-12)
+
+
+def test_cross_entropy_is_stable():
+    x = minidl.tensor([[1e4, 0.0], [0.0, -1e4]], requires_grad=True)
+    loss = F.cross_entropy(x, [1, 0])
+    loss.backward()
+    assert loss.item() == pytest.approx(5e3)
+    assert np.isfinite(x.grad.data).all()
+
+
+def test_mse_loss():
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    for reduction in ("mean", "sum", "none"):
+        check_grad(lambda s, t: F.mse_loss(s, t, reduction=reduction), a, b)
+    assert F.mse_loss(t64(a), t64(b)).item() == pytest.approx(((a - b) ** 2).mean())
+
+
+def test_linear():
+    check_grad(F.linear, rng.standard_normal((4, 3)), rng.standard_normal((5, 3)), rng.standard_normal(5))
+    check_grad(F.linear, rng.standard_normal((2, 4, 3)), rng.standard_normal((5, 3)))
+
+
+def test_dropout_scales_and_is_identity_in_eval():
+    x = minidl.ones(1000, 100)
+    y = F.dropout(x, 0.3, training=True).data
+    np.testing.assert_allclose(np.unique(y), [0.0, 1 / 0.7], rtol=1e-6)
+    assert abs((y == 0).mean() - 0.3) < 0.01
+    assert F.dropout(x, 0.3, training=False) is x
+
+    def seeded(t):
+        minidl.manual_seed(3)
+        return F.dropout(t, 0.4)
+    check_grad(seeded, rng.standard_normal((4, 6)))
+
+
+def test_drop_path_drops_whole_samples():
+    y = F.drop_path(minidl.ones(4000, 2, 3, 3), 0.25).data
+    per_sample = y.reshape(4000, -1)
+    assert (per_sample.min(axis=1) == per_sample.max(axis=1)).all()
+    assert abs((per_sample[:, 0] == 0).mean() - 0.25) < 0.03
+    np.testing.assert_allclose(per_sample[per_sample[:, 0] > 0], 1 / 0.75, rtol=1e-6)
+    x = minidl.ones(2, 3)
+    assert F.drop_path(x, 0.5, training=False) is x

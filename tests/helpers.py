@@ -1,0 +1,34 @@
+"""Test helpers shared across the suite: float64 tensors, gradient checks, the optional torch oracle."""
+import numpy as np
+import pytest
+
+import minidl
+from minidl.gradcheck import gradcheck
+
+
+def t64(array, requires_grad=True):
+    """A float64 tensor that requires grad, from an array or a shape."""
+    if isinstance(array, tuple):
+        array = np.random.default_rng(len(array)).uniform(-1, 1, array)
+    return minidl.Tensor(np.asarray(array, dtype=np.float64), requires_grad=requires_grad)
+
+
+def check_grad(fn, *inputs, **kwargs):
+    """Gradient-check ``fn`` on float64 copies of ``inputs`` (arrays or tensors)."""
+    tensors = [x if isinstance(x, minidl.Tensor) else t64(x) for x in inputs]
+    assert gradcheck(fn, tensors, **kwargs)
+
+
+def tie_free(shape, rng=None, scale=0.1):
+    """Distinct values (a shuffled arange), so max pooling has no ties and finite differences stay valid."""
+    rng = rng or np.random.default_rng(0)
+    n = int(np.prod(shape))
+    return (rng.permutation(n).reshape(shape) - n / 2) * scale
+
+
+def torch_or_skip():
+    return pytest.importorskip("torch")
+
+
+def to_torch(torch, array, requires_grad=False):
+    return torch.tensor(np.asarray(array), requires_grad=requires_grad)
