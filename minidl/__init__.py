@@ -16,12 +16,16 @@ from minidl.creation import (arange, full, ones, ones_like, rand, randint, randn
 from minidl.random import default_rng, get_rng_state, manual_seed, set_rng_state
 from minidl.tensor import Function, Parameter, Tensor
 
+from minidl import functions, nn, optim  # noqa: E402  (they build on the core above)
+from minidl.gradcheck import GradcheckError, gradcheck  # noqa: E402
+
 float32 = "float32"
 float64 = "float64"
 int64 = "int64"
 
 __all__ = [
-    "Function", "Parameter", "Tensor", "arange", "backend", "default_rng", "enable_grad", "full",
+    "Function", "Parameter", "Tensor", "arange", "backend", "default_rng", "enable_grad", "full", "functions",
+    "GradcheckError", "gradcheck", "nn", "optim",
     "get_rng_state", "is_grad_enabled", "manual_seed", "no_grad", "ones", "ones_like", "rand", "randint",
     "randn", "set_grad_enabled", "set_rng_state", "tensor", "zeros", "zeros_like",
 ]

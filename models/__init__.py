@@ -11,7 +11,19 @@ from minidl.models.registry import get_model, list_models, register_model  # noq
 # Each family module registers its builders on import.
 from minidl.models import (  # noqa: E402,F401
     alexnet,
+    densenet,
+    fractalnet,
+    googlenet,
     lenet,
+    nin,
+    preact_resnet,
+    resnet,
+    resnext,
+    senet,
+    stochastic_depth,
+    vgg,
+    wide_resnet,
+    xception,
     zfnet,
 )
 

@@ -34,7 +34,8 @@ fit this model.
 from minidl import nn
 from minidl.models.registry import register_model
 
-KRIZHEVSKY_2012 = "Krizhevsky, Sutskever & Hinton, ImageNet classification with deep convolutional neural networks, NIPS 2012"
+KRIZHEVSKY_2012 = ("Krizhevsky, Sutskever & Hinton, ImageNet classification with deep convolutional neural networks, "
+                   "NIPS 2012")
 
 # Section 3.5 and Figure 2 of the paper. "then" lists what follows the convolution, in order.
 ALEXNET_CONVS = [
