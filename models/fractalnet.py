@@ -33,7 +33,6 @@ Deviations from the authors' Caffe code, none affecting the structure: convs hav
 Caffe's had one) and BN has a learned scale and shift (Caffe's BatchNorm layer had none); final
 features are global-average-pooled (the identity at 1 x 1, so inputs other than 32 x 32 work too).
 """
-import minidl.functions as F
 from minidl import nn
 from minidl.models.registry import register_model
 from minidl.random import default_rng

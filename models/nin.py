@@ -19,7 +19,7 @@ for CIFAR-10 (``cifar10_nin``), 966,986 parameters for 10 classes:
     3      192 3x3 pad 1  192, num_classes     global average pool                 1x1xnum_classes
 
 and for ImageNet those of the Caffe Model Zoo's ``nin_imagenet`` (4 mlpconv blocks, 224x224 input),
-7,586,184 parameters for 1,000 classes:
+7,595,176 parameters for 1,000 classes:
 
     block  conv              mlp (1x1, 1x1)       then                             output
     1      96 11x11/4        96, 96               3x3/2 max pool                   27x27x96
@@ -118,6 +118,6 @@ def nin_cifar(num_classes=10):
 
 
 @register_model("Network in Network for ImageNet (the authors' Caffe model): four mlpconv blocks, global average "
-                "pooling, 224x224 input; 7,586,184 parameters", LIN_2014)
+                "pooling, 224x224 input; 7,595,176 parameters", LIN_2014)
 def nin(num_classes=1000):
     return NiN(nin_imagenet_table(num_classes))

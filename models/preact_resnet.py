@@ -3,8 +3,9 @@
 The original block computes ``x_{l+1} = ReLU(x_l + F(x_l))``: the ReLU after the addition sits on the
 path from every block to every later one. Moving BN and ReLU in front of each conv ("pre-activation")
 makes the shortcut a pure identity, ``x_{l+1} = x_l + F(x_l)``, so ``x_L = x_l + sum_i F(x_i)`` and the
-gradient reaches every block unchanged through the sum (paper Eqs. 4-5). The lecture notes' "order of BN
-and activation" debate is this paper.
+gradient reaches every block unchanged through the sum (paper Eqs. 4-5). The lecture notes mention a
+debate about where BN and the activation belong; for ResNets this paper's ablation of the placements
+(its Fig. 4) is the reference.
 
 Where a block changes the shape, the activation is applied "before splitting into two paths" (paper
 Appendix), so the projection shortcut (a bare 1x1 conv, no BN, as in the authors' code

@@ -107,10 +107,10 @@ class Bottleneck(nn.Module):
     ``width = planes * base_width / 64 * groups``: ``planes`` for ResNet, twice that for Wide ResNet-50-2
     (base_width 128), ``groups * d`` for ResNeXt (groups=32, base_width=4 gives 32x4d).
 
-    Deviation from the paper: the stride sits on the 3x3 conv, as in torchvision ("ResNet v1.5", about
-    0.5% better top-1 on ImageNet); the paper and its Caffe models put it on the first 1x1 conv, which
-    skips 3 of every 4 input positions. ``stride_in_1x1=True`` gives the paper's placement; the parameter
-    count is the same either way.
+    Deviation from the paper: the stride sits on the 3x3 conv, as in torchvision ("ResNet v1.5"; about
+    0.5% better top-1 on ImageNet by NVIDIA's measurements). The paper and its Caffe models put it on the
+    first 1x1 conv, which then skips 3 of every 4 input positions. ``stride_in_1x1=True`` gives the
+    paper's placement; the parameter count is the same either way.
     """
     expansion = 4
 
@@ -182,6 +182,8 @@ class ResNet(nn.Module):
                  shortcut="B", stride_in_1x1=False):
         super().__init__()
         block_kwargs = dict(groups=groups, base_width=width_per_group)
+        if stride_in_1x1 and block.expansion == 1:
+            raise ValueError("ResNet: stride_in_1x1 applies to bottleneck blocks; BasicBlock has no 1x1 conv")
         if stride_in_1x1:
             block_kwargs["stride_in_1x1"] = True
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)

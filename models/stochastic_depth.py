@@ -53,11 +53,11 @@ class StochasticDepthBlock(BasicBlock):
         out = self.bn2(self.conv2(out))
         if self.training:
             if self.mode == "sample":
-                out = F.drop_path(out, 1.0 - p, training=True)  # zero or out / p, per sample
+                out = F.drop_path(out, 1.0 - p, training=True)  # b out / p, b drawn per sample
+                if self.test_time_scaling:
+                    out = out * p  # b out: the paper's training branch
             elif not self.test_time_scaling:
                 out = out * (1.0 / p)
-            if self.test_time_scaling:
-                out = out * p  # undo drop_path's 1/p (sample mode); the paper's training branch is b_l f_l
         elif self.test_time_scaling:
             out = out * p  # the paper's test rule: the branch times its expected survival
         return self.relu(out + identity)

@@ -17,6 +17,8 @@ AlexNet's LRN here (same n, k, alpha, beta); pooling uses ``ceil_mode=True`` (as
 way 3x3/2 pooling takes 110 to 55 and 26 to 13 as the paper's Figure 3 says. The paper's training
 trick of renormalising any conv filter whose RMS exceeds 0.1 is not part of the model.
 """
+import numpy as np
+
 import minidl.functions as F
 from minidl import nn
 from minidl.models.alexnet import alexnet_lrn, make_classifier, make_conv_layers
@@ -38,6 +40,11 @@ def zfnet_convs(widths=(384, 384, 256)):
     ]
 
 
+def ceil_max_pool():
+    """3x3 max pooling, stride 2, rounding up: 110 -> 55 and 26 -> 13 as in Figure 3."""
+    return nn.MaxPool2d(3, stride=2, ceil_mode=True)
+
+
 class ZFNet(nn.Module):
     """ZFNet on 224 x 224 inputs. ``forward(x, return_switches=True)`` also returns, for :func:`deconv`,
     the record of the feature layers: a list of (layer, input shape, pooling switches or None).
@@ -47,18 +54,19 @@ class ZFNet(nn.Module):
 
     def __init__(self, num_classes=1000, widths=(384, 384, 256), dropout=0.5):
         super().__init__()
-        pool = lambda: nn.MaxPool2d(3, stride=2, ceil_mode=True)  # noqa: E731
-        self.features = make_conv_layers(zfnet_convs(widths), pool=pool, lrn=alexnet_lrn)
+        self.features = make_conv_layers(zfnet_convs(widths), pool=ceil_max_pool, lrn=alexnet_lrn)
         self.classifier = make_classifier(widths[2] * 6 * 6, num_classes, dropout=dropout)
         for m in self.modules():  # Section 3: weights N(0, 0.01), biases 0
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x, return_switches=False):          # N x 3 x 224 x 224
-        x, record = run_with_switches(self.features, x)   # N x c5 x 6 x 6
-        logits = self.classifier(x.flatten(1))            # N x num_classes
-        return (logits, record) if return_switches else logits
+    def forward(self, x, return_switches=False):              # N x 3 x 224 x 224
+        if return_switches:
+            x, record = run_with_switches(self.features, x)   # N x c5 x 6 x 6
+            return self.classifier(x.flatten(1)), record
+        x = self.features(x)                                  # N x c5 x 6 x 6
+        return self.classifier(x.flatten(1))                  # N x num_classes
 
 
 def run_with_switches(features, x, stop=None):
@@ -78,11 +86,13 @@ def run_with_switches(features, x, stop=None):
 
 
 def conv_layer_end(features, layer):
-    """Index in ``features`` just after the ReLU of conv layer ``layer`` (1-based)."""
-    convs = [i for i, m in enumerate(features) if isinstance(m, nn.Conv2d)]
+    """Index in ``features`` just after the ReLU that follows conv layer ``layer`` (1-based)."""
+    layers = list(features)
+    convs = [i for i, m in enumerate(layers) if isinstance(m, nn.Conv2d)]
     if not 1 <= layer <= len(convs):
         raise ValueError(f"deconv: layer must be 1..{len(convs)}, got {layer}")
-    return convs[layer - 1] + 2
+    relus = [i for i in range(convs[layer - 1] + 1, len(layers)) if isinstance(layers[i], nn.ReLU)]
+    return relus[0] + 1 if relus else convs[layer - 1] + 1
 
 
 def deconv(model, x, layer, channel=None):
@@ -96,14 +106,15 @@ def deconv(model, x, layer, channel=None):
     reconstruction. Works for any model whose ``features`` is a flat Sequential of Conv2d, ReLU,
     MaxPool2d and LRN layers (ZFNet, AlexNet, VGG).
     """
+    if x.shape[0] != 1:
+        raise ValueError(f"deconv: expected one image (1, C, H, W), got shape {tuple(x.shape)}")
     top, record = run_with_switches(model.features, x, conv_layer_end(model.features, layer))
-    a = top.numpy()[0]
+    a = top.numpy()[0]                               # C x H x W activations of the chosen layer
     if channel is None:
         channel = int(a.reshape(a.shape[0], -1).max(axis=1).argmax())
-    keep = a[channel].argmax()
-    mask = (a * 0).reshape(a.shape[0], -1)
-    mask[channel, keep] = 1.0
-    y = top * mask.reshape((1,) + a.shape)          # only the chosen activation survives
+    mask = np.zeros(a.shape, dtype=a.dtype)
+    mask[channel].flat[a[channel].argmax()] = 1.0
+    y = top * mask[None]                             # only the chosen activation survives
     for module, shape, switches in reversed(record):
         if isinstance(module, nn.MaxPool2d):
             y = F.max_unpool2d(y, switches, module.kernel_size, module.stride, module.padding, output_size=shape)

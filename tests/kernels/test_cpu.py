@@ -80,6 +80,15 @@ def test_max_pool_nan_and_infinities(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("H, W, ceil_mode", [(8, 6, False), (7, 9, False), (7, 9, True)])
+def test_max_pool_2x2_fast_path(dtype, H, W, ceil_mode):
+    x = np.random.default_rng(H).integers(0, 3, (2, 3, H, W)).astype(dtype)     # many ties
+    x[0, 0, 0, 1] = x[1, 2, 3, 3] = np.nan
+    y, _ = assert_matches_reference("max_pool2d_forward", x, 2, 2, 2, 2, 0, 0, ceil_mode)
+    assert np.isnan(y).sum() == 2
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @given(case=pool_cases(), count_include_pad=st.booleans(), seed=seeds)
 def test_avg_pool(dtype, case, count_include_pad, seed):
     shape, win, ceil_mode = case
@@ -211,5 +220,5 @@ def test_cupy_arrays_need_the_gpu_kernels(monkeypatch):
     fake_cupy.ndarray = type("ndarray", (), {})
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
     monkeypatch.setitem(sys.modules, "minidl.kernels.gpu", None)    # as if kernels/gpu.py failed to import
-    with pytest.raises(RuntimeError, match=r"max_pool2d_forward on a CuPy array needs the GPU kernels \(kernels/gpu.py\)"):
+    with pytest.raises(RuntimeError, match=r"max_pool2d_forward on a CuPy array needs the GPU kernels \(kernels/gpu"):
         kernels.max_pool2d_forward(fake_cupy.ndarray(), 2, 2, 2, 2, 0, 0)

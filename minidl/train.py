@@ -1,0 +1,210 @@
+"""The training command: ``python -m minidl.train MODEL [options]`` (also installed as ``minidl-train``).
+
+    python -m minidl.train lenet5                             # MNIST (the shipped sample when offline)
+    python -m minidl.train resnet20 --epochs 30 --schedule cosine
+    python -m minidl.train alexnet --data-dir ~/data/imagenette
+    python -m minidl.train resnet20 --dataset synthetic --epochs 1 --limit 256    # a smoke run, no data
+    python -m minidl.train lenet5 --resume runs/lenet5-20250101-120000/last.ckpt --epochs 12
+    python -m minidl.train lenet5 --eval-only --resume runs/lenet5-20250101-120000/best.ckpt
+
+Every model of ``minidl.models`` gets its paper's dataset, input size and hyper-parameters by default
+(``minidl.training.recipes``); options override them. A run writes to ``--out`` (default
+``runs/MODEL-TIMESTAMP/``): config.json, metrics.csv (one row per epoch), curves.png (with matplotlib),
+last.ckpt and best.ckpt (highest validation accuracy), and interrupted.ckpt after Ctrl-C.
+
+Exit codes: 0 done, 2 a usage error (one line on stderr: the problem and the valid choices),
+3 training stopped on a non-finite loss or weights, 130 interrupted (Ctrl-C).
+"""
+import argparse
+import difflib
+import re
+import sys
+from pathlib import Path
+
+import minidl
+from minidl.data import list_datasets
+from minidl.serialization import SerializationError
+from minidl.serialization import load as load_file
+from minidl.training.checkpoint import CheckpointError, load_checkpoint
+from minidl.training.data import DataError, dataset_key
+from minidl.training.recipes import recipe_for
+from minidl.training.run import EXIT_INTERRUPTED, PROG, Run, UsageError
+
+EXIT_USAGE = 2
+
+# What a run is: a resumed run must keep these (the others may change between sessions).
+RUN_SETTINGS = ("dataset", "input_size", "optimizer", "lr", "momentum", "weight_decay", "batch_size", "schedule",
+                "seed", "limit")
+DATASET_NOTES = {
+    "mnist": "MNIST digits, 1x28x28, 60,000/10,000 (offline: the shipped 4,000/1,000 sample)",
+    "mnist-sample": "the 5,000-digit MNIST sample shipped with minidl, 4,000/1,000",
+    "fashion-mnist": "Fashion-MNIST, 1x28x28, 60,000/10,000",
+    "cifar10": "CIFAR-10, 3x32x32, 50,000/10,000",
+    "imagefolder": "your images under --data-dir: one folder per class, optionally inside train/ and val/",
+    "synthetic": "labelled sine gratings made on the spot, 2,000/500 (a smoke run without data)",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def build_parser():
+    from minidl.models import list_models
+    models = list_models(with_descriptions=True)
+    width = max(len(name) for name in models) + 2
+    lines = ["models (default dataset, input size):"]
+    for name, entry in models.items():
+        recipe = recipe_for(name, entry.description)
+        lines.append(f"  {name:<{width}}[{recipe.dataset}, {recipe.input_size}px] {entry.description}")
+    lines += ["", "datasets:"] + [f"  {name:<15}{DATASET_NOTES.get(name, '')}" for name in list_datasets()]
+    lines += ["", "exit codes: 0 done, 2 usage error, 3 non-finite loss or weights, 130 interrupted (Ctrl-C)"]
+    parser = _Parser(prog=PROG, description="Train (or evaluate) a minidl model. Unset options take the "
+                     "model's defaults, from its paper.", epilog="\n".join(lines),
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = parser.add_argument
+    add("model", metavar="MODEL", help="a model name (listed below)")
+    add("--dataset", metavar="D", help="a dataset name (listed below)")
+    add("--epochs", type=int, metavar="E", help="epochs to train (with --resume: the total to reach)")
+    add("--batch-size", type=int, metavar="B")
+    add("--lr", type=float, metavar="LR", help="(initial) learning rate")
+    add("--optimizer", choices=("sgd", "adam", "adamw"))
+    add("--momentum", type=float, metavar="M", help="SGD momentum")
+    add("--weight-decay", type=float, metavar="WD")
+    add("--schedule", choices=("none", "step", "cosine", "plateau"), help="lr schedule")
+    add("--device", choices=("cpu", "gpu"), default="cpu")
+    add("--seed", type=int, metavar="S", help="seeds the weights, the data order and dropout (default 0)")
+    add("--out", metavar="DIR", help="output directory (default runs/MODEL-TIMESTAMP, or the resumed run's)")
+    add("--resume", metavar="PATH", help="continue from a checkpoint (or, with --eval-only, a weights file)")
+    add("--eval-only", action="store_true", help="evaluate --resume's weights on the validation set")
+    add("--limit", type=int, metavar="N", help="use at most N training and N validation images")
+    add("--quiet", action="store_true", help="no progress bar: one line per epoch (for logs)")
+    add("--data-dir", metavar="DIR", help="where the dataset is (imagefolder: the class folders)")
+    add("--input-size", type=int, metavar="PX", help="image side the model sees")
+    add("--num-workers", type=int, default=0, metavar="N", help="threads loading batches (default 0: one)")
+    return parser
+
+
+def main(argv=None):
+    """Run the command; returns the exit code."""
+    try:
+        return _main(argv)
+    except (UsageError, DataError, CheckpointError) as err:
+        print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:  # before training started (or during --eval-only): nothing to save
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _one_line(message):
+    """Messages from deeper down may list problems on several lines: join them with '; '."""
+    return re.sub(r"\s*\n\s*", "; ", str(message).strip())
+
+
+def _main(argv):
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help
+        return exit_.code
+    from minidl.models import list_models
+    models = list_models(with_descriptions=True)
+    if args.model not in models:
+        close = difflib.get_close_matches(args.model, models, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise UsageError(f"unknown model {args.model!r}{hint}; choose one of: {', '.join(models)}")
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    _check_values(args)
+    checkpoint, weights = _read_resume(args)
+    config = resolve_config(args, models[args.model].description, checkpoint)
+    _check_device(config["device"])
+    return Run(args, config, checkpoint, weights).execute()
+
+
+def _check_values(args):
+    positive = {"--epochs": args.epochs, "--batch-size": args.batch_size, "--limit": args.limit,
+                "--input-size": args.input_size}
+    for flag, value in positive.items():
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be at least 1, got {value}")
+    if args.lr is not None and not args.lr > 0:
+        raise UsageError(f"--lr must be > 0, got {args.lr}")
+    for flag, value in {"--momentum": args.momentum, "--weight-decay": args.weight_decay,
+                        "--num-workers": args.num_workers, "--seed": args.seed}.items():
+        if value is not None and not value >= 0:
+            raise UsageError(f"{flag} must be >= 0, got {value}")
+    if args.dataset is not None:
+        try:
+            dataset_key(args.dataset)
+        except DataError as err:
+            raise UsageError(str(err)) from None
+    if args.data_dir is not None and not Path(args.data_dir).expanduser().is_dir():
+        raise UsageError(f"--data-dir {args.data_dir} does not exist (or is not a directory)")
+    if args.eval_only and args.resume is None:
+        raise UsageError("--eval-only needs --resume PATH: a checkpoint or a weights file (minidl.save)")
+
+
+def _read_resume(args):
+    """(checkpoint, None), or (None, state dict) for --eval-only on a weights file, or (None, None)."""
+    if args.resume is None:
+        return None, None
+    path = Path(args.resume)
+    if not path.is_file():
+        raise UsageError(f"--resume {path} does not exist")
+    try:
+        checkpoint = load_checkpoint(path)
+    except CheckpointError:
+        if not args.eval_only:
+            raise
+        try:
+            return None, load_file(path)  # a state dict saved with minidl.save
+        except SerializationError as err:
+            raise CheckpointError(str(err)) from None
+    if checkpoint["model_name"] != args.model:
+        raise CheckpointError(f"{path} is a checkpoint of {checkpoint['model_name']}, not {args.model}")
+    return checkpoint, None
+
+
+def resolve_config(args, description, checkpoint=None):
+    """The run's settings: the model's recipe (or the checkpoint's settings), then the command line."""
+    recipe = recipe_for(args.model, description)
+    given = {key: getattr(args, key) for key in RUN_SETTINGS + ("epochs", "data_dir") if getattr(args, key) is not None}
+    if "dataset" in given:
+        given["dataset"] = dataset_key(given["dataset"])
+    if checkpoint is not None:
+        config = dict(checkpoint["config"])
+        for key in RUN_SETTINGS:
+            if key in given and given[key] != config[key]:
+                flag = "--" + key.replace("_", "-")
+                raise UsageError(f"{flag} {given[key]} differs from the checkpoint's {config[key]}: a resumed run "
+                                 f"keeps its settings (leave {flag} out)")
+        config.update({key: given[key] for key in ("epochs", "data_dir") if key in given})
+    else:
+        config = {"model": args.model, "dataset": recipe.dataset, "input_size": recipe.input_size,
+                  "channels": recipe.channels, "optimizer": recipe.optimizer, "lr": recipe.lr,
+                  "momentum": recipe.momentum, "weight_decay": recipe.weight_decay, "batch_size": recipe.batch_size,
+                  "epochs": recipe.epochs, "schedule": recipe.schedule, "schedule_options": recipe.schedule_options,
+                  "seed": 0, "limit": None, "data_dir": None, "recipe": recipe.source}
+        if given.get("optimizer", recipe.optimizer) != recipe.optimizer and "lr" not in given:
+            config["lr"] = 1e-3  # Adam's usual rate; the recipe's is for SGD
+        if given.get("schedule", recipe.schedule) != recipe.schedule:
+            config["schedule_options"] = {}
+        config.update(given)
+        if config["optimizer"] != "sgd":
+            config["momentum"] = 0.0
+    config["device"] = args.device
+    config["num_workers"] = args.num_workers
+    return config
+
+
+def _check_device(device):
+    if device == "gpu" and not minidl.backend.gpu_available():
+        why = "CuPy is not installed (pip install 'minidl[gpu]')" if minidl.backend.cupy is None else \
+            "CuPy sees no CUDA device"
+        raise UsageError(f"--device gpu: {why}; use --device cpu")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

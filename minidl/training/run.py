@@ -1,0 +1,211 @@
+"""One invocation of the training command: data, model, optimizer and trainer built from a config, then
+training (with checkpoints, metrics and curves after every epoch) or evaluation.
+
+    config = minidl.train.resolve_config(args, description)      # what the command line asked for
+    exit_code = Run(args, config).execute()
+
+Exit codes it returns: 0 done, 3 stopped on a non-finite loss or weights, 130 interrupted; a bad request
+(a model that cannot take the data, say) raises :class:`UsageError`.
+"""
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import minidl
+from minidl.serialization import atomic_write
+from minidl.training.checkpoint import (CheckpointError, NonFiniteError, load_model_weights, make_checkpoint,
+                                       save_checkpoint)
+from minidl.training.data import build_data
+from minidl.training.loop import NonFiniteLossError, Trainer
+from minidl.training.metrics import plot_curves, write_metrics_csv
+from minidl.training.recipes import make_optimizer, make_scheduler
+
+EXIT_NONFINITE, EXIT_INTERRUPTED = 3, 130
+PROG = "minidl-train"
+# What a schedule laid over --epochs epochs takes from that number: recomputed when a resume changes it.
+SCHEDULE_SHAPE = ("milestones", "T_max")
+
+
+class UsageError(ValueError):
+    """A request the command cannot carry out: reported in one line, exit code 2."""
+
+
+class Run:
+    """One invocation: builds data, model, optimizer and trainer from ``config``, trains or evaluates."""
+
+    def __init__(self, args, config, checkpoint=None, weights=None):
+        self.args, self.config, self.checkpoint, self.weights = args, config, checkpoint, weights
+        self.quiet = args.quiet
+        self.trainer = None
+        self.out = None
+
+    def say(self, message):
+        print(message, flush=True)
+
+    def execute(self):
+        config = self.config
+        minidl.manual_seed(config["seed"])
+        data = build_data(config["dataset"], config["channels"], config["input_size"], config["batch_size"],
+                          config["seed"], data_dir=config["data_dir"], limit=config["limit"],
+                          num_workers=config["num_workers"])
+        config.update(num_classes=data.num_classes, data_source=data.source, train_size=data.train_size,
+                      val_size=data.val_size)
+        model = self._build_model(data)
+        optimizer = make_optimizer(config["optimizer"], model.parameters(), config["lr"], config["momentum"],
+                                   config["weight_decay"])
+        scheduler = make_scheduler(config["schedule"], optimizer, config["epochs"], config["schedule_options"])
+        self.trainer = trainer = Trainer(model, optimizer, scheduler, data.train_loader, data.val_loader,
+                                         device=config["device"], progress=False if self.quiet else None)
+        if self.weights is not None:
+            load_model_weights(model, self.weights, self.args.resume, config["model"])
+        if self.checkpoint is not None:
+            self._restore(self.checkpoint, model, optimizer, scheduler, self.args.resume)
+        source = data.source.split(": ")[0]  # the why of a fallback was said when it happened
+        self.say(f"{config['model']} ({model.num_parameters():,} parameters) on {source}: "
+                 f"{data.train_size:,} train / {data.val_size:,} validation images of "
+                 f"{'x'.join(map(str, data.image_shape))}, {data.num_classes} classes")
+        if self.args.eval_only:
+            loss, acc = trainer.evaluate(data.val_loader)
+            self.say(f"validation: loss {loss:.4f}, accuracy {100 * acc:.2f}% ({data.val_size:,} images, "
+                     f"weights from {self.args.resume})")
+            return 0
+        return self._train()
+
+    def _build_model(self, data):
+        from minidl.models import get_model
+        config = self.config
+        try:
+            model = get_model(config["model"], num_classes=data.num_classes)
+        except (TypeError, ValueError) as err:
+            raise UsageError(f"cannot build {config['model']} for {data.num_classes} classes: {err}") from None
+        if config["device"] == "gpu":
+            model.to("gpu")
+        C, H, W = data.image_shape
+        model.eval()
+        try:  # a shape error now, in words, rather than a traceback at the first batch
+            with minidl.no_grad():
+                model(minidl.zeros(2, C, H, W).to(config["device"]))
+        except (ValueError, RuntimeError, IndexError) as err:
+            raise UsageError(f"{config['model']} does not take {C}x{H}x{W} images (--input-size "
+                             f"{config['input_size']}): {err}".replace("\n", " ")) from None
+        model.train()
+        return model
+
+    def _restore(self, checkpoint, model, optimizer, scheduler, path):
+        load_model_weights(model, checkpoint["model"], path, self.config["model"], checkpoint["model_name"])
+        try:
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            if scheduler is not None and checkpoint["scheduler"] is not None:
+                scheduler.load_state_dict(self._schedule_state(checkpoint, scheduler))
+            self.trainer.load_state(checkpoint["progress"], checkpoint["rng"])
+        except (KeyError, ValueError, TypeError) as err:
+            raise CheckpointError(f"{path}: cannot restore the training state ({type(err).__name__}: {err})") from None
+
+    def _schedule_state(self, checkpoint, scheduler):
+        """The saved schedule; when --epochs changed, stretched over the new total (milestones, T_max)."""
+        state = dict(checkpoint["scheduler"])
+        if checkpoint["config"]["epochs"] != self.config["epochs"]:
+            fresh = scheduler.state_dict()
+            state.update({key: fresh[key] for key in SCHEDULE_SHAPE if key in fresh})
+        return state
+
+    def _train(self):
+        config, trainer = self.config, self.trainer
+        if trainer.epoch >= config["epochs"]:
+            self.say(f"{self.args.resume} has already trained {trainer.epoch} epochs; pass --epochs N "
+                     f"(N > {trainer.epoch}) to train longer")
+            return 0
+        self.out = self._output_dir()
+        config["command"] = "python -m minidl.train " + shlex.join(self.args.argv)
+        config["resumed_from"] = self.args.resume
+        config["minidl_version"] = minidl.__version__
+        config["numpy_version"] = np.__version__
+        atomic_write(self.out / "config.json", lambda f: f.write(json.dumps(config, indent=2).encode()))
+        momentum = f" momentum {config['momentum']:g}" if config["optimizer"] == "sgd" else ""
+        self.say(f"{config['optimizer']} lr {config['lr']:g}{momentum} weight decay {config['weight_decay']:g}, "
+                 f"batch {config['batch_size']}, schedule {config['schedule']}, {config['epochs']} epochs, "
+                 f"seed {config['seed']}, {config['device']}; writing to {self.out}")
+        if trainer.step:
+            self.say(f"resuming after step {trainer.step} (epoch {trainer.epoch + 1}, batch {trainer.batches_done} "
+                     f"done) from {self.args.resume}")
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the loop checks the loss itself
+                trainer.fit(config["epochs"], on_epoch_end=self._end_of_epoch)
+        except KeyboardInterrupt:
+            return self._interrupted()
+        except NonFiniteLossError as err:
+            self._report(f"{err}; stopped without saving this state (latest checkpoint: {self._latest()}); "
+                         f"a smaller --lr may help")
+            return EXIT_NONFINITE
+        except NonFiniteError as err:
+            self._report(f"{err} after step {trainer.step}: stopped without saving it (latest checkpoint: "
+                         f"{self._latest()}); a smaller --lr may help")
+            return EXIT_NONFINITE
+        best = trainer.best
+        self.say(f"done: best validation accuracy {100 * best['value']:.2f}% (epoch {best['epoch']}); "
+                 f"final {100 * trainer.history[-1]['val_acc']:.2f}%; outputs in {self.out}")
+        return 0
+
+    def _end_of_epoch(self, row):
+        config, trainer = self.config, self.trainer
+        checkpoint = self._checkpoint()
+        save_checkpoint(checkpoint, self.out / "last.ckpt")
+        if row["is_best"]:
+            save_checkpoint(checkpoint, self.out / "best.ckpt")
+        write_metrics_csv(self.out / "metrics.csv", trainer.history)
+        plot_curves(self.out / "curves.png", trainer.history, title=f"{config['model']} on {config['dataset']}")
+        width = len(str(config["epochs"]))
+        self.say(f"epoch {row['epoch']:>{width}}/{config['epochs']}  train loss {row['train_loss']:.4f} "
+                 f"acc {100 * row['train_acc']:.2f}%  val loss {row['val_loss']:.4f} acc {100 * row['val_acc']:.2f}%  "
+                 f"lr {row['lr']:.3g}  {row['seconds']:.1f} s ({_rate(row['images_per_s'])} img/s)"
+                 f"{'  *best' if row['is_best'] else ''}")
+
+    def _checkpoint(self):
+        trainer = self.trainer
+        return make_checkpoint(self.config["model"], self.config, trainer.model, trainer.optimizer, trainer.scheduler,
+                               trainer.progress_state(), trainer.rng_state())
+
+    def _interrupted(self):
+        trainer = self.trainer
+        where = f"step {trainer.step} (epoch {trainer.epoch + 1}, batch {trainer.batches_done})"
+        if trainer.mid_step:
+            self._report(f"interrupted in the middle of a step: no checkpoint written (latest: {self._latest()})")
+            return EXIT_INTERRUPTED
+        path = self.out / "interrupted.ckpt"
+        try:
+            save_checkpoint(self._checkpoint(), path)
+        except NonFiniteError as err:
+            self._report(f"interrupted after {where}; not saving: {err}")
+            return EXIT_INTERRUPTED
+        self._report(f"interrupted after {where}: saved {path}\n"
+                     f"resume with: python -m minidl.train {self.config['model']} --resume {path}")
+        return EXIT_INTERRUPTED
+
+    def _latest(self):
+        last = self.out / "last.ckpt"
+        return f"{last} (epoch {self.trainer.epoch})" if last.exists() else "none"
+
+    def _report(self, message):
+        print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+    def _output_dir(self):
+        if self.args.out is not None:
+            out = Path(self.args.out)
+        elif self.args.resume is not None:
+            out = Path(self.args.resume).parent
+        else:
+            stem = Path("runs") / f"{self.config['model']}-{time.strftime('%Y%m%d-%H%M%S')}"
+            out, n = stem, 1
+            while out.exists():
+                n += 1
+                out = stem.with_name(f"{stem.name}-{n}")
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+
+
+def _rate(images_per_second):
+    return f"{images_per_second:,.0f}" if images_per_second >= 100 else f"{images_per_second:.3g}"

@@ -1,0 +1,67 @@
+"""VGG and SqueezeNet load torchvision's state dicts as they are and compute the same outputs; GoogLeNet's
+parameter count differs from torchvision's by exactly its documented differences.
+
+Needs torch and torchvision; skipped where they are not installed.
+"""
+import numpy as np
+import pytest
+
+import minidl
+from minidl.models import get_model
+from tests.models.fast_init import fast_init
+
+torch = pytest.importorskip("torch")
+tv_models = pytest.importorskip("torchvision.models")
+
+
+def _randomise_batchnorm(model, seed):
+    """Non-trivial BN statistics and affine parameters, so eval-mode BN is not close to the identity."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+
+
+@pytest.mark.parametrize("name, size", [
+    ("vgg11", 32),          # 32 x 32: the five poolings leave 1 x 1, the adaptive pool repeats it to 7 x 7
+    ("vgg16_bn", 48),       # 48 -> 1 x 1 as well (floor), with batch norm in the features
+    ("squeezenet1_0", 64),
+    ("squeezenet1_1", 64),
+])
+def test_torchvision_weights_give_the_same_outputs(name, size):
+    torch.manual_seed(0)
+    reference = getattr(tv_models, name)(weights=None).eval()
+    _randomise_batchnorm(reference, 0)
+    with fast_init():
+        ours = get_model(name)
+    result = ours.load_state_dict(reference.state_dict())
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in reference.named_parameters()]
+    x = np.random.default_rng(0).standard_normal((2, 3, size, size)).astype(np.float32)
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(x)).numpy()
+    ours.eval()
+    with minidl.no_grad():
+        got = ours(minidl.tensor(x)).numpy()
+    scale = np.abs(expected).max()
+    assert scale > 0
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * scale)
+
+
+def test_googlenet_differs_from_torchvision_by_its_5x5_bug_and_batch_norm():
+    reference = tv_models.googlenet(weights=None, aux_logits=False, init_weights=False)
+    ours = get_model("googlenet", aux_logits=False)
+    theirs = sum(p.numel() for p in reference.parameters())
+    assert theirs == 6_624_904
+    # torchvision's "5x5" branch convolutions are 3x3: 25 - 9 = 16 weights fewer per (in, out) pair
+    fives = [m for name, m in ours.named_modules() if name.endswith("branch3.1.conv")]
+    missing_taps = sum(m.in_channels * m.out_channels * 16 for m in fives)
+    assert missing_taps == 380_928
+    # every torchvision convolution has BN (2 parameters per channel) and no bias; ours a bias (1)
+    our_conv_channels = sum(m.out_channels for m in ours.modules() if type(m).__name__ == "Conv2d")
+    assert our_conv_channels == 7_280
+    assert ours.num_parameters() == theirs + missing_taps - our_conv_channels == 6_998_552
