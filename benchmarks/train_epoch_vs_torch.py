@@ -76,8 +76,9 @@ def torch_lenet5(minidl_model):
             x = scaled_tanh(self.s4(x))
             x = scaled_tanh(self.c5(x))
             x = scaled_tanh(self.f6(x.flatten(1)))
-            return -((x[:, None, :] - self.prototypes[None]) ** 2).sum(dim=2)
+            return ((x[:, None, :] - self.prototypes[None]) ** 2).sum(dim=2) * (-1.0 / temperature)
 
+    temperature = getattr(minidl_model, "temperature", 1.0)  # logits are -penalties / T
     model = LeNet5()
     state = {key.replace("output.", ""): torch.from_numpy(np.array(value.data)) for key, value in
              minidl_model.state_dict().items()}

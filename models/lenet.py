@@ -196,7 +196,7 @@ class RBFOutput(nn.Module):
 
 
 def lecun_uniform_(module):
-    """The paper's initialisation (Appendix C): every weight and bias U(-2.4/F, 2.4/F), F the fan-in
+    """The paper's initialisation (Appendix A): every weight and bias U(-2.4/F, 2.4/F), F the fan-in
     of the unit it feeds. Keeps the weighted sums in the range where the squashing function is steep."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -213,10 +213,10 @@ def lecun_uniform_(module):
 def lenet5_map_loss(logits, target, j=1.0):
     """The paper's training criterion (eq. 9): E = y_D + log(exp(-j) + sum_i exp(-y_i)), averaged.
 
-    ``logits`` are LeNet5's outputs, -y / T (y itself with ``temperature=1``). Without the exp(-j) term
-    this is exactly ``F.cross_entropy(logits, target)``; the term is a "rubbish class" of constant
-    penalty j that stops the penalties from being pushed down all together (the RBF centres are fixed,
-    so they cannot collapse, but it also keeps pushing wrong classes' penalties up once they pass j).
+    ``logits`` are LeNet5's outputs, -y / T (the paper's y with ``temperature=1``). Without the exp(-j)
+    term this is exactly ``F.cross_entropy(logits, target)``. The term is a "rubbish class" with constant
+    penalty j: in the paper it keeps the penalties from collapsing together when the RBF centres are
+    learned; with fixed centres it only adds a push on every wrong class whose penalty is below j.
     """
     rubbish = logits[:, :1] * 0.0 - j               # a column of -j, shaped like the batch
     extended = F.concat([logits, rubbish], axis=1)  # N x (num_classes + 1)

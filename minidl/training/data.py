@@ -78,8 +78,12 @@ def dataset_key(name):
 
 
 def build_data(dataset, channels, input_size, batch_size, seed, data_dir=None, limit=None, num_workers=0,
-               num_classes=None):
-    """Train and validation loaders for ``dataset`` shaped as ``channels`` x ``input_size``^2 images."""
+               num_classes=None, normalize="dataset"):
+    """Train and validation loaders for ``dataset`` shaped as ``channels`` x ``input_size``^2 images.
+
+    ``normalize``: "dataset" (per channel, to mean 0 and std 1 over the training set) or "lenet" (pixels
+    0..1 to -0.1..1.175, the LeNet-5 paper's scaling: background -0.1, ink 1.175).
+    """
     key = dataset_key(dataset)
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
         raise DataError(f"--data-dir {data_dir} does not exist (or is not a directory)")
@@ -99,6 +103,10 @@ def build_data(dataset, channels, input_size, batch_size, seed, data_dir=None, l
     if key == "mnist-sample" and dataset_key(dataset) == "mnist":
         source = f"{SAMPLE_DESCRIPTION}: full MNIST unreachable (no answer within {NETWORK_PROBE_SECONDS:g} s)"
     mean, std, classes = train_set.mean, train_set.std, len(train_set.classes)
+    if normalize == "lenet":  # x -> 1.275 x - 0.1, written as (x - mean) / std
+        mean, std = (0.1 / 1.275,) * len(mean), (1 / 1.275,) * len(std)
+    elif normalize != "dataset":
+        raise ValueError(f"build_data: normalize must be 'dataset' or 'lenet', got {normalize!r}")
     if limit is not None:
         train_set, val_set = _first_of_shuffled(train_set, limit, seed), _first_of_shuffled(val_set, limit, seed + 1)
 

@@ -21,6 +21,7 @@ class Recipe:
     dataset: str
     input_size: int
     channels: int = 3
+    normalize: str = "dataset"  # or "lenet": see minidl.training.data.build_data
     optimizer: str = "sgd"
     lr: float = 0.1
     momentum: float = 0.9

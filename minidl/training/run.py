@@ -42,6 +42,9 @@ class Run:
         self.quiet = args.quiet
         self.trainer = None
         self.out = None
+        self.latest = "none"  # the newest checkpoint of this run, for messages
+        if checkpoint is not None:
+            self.latest = f"{args.resume} (epoch {checkpoint['progress']['epoch']})"
 
     def say(self, message):
         print(message, flush=True)
@@ -51,7 +54,7 @@ class Run:
         minidl.manual_seed(config["seed"])
         data = build_data(config["dataset"], config["channels"], config["input_size"], config["batch_size"],
                           config["seed"], data_dir=config["data_dir"], limit=config["limit"],
-                          num_workers=config["num_workers"])
+                          num_workers=config["num_workers"], normalize=config["normalize"])
         config.update(num_classes=data.num_classes, data_source=data.source, train_size=data.train_size,
                       val_size=data.val_size)
         model = self._build_model(data)
@@ -138,12 +141,12 @@ class Run:
         except KeyboardInterrupt:
             return self._interrupted()
         except NonFiniteLossError as err:
-            self._report(f"{err}; stopped without saving this state (latest checkpoint: {self._latest()}); "
+            self._report(f"{err}; stopped without saving this state (latest checkpoint: {self.latest}); "
                          f"a smaller --lr may help")
             return EXIT_NONFINITE
         except NonFiniteError as err:
             self._report(f"{err} after step {trainer.step}: stopped without saving it (latest checkpoint: "
-                         f"{self._latest()}); a smaller --lr may help")
+                         f"{self.latest}); a smaller --lr may help")
             return EXIT_NONFINITE
         best = trainer.best
         self.say(f"done: best validation accuracy {100 * best['value']:.2f}% (epoch {best['epoch']}); "
@@ -154,6 +157,7 @@ class Run:
         config, trainer = self.config, self.trainer
         checkpoint = self._checkpoint()
         save_checkpoint(checkpoint, self.out / "last.ckpt")
+        self.latest = f"{self.out / 'last.ckpt'} (epoch {row['epoch']})"
         if row["is_best"]:
             save_checkpoint(checkpoint, self.out / "best.ckpt")
         write_metrics_csv(self.out / "metrics.csv", trainer.history)
@@ -173,7 +177,7 @@ class Run:
         trainer = self.trainer
         where = f"step {trainer.step} (epoch {trainer.epoch + 1}, batch {trainer.batches_done})"
         if trainer.mid_step:
-            self._report(f"interrupted in the middle of a step: no checkpoint written (latest: {self._latest()})")
+            self._report(f"interrupted in the middle of a step: no checkpoint written (latest: {self.latest})")
             return EXIT_INTERRUPTED
         path = self.out / "interrupted.ckpt"
         try:
@@ -184,10 +188,6 @@ class Run:
         self._report(f"interrupted after {where}: saved {path}\n"
                      f"resume with: python -m minidl.train {self.config['model']} --resume {path}")
         return EXIT_INTERRUPTED
-
-    def _latest(self):
-        last = self.out / "last.ckpt"
-        return f"{last} (epoch {self.trainer.epoch})" if last.exists() else "none"
 
     def _report(self, message):
         print(f"{PROG}: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,145 @@
+"""PyTorch twins of the minidl models the suite trains, written by hand (torchvision is optional).
+
+Each builder makes the same layers, shapes and parameter counts as its minidl counterpart, so that
+images/s compare like with like:
+
+    name             minidl model                                 torch twin here
+    lenet5           models.lenet.lenet5_modern (ReLU, max pool)  lenet5_modern()
+    resnet20         models.resnet.resnet20 (option A shortcuts)  resnet20()
+    resnet18_cifar   benchmarks.models.resnet18_cifar             resnet18_cifar()
+    alexnet          models.alexnet.alexnet (paper, groups, LRN)  alexnet()
+    resnet50         models.resnet.resnet50 (torchvision layout)  resnet50()
+
+PyTorch's LocalResponseNorm divides alpha by the window size n; the paper (and minidl's AlexNet) does
+not, so the twin passes alpha * n.
+"""
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+def lenet5_modern(num_classes=10):
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),      # 6 x 14 x 14
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),     # 16 x 5 x 5
+        nn.Conv2d(16, 120, 5), nn.ReLU(), nn.Flatten(),      # 120
+        nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, num_classes))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, inplanes, planes, stride, shortcut):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.stride, self.pad = stride, planes - inplanes
+        self.downsample = None
+        if shortcut == "B" and (stride != 1 or inplanes != planes):
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def shortcut(self, x):
+        if self.downsample is not None:
+            return self.downsample(x)
+        if self.stride > 1:
+            x = x[:, :, ::self.stride, ::self.stride]
+        return F.pad(x, (0, 0, 0, 0, 0, self.pad)) if self.pad else x   # option A: zero channels appended
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, inplanes, planes, stride):
+        super().__init__()
+        out = planes * 4
+        self.conv1, self.bn1 = nn.Conv2d(inplanes, planes, 1, bias=False), nn.BatchNorm2d(planes)
+        self.conv2, self.bn2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False), nn.BatchNorm2d(planes)
+        self.conv3, self.bn3 = nn.Conv2d(planes, out, 1, bias=False), nn.BatchNorm2d(out)
+        self.downsample = None
+        if stride != 1 or inplanes != out:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        return F.relu(self.bn3(self.conv3(out)) + identity)
+
+
+def _stage(make_block, inplanes, planes, blocks, stride, expansion=1):
+    layers = []
+    for i in range(blocks):
+        layers.append(make_block(inplanes, planes, stride if i == 0 else 1))
+        inplanes = planes * expansion
+    return nn.Sequential(*layers), inplanes
+
+
+class CifarResNet(nn.Module):
+    """3x3 stem, no max pool, basic-block stages of the given widths, global average pool, fc."""
+
+    def __init__(self, widths, blocks, shortcut, num_classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        stages, inplanes = [], widths[0]
+        for i, (w, n) in enumerate(zip(widths, blocks)):
+            stage, inplanes = _stage(lambda a, b, s: BasicBlock(a, b, s, shortcut), inplanes, w, n, 1 if i == 0 else 2)
+            stages.append(stage)
+        self.stages = nn.Sequential(*stages)
+        self.fc = nn.Linear(inplanes, num_classes)
+
+    def forward(self, x):
+        x = self.stages(F.relu(self.bn1(self.conv1(x))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def resnet20(num_classes=10):
+    return CifarResNet((16, 32, 64), (3, 3, 3), "A", num_classes)
+
+
+def resnet18_cifar(num_classes=10):
+    return CifarResNet((64, 128, 256, 512), (2, 2, 2, 2), "B", num_classes)
+
+
+class ResNet50(nn.Module):
+    def __init__(self, num_classes=1000):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        stages, inplanes = [], 64
+        for planes, n, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+            stage, inplanes = _stage(Bottleneck, inplanes, planes, n, stride, expansion=4)
+            stages.append(stage)
+        self.stages = nn.Sequential(*stages)
+        self.fc = nn.Linear(inplanes, num_classes)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, 2, 1)
+        x = self.stages(x)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def resnet50(num_classes=1000):
+    return ResNet50(num_classes)
+
+
+def alexnet(num_classes=1000):
+    def lrn():
+        return nn.LocalResponseNorm(5, alpha=5 * 1e-4, beta=0.75, k=2.0)
+    return nn.Sequential(
+        nn.Conv2d(3, 96, 11, 4), nn.ReLU(), lrn(), nn.MaxPool2d(3, 2),              # 96 x 27 x 27
+        nn.Conv2d(96, 256, 5, 1, 2, groups=2), nn.ReLU(), lrn(), nn.MaxPool2d(3, 2),  # 256 x 13 x 13
+        nn.Conv2d(256, 384, 3, 1, 1), nn.ReLU(),
+        nn.Conv2d(384, 384, 3, 1, 1, groups=2), nn.ReLU(),
+        nn.Conv2d(384, 256, 3, 1, 1, groups=2), nn.ReLU(), nn.MaxPool2d(3, 2),      # 256 x 6 x 6
+        nn.Flatten(),
+        nn.Dropout(0.5), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(),
+        nn.Dropout(0.5), nn.Linear(4096, 4096), nn.ReLU(),
+        nn.Linear(4096, num_classes))
+
+
+BUILDERS = {"lenet5": lenet5_modern, "resnet20": resnet20, "resnet18_cifar": resnet18_cifar,
+            "alexnet": alexnet, "resnet50": resnet50}
