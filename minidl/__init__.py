@@ -9,7 +9,7 @@ NCHW float32 tensors, a define-by-run autograd engine, im2col convolutions and N
 """
 __version__ = "0.1.0"
 
-from minidl import backend
+from minidl import backend, cuda
 from minidl.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from minidl.creation import (arange, full, ones, ones_like, rand, randint, randn, tensor, zeros,
                              zeros_like)
@@ -25,7 +25,7 @@ float64 = "float64"
 int64 = "int64"
 
 __all__ = [
-    "Function", "Parameter", "Tensor", "arange", "backend", "default_rng", "enable_grad", "full", "functions",
+    "Function", "Parameter", "Tensor", "arange", "backend", "cuda", "default_rng", "enable_grad", "full", "functions",
     "GradcheckError", "gradcheck", "nn", "optim", "receptive_field", "summary",
     "get_rng_state", "is_grad_enabled", "manual_seed", "no_grad", "ones", "ones_like", "rand", "randint",
     "randn", "set_grad_enabled", "set_rng_state", "tensor", "zeros", "zeros_like",

@@ -346,7 +346,7 @@ class Transpose(Function):
     def backward(self, gy):
         if self.axes is None:
             return gy.transpose()
-        return gy.transpose(np.argsort(self.axes))
+        return gy.transpose(tuple(int(a) for a in np.argsort(self.axes)))
 
 
 def transpose(x, axes=None):

@@ -75,7 +75,7 @@ class Tensor:
                                    f"tensor, this one has shape {self.shape}; pass gradient=")
             grad = self.xp.ones_like(self.data)
         else:
-            grad = _as_array(gradient, self.dtype)
+            grad = backend.as_device_array(_as_array(gradient, self.dtype), self.device)
             if grad.shape != self.shape:
                 raise ValueError(f"backward: gradient has shape {grad.shape}, expected {self.shape}")
         autograd.run_backward(self, grad, retain_graph=retain_graph)

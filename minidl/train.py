@@ -183,10 +183,11 @@ def resolve_config(args, description, checkpoint=None):
         config.update({key: given[key] for key in ("epochs", "data_dir") if key in given})
     else:
         config = {"model": args.model, "dataset": recipe.dataset, "input_size": recipe.input_size,
-                  "channels": recipe.channels, "normalize": recipe.normalize, "optimizer": recipe.optimizer, "lr": recipe.lr,
-                  "momentum": recipe.momentum, "weight_decay": recipe.weight_decay, "batch_size": recipe.batch_size,
-                  "epochs": recipe.epochs, "schedule": recipe.schedule, "schedule_options": recipe.schedule_options,
-                  "seed": 0, "limit": None, "data_dir": None, "recipe": recipe.source}
+                  "channels": recipe.channels, "normalize": recipe.normalize, "optimizer": recipe.optimizer,
+                  "lr": recipe.lr, "momentum": recipe.momentum, "weight_decay": recipe.weight_decay,
+                  "batch_size": recipe.batch_size, "epochs": recipe.epochs, "schedule": recipe.schedule,
+                  "schedule_options": recipe.schedule_options, "seed": 0, "limit": None, "data_dir": None,
+                  "recipe": recipe.source}
         if given.get("optimizer", recipe.optimizer) != recipe.optimizer and "lr" not in given:
             config["lr"] = 1e-3  # Adam's usual rate; the recipe's is for SGD
         if given.get("schedule", recipe.schedule) != recipe.schedule:

@@ -1,4 +1,5 @@
 """Losses: a fused, numerically stable cross-entropy and the mean squared error."""
+from minidl import backend
 from minidl.functions._checks import as_input
 from minidl.functions.activation import _log_softmax
 from minidl.tensor import Function, Tensor
@@ -54,14 +55,14 @@ def cross_entropy(logits, target, reduction="mean", label_smoothing=0.0):
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must be 2-D (N x C), got shape {tuple(logits.shape)}; "
                          "flatten spatial outputs first")
-    labels = target.data if isinstance(target, Tensor) else logits.xp.asarray(target)
+    labels = backend.as_device_array(target.data if isinstance(target, Tensor) else target, logits.device)
     if labels.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: target must hold integer class labels, got dtype {labels.dtype}")
     N, C = logits.shape
     if labels.shape != (N,):
         raise ValueError(f"cross_entropy: target must have shape ({N},) for logits {tuple(logits.shape)}, "
                          f"got {tuple(labels.shape)}")
-    if N and (int(labels.min()) < 0 or int(labels.max()) >= C):
+    if N and bool(((labels < 0) | (labels >= C)).any()):
         raise ValueError(f"cross_entropy: labels must be in [0, {C - 1}] for {C} classes, "
                          f"got values in [{int(labels.min())}, {int(labels.max())}]")
     if not 0.0 <= label_smoothing <= 1.0:

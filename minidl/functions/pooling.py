@@ -3,7 +3,7 @@
 Shape letters as in ``minidl.functions.conv``. With ``ceil_mode`` the output size rounds up, so the last
 window may hang over the edge (it must still start inside the input or its left padding).
 """
-from minidl import kernels
+from minidl import backend, kernels
 from minidl.functions._checks import as_input, check_ndim, pair
 from minidl.tensor import Function, Tensor
 
@@ -83,7 +83,7 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
     op = "max_unpool2d"
     x = as_input(x, op)
     check_ndim(x, 4, op)
-    idx = indices.data if isinstance(indices, Tensor) else indices
+    idx = backend.as_device_array(indices.data if isinstance(indices, Tensor) else indices, x.device)
     if tuple(idx.shape) != tuple(x.shape):
         raise ValueError(f"{op}: indices have shape {tuple(idx.shape)} but x has shape {tuple(x.shape)}")
     kernel = pair(kernel_size, op, "kernel_size", minimum=1)
@@ -93,7 +93,7 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
         out_hw = tuple((n - 1) * s - 2 * p + k for n, s, p, k in zip(x.shape[2:], stride, padding, kernel))
     else:
         out_hw = tuple(int(n) for n in tuple(output_size)[-2:])
-    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= out_hw[0] * out_hw[1]):
+    if idx.size and bool(((idx < 0) | (idx >= out_hw[0] * out_hw[1])).any()):
         raise ValueError(f"{op}: indices must lie in [0, {out_hw[0] * out_hw[1]}) for an output of {out_hw}; "
                          f"pass output_size= matching the tensor that was pooled")
     return MaxUnpool2d(idx, out_hw)(x)

@@ -13,7 +13,7 @@ class Concat(Function):
         self.axis = axis
 
     def forward(self, *xs):
-        self.bounds = np.cumsum([x.shape[self.axis] for x in xs])[:-1]
+        self.bounds = np.cumsum([x.shape[self.axis] for x in xs])[:-1].tolist()
         return self.xp.concatenate(xs, axis=self.axis)
 
     def backward(self, gy):

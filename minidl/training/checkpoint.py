@@ -25,6 +25,7 @@ from minidl.tensor import Tensor
 
 FORMAT = "minidl-checkpoint"
 FORMAT_VERSION = 1
+REQUIRED = ("model_name", "config", "model", "optimizer", "scheduler", "progress", "rng")
 
 
 class CheckpointError(ValueError):
@@ -63,7 +64,7 @@ def load_checkpoint(path):
     if checkpoint.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {checkpoint['format_version']} is newer than this "
                               f"minidl reads ({FORMAT_VERSION}); upgrade minidl")
-    missing = [key for key in ("model_name", "config", "model", "optimizer", "progress", "rng") if key not in checkpoint]
+    missing = [key for key in REQUIRED if key not in checkpoint]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)} (truncated or written by hand?)")
     return checkpoint

@@ -111,12 +111,12 @@ def assert_model_same_on_devices(build, x, device, tol=FLOAT32_TOL, train=True):
     for i, (g, e) in enumerate(zip(got_out, expected_out)):
         err = relative_error(g, e)
         assert err <= tol["forward"], f"output {i} differs by {err:.2e} (relative) on {device}"
+    missing = sorted(n for n in expected_grads if (expected_grads[n] is None) != (got_grads[n] is None))
+    assert not missing, f"gradients present on one device only: {missing}"
     largest = max((float(np.abs(g).max()) for g in expected_grads.values() if g is not None and g.size), default=0.0)
     worst = max(((relative_error(got_grads[n], e, floor=1e-3 * largest), n)
                  for n, e in expected_grads.items() if e is not None), default=(0.0, ""))
     assert worst[0] <= tol["grad"], f"gradient of {worst[1]} differs by {worst[0]:.2e} (relative) on {device}"
-    missing = sorted(n for n in expected_grads if (expected_grads[n] is None) != (got_grads[n] is None))
-    assert not missing, f"gradients present on one device only: {missing}"
     for name, buffer in cpu_model.named_buffers():      # BatchNorm's running statistics, updated in place
         err = relative_error(dict(device_model.named_buffers())[name], buffer)
         assert err <= tol["forward"], f"buffer {name} differs by {err:.2e} (relative) on {device}"
