@@ -397,10 +397,9 @@ def getitem(x, index):
     x = as_tensor(x)
     index = _unwrap_index(index)
     try:
-        x.data[index]
+        return GetItem(index)(x)
     except IndexError as err:
         raise IndexError(f"getitem: index {index!r} is out of range for a tensor of shape {x.shape}: {err}") from None
-    return GetItem(index)(x)
 
 
 class BroadcastTo(Function):
