@@ -4,7 +4,7 @@
     python -m benchmarks.train_epoch_vs_torch --limit 10000 --rounds 3
 
 Both train the paper's LeNet-5 (C3 connection table, trainable subsampling, scaled tanh, fixed RBF
-output) with SGD (lr 0.02, momentum 0.9) and cross-entropy on batches of 64 shuffled 32x32 images:
+output) with SGD (lr 0.05, momentum 0.9) and cross-entropy on batches of 64 shuffled 32x32 images:
 
 - minidl: the training command's own epoch (``Trainer.train_epoch`` on the loader ``build_data`` makes:
   padding and normalisation in a background thread), so the figure is what ``python -m minidl.train``
@@ -125,7 +125,7 @@ def main(argv=None):
     parser.add_argument("--limit", type=int, default=None, help="train on at most N images per epoch")
     parser.add_argument("--rounds", type=int, default=2, help="epochs of each, alternating")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=0.02)
+    parser.add_argument("--lr", type=float, default=0.05)
     args = parser.parse_args(argv)
     import torch
 

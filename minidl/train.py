@@ -100,7 +100,7 @@ def main(argv=None):
 
 def _one_line(message):
     """Messages from deeper down may list problems on several lines: join them with '; '."""
-    return re.sub(r"\s*\n\s*", "; ", str(message).strip())
+    return re.sub(r"(:?)\s*\n\s*", lambda m: ": " if m.group(1) else "; ", str(message).strip())
 
 
 def _main(argv):
@@ -183,7 +183,7 @@ def resolve_config(args, description, checkpoint=None):
         config.update({key: given[key] for key in ("epochs", "data_dir") if key in given})
     else:
         config = {"model": args.model, "dataset": recipe.dataset, "input_size": recipe.input_size,
-                  "channels": recipe.channels, "normalize": recipe.normalize, "optimizer": recipe.optimizer,
+                  "channels": recipe.channels, "optimizer": recipe.optimizer,
                   "lr": recipe.lr, "momentum": recipe.momentum, "weight_decay": recipe.weight_decay,
                   "batch_size": recipe.batch_size, "epochs": recipe.epochs, "schedule": recipe.schedule,
                   "schedule_options": recipe.schedule_options, "seed": 0, "limit": None, "data_dir": None,

@@ -86,7 +86,8 @@ def test_gpu_without_cupy_is_a_usage_error(capsys):
 def test_help_lists_models_with_descriptions_and_datasets(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    assert "lenet5" in out and "C3 connection table" in out and "[mnist, 32px]" in out
+    description = registry.list_models(with_descriptions=True)["lenet5"].description
+    assert f"[mnist, 32px] {description}" in out
     for dataset in ("mnist", "fashion-mnist", "cifar10", "imagefolder", "synthetic"):
         assert dataset in out
 
@@ -193,6 +194,23 @@ def test_ctrl_c_saves_the_last_completed_step_and_resuming_from_it_is_exact(tmp_
     assert checkpoint_module.load_checkpoint(run / "last.ckpt")["progress"]["epoch"] == 1
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler was put back
 
+    assert main(tiny_args(run, "--resume", str(run / "interrupted.ckpt"))) == 0
+    _assert_same_training_state(_final_state(tmp_path / "straight" / "last.ckpt"), _final_state(run / "last.ckpt"))
+
+
+def test_ctrl_c_during_validation_resumes_at_the_validation(tmp_path, monkeypatch, capsys):
+    assert main(tiny_args(tmp_path / "straight")) == 0
+    run, real_evaluate = tmp_path / "interrupted", loop.Trainer.evaluate
+
+    def evaluate(self, loader, stop=None):
+        if self.epoch == 0:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_evaluate(self, loader, stop)
+    with monkeypatch.context() as patch:
+        patch.setattr(loop.Trainer, "evaluate", evaluate)
+        assert main(tiny_args(run)) == 130
+    assert "interrupted after step 4 (epoch 1, batch 4)" in capsys.readouterr().err
+    assert not (run / "last.ckpt").exists()
     assert main(tiny_args(run, "--resume", str(run / "interrupted.ckpt"))) == 0
     _assert_same_training_state(_final_state(tmp_path / "straight" / "last.ckpt"), _final_state(run / "last.ckpt"))
 

@@ -7,9 +7,10 @@ Shaping for the model: a dataset whose images are a little smaller than the mode
 (MNIST's 28x28 digits become LeNet-5's 32x32, as in the paper), any other size is resized; grey images
 are repeated over three channels for a colour model and colour images averaged for a grey one.
 Augmentation is the usual one per dataset: CIFAR-10 gets random 4-pixel-padded crops and horizontal
-flips (He et al. 2016), image folders random crops of a 256/224 resize and flips; the digit sets none
-(the LeNet-5 paper's main results use none) and the synthetic gratings none (a flip would change a
-grating's orientation, which is its class).
+flips (He et al. 2016), image folders random crops of a 256/224 resize and flips, MNIST random shifts
+of up to 2 pixels (translations are among the LeNet-5 paper's "distortions", Sec. III-C.7; on the
+4,000-digit sample they lift LeNet-5 from ~96% to ~97.5%), Fashion-MNIST none (as its usual baselines),
+the synthetic gratings none (a flip would change a grating's orientation, which is its class).
 
 The validation set is the dataset's test split (an image folder's ``val/`` or ``test/``; without one, a
 fixed 10% of its images).
@@ -78,12 +79,9 @@ def dataset_key(name):
 
 
 def build_data(dataset, channels, input_size, batch_size, seed, data_dir=None, limit=None, num_workers=0,
-               num_classes=None, normalize="dataset"):
-    """Train and validation loaders for ``dataset`` shaped as ``channels`` x ``input_size``^2 images.
-
-    ``normalize``: "dataset" (per channel, to mean 0 and std 1 over the training set) or "lenet" (pixels
-    0..1 to -0.1..1.175, the LeNet-5 paper's scaling: background -0.1, ink 1.175).
-    """
+               num_classes=None):
+    """Train and validation loaders for ``dataset`` shaped as ``channels`` x ``input_size``^2 images,
+    normalised per channel to mean 0 and std 1 over the training set."""
     key = dataset_key(dataset)
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
         raise DataError(f"--data-dir {data_dir} does not exist (or is not a directory)")
@@ -103,16 +101,14 @@ def build_data(dataset, channels, input_size, batch_size, seed, data_dir=None, l
     if key == "mnist-sample" and dataset_key(dataset) == "mnist":
         source = f"{SAMPLE_DESCRIPTION}: full MNIST unreachable (no answer within {NETWORK_PROBE_SECONDS:g} s)"
     mean, std, classes = train_set.mean, train_set.std, len(train_set.classes)
-    if normalize == "lenet":  # x -> 1.275 x - 0.1, written as (x - mean) / std
-        mean, std = (0.1 / 1.275,) * len(mean), (1 / 1.275,) * len(std)
-    elif normalize != "dataset":
-        raise ValueError(f"build_data: normalize must be 'dataset' or 'lenet', got {normalize!r}")
     if limit is not None:
         train_set, val_set = _first_of_shuffled(train_set, limit, seed), _first_of_shuffled(val_set, limit, seed + 1)
 
     spatial = _spatial(key, input_size)
     augment = {"cifar10": [T.RandomCrop(input_size, padding=4), T.RandomHorizontalFlip()],
-               "imagefolder": [T.RandomHorizontalFlip()]}.get(key, [])  # (+ a random crop per image, above)
+               "imagefolder": [T.RandomHorizontalFlip()],  # (+ a random crop per image, above)
+               "mnist": [T.RandomCrop(input_size, padding=2)],
+               "mnist-sample": [T.RandomCrop(input_size, padding=2)]}.get(key, [])
     shape_for_model = [T.Normalize(mean, std), MatchChannels(channels)]
     train_transform = T.Compose(spatial + augment + shape_for_model)
     val_transform = T.Compose(spatial + shape_for_model)
@@ -128,7 +124,8 @@ def _load(key, data_dir, train):
     try:
         return get_dataset(key, root=data_dir, train=train)
     except (FileNotFoundError, RuntimeError) as err:  # no local copy and no download
-        raise DataError(f"{key}: {err}".replace("\n", " ")) from None
+        raise DataError(f"{key}: {err} (give the files with --data-dir DIR, or use --dataset synthetic for a "
+                        f"smoke run)") from None
 
 
 def _spatial(key, size):

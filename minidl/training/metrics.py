@@ -59,6 +59,7 @@ def plot_curves(path, history, title=""):
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         return False
     epochs = [row["epoch"] for row in history]
@@ -70,6 +71,7 @@ def plot_curves(path, history, title=""):
         for split, style in (("train", "o-"), ("val", "s-")):
             axes.plot(epochs, [row[f"{split}_{key}"] * scale for row in history], style, label=split, markersize=3)
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)
         axes.legend()

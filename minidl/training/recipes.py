@@ -21,7 +21,6 @@ class Recipe:
     dataset: str
     input_size: int
     channels: int = 3
-    normalize: str = "dataset"  # or "lenet": see minidl.training.data.build_data
     optimizer: str = "sgd"
     lr: float = 0.1
     momentum: float = 0.9
@@ -40,9 +39,9 @@ class Recipe:
 HALF_AND_THREE_QUARTERS = {"milestones": [0.5, 0.75], "gamma": 0.1}
 
 MNIST_LENET = Recipe(
-    "mnist", 32, channels=1, lr=0.02, momentum=0.9, weight_decay=0.0, batch_size=64, epochs=8, schedule="cosine",
-    source="minidl's choice for SGD (the paper used stochastic diagonal Levenberg-Marquardt): LeNet-5 passes "
-           "97% on the MNIST sample in a few epochs")
+    "mnist", 32, channels=1, lr=0.05, momentum=0.9, weight_decay=0.0, batch_size=64, epochs=20, schedule="cosine",
+    source="the paper's 20 passes, with SGD (lr 0.05, momentum 0.9, cosine) for its stochastic diagonal "
+           "Levenberg-Marquardt: LeNet-5 reaches ~97.5% on the MNIST sample (with 2-pixel shifts)")
 CIFAR_RESNET = Recipe(
     "cifar10", 32, lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=128, epochs=164, schedule="step",
     schedule_options=HALF_AND_THREE_QUARTERS,

@@ -8,6 +8,7 @@ Exit codes it returns: 0 done, 3 stopped on a non-finite loss or weights, 130 in
 (a model that cannot take the data, say) raises :class:`UsageError`.
 """
 import json
+import os
 import shlex
 import sys
 import time
@@ -28,6 +29,7 @@ EXIT_NONFINITE, EXIT_INTERRUPTED = 3, 130
 PROG = "minidl-train"
 # What a schedule laid over --epochs epochs takes from that number: recomputed when a resume changes it.
 SCHEDULE_SHAPE = ("milestones", "T_max")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class UsageError(ValueError):
@@ -54,7 +56,7 @@ class Run:
         minidl.manual_seed(config["seed"])
         data = build_data(config["dataset"], config["channels"], config["input_size"], config["batch_size"],
                           config["seed"], data_dir=config["data_dir"], limit=config["limit"],
-                          num_workers=config["num_workers"], normalize=config["normalize"])
+                          num_workers=config["num_workers"])
         config.update(num_classes=data.num_classes, data_source=data.source, train_size=data.train_size,
                       val_size=data.val_size)
         model = self._build_model(data)
@@ -127,6 +129,7 @@ class Run:
         config["resumed_from"] = self.args.resume
         config["minidl_version"] = minidl.__version__
         config["numpy_version"] = np.__version__
+        config["threads"] = {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ}
         atomic_write(self.out / "config.json", lambda f: f.write(json.dumps(config, indent=2).encode()))
         momentum = f" momentum {config['momentum']:g}" if config["optimizer"] == "sgd" else ""
         self.say(f"{config['optimizer']} lr {config['lr']:g}{momentum} weight decay {config['weight_decay']:g}, "
