@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 MODELS = {
-    # name: (input C x H x W, classes, FLOP/img of a forward pass, for the record)
+    # name: (input C x H x W, classes)
     "lenet5": ((1, 32, 32), 10),
     "resnet20": ((3, 32, 32), 10),
     "resnet18_cifar": ((3, 32, 32), 10),

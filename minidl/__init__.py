@@ -9,7 +9,15 @@ NCHW float32 tensors, a define-by-run autograd engine, im2col convolutions and N
 """
 __version__ = "0.1.0"
 
-from minidl import backend, cuda
+import os
+
+# NumPy's OpenBLAS keeps its idle threads spinning for a long time after each GEMM, taking the core that
+# minidl's Numba kernels run on next: a LeNet-5 training step measured 454 ms with the default and 5.5 ms
+# with a short timeout on the 2-core machine (benchmarks/README.md). OpenBLAS reads this once, when NumPy
+# first loads it, so it only helps if minidl is imported before NumPy; an explicit setting wins.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+from minidl import backend, cuda  # noqa: E402  (after OPENBLAS_THREAD_TIMEOUT)
 from minidl.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from minidl.creation import (arange, full, ones, ones_like, rand, randint, randn, tensor, zeros,
                              zeros_like)

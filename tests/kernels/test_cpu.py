@@ -57,6 +57,19 @@ def test_im2col_and_col2im(dtype, case, seed):
     assert_matches_reference("col2im", gcol, H, W, *win.conv_strides, backward=True)
 
 
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(case=conv_cases(), seed=seeds)
+def test_im2col_gemm_and_col2im_gemm(dtype, case, seed):
+    (N, C, H, W), win = case
+    rng = np.random.default_rng(seed)
+    col = assert_matches_reference("im2col_gemm", rng.standard_normal((N, C, H, W)).astype(dtype), *win.conv)[0]
+    gcol = rng.standard_normal(col.shape).astype(dtype)
+    assert_matches_reference("col2im_gemm", gcol, H, W, *win.conv_strides, backward=True)
+    for name in kernels.GEMM_LAYOUT_KERNELS:
+        assert inspect.signature(getattr(cpu, name)) == inspect.signature(getattr(ref, name))
+        assert inspect.signature(getattr(kernels, name)) == inspect.signature(getattr(ref, name))
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(case=pool_cases(), seed=seeds, ties=st.booleans())
 def test_max_pool(dtype, case, seed, ties):
