@@ -71,6 +71,12 @@ def test_im2col_gemm_and_col2im_gemm(dtype, case, seed):
         assert inspect.signature(getattr(kernels, name)) == inspect.signature(getattr(ref, name))
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_col2im_gemm_one_window(dtype):
+    # The whole image in one window (LeNet-5 C5): col2im_gemm's transpose fast path.
+    gcol = np.random.default_rng(0).standard_normal((3, 5, 4, 2, 1, 1)).astype(dtype)
+    assert_matches_reference("col2im_gemm", gcol, 5, 4, 1, 1, 0, 0, backward=True)
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @given(case=pool_cases(), seed=seeds, ties=st.booleans())
 def test_max_pool(dtype, case, seed, ties):
     shape, win, ceil_mode = case
@@ -93,10 +99,13 @@ def test_max_pool_nan_and_infinities(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("H, W, ceil_mode", [(8, 6, False), (7, 9, False), (7, 9, True)])
+@pytest.mark.parametrize("H, W, ceil_mode", [(8, 6, False), (7, 9, False), (7, 9, True),
+                                             (6, 66, False), (5, 67, True)])     # OW >= 32: the row kernel
 def test_max_pool_2x2_fast_path(dtype, H, W, ceil_mode):
     x = np.random.default_rng(H).integers(0, 3, (2, 3, H, W)).astype(dtype)     # many ties
     x[0, 0, 0, 1] = x[1, 2, 3, 3] = np.nan
+    x[0, 1, :2, :2] = -np.inf
+    x[1, 1, 2:4, 2:4] = [[-0.0, 0.0], [0.0, -0.0]]
     y, _ = assert_matches_reference("max_pool2d_forward", x, 2, 2, 2, 2, 0, 0, ceil_mode)
     assert np.isnan(y).sum() == 2
 
