@@ -32,3 +32,17 @@ def torch_or_skip():
 
 def to_torch(torch, array, requires_grad=False):
     return torch.tensor(np.asarray(array), requires_grad=requires_grad)
+
+
+def randomise_torch_batchnorm(model, seed):
+    """Give a torch model's BatchNorm2d layers non-trivial statistics and affine parameters, so that
+    eval-mode BN is far from the identity when its weights are compared with ours."""
+    import torch
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)

@@ -7,20 +7,9 @@ import pytest
 
 import minidl
 from tests.models.residual_checks import build
+from tests.helpers import randomise_torch_batchnorm as _randomise_batchnorm
 
 torch = pytest.importorskip("torch")
-
-
-def _randomise_batchnorm(model, seed):
-    """Non-trivial BN statistics and affine parameters, so eval-mode BN is not close to the identity."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
 
 
 def _compare(reference, ours, size, rtol=1e-4):
