@@ -76,7 +76,7 @@ class DownloadError(RuntimeError):
 
 
 class ChecksumError(ValueError):
-    pass
+    """A downloaded or cached file whose size or SHA-256 is not the published one."""
 
 
 def cache_dir():
