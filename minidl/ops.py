@@ -381,8 +381,18 @@ class GetItem(Function):
 
     def backward(self, gy):
         gx = self.xp.zeros(self.x_shape, dtype=gy.dtype)
-        self.xp.add.at(gx, self.index, gy)  # repeated indices accumulate
+        if _is_basic_index(self.index):   # slices and ints select each element at most once: a plain store
+            gx[self.index] = gy
+        else:
+            self.xp.add.at(gx, self.index, gy)  # repeated indices accumulate (add.at is ~10x slower)
         return gx
+
+
+def _is_basic_index(index):
+    """Whether ``index`` is basic indexing (ints, slices, None, Ellipsis), which never repeats an element."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, slice)) or i is None or i is Ellipsis for i in parts) \
+        and not any(isinstance(i, bool) for i in parts)
 
 
 def _unwrap_index(index):

@@ -104,8 +104,10 @@ def test_shape_ops():
 
 
 @pytest.mark.parametrize("index", [(slice(None), 1), (0, slice(1, 3), slice(None, None, 2)), (Ellipsis, -1),
-                                   (np.array([0, 1, 1]),), (slice(None), np.array([2, 0, 2]))])
+                                   (None, slice(None), 0), 1, True, (np.array([0, 1, 1]),),
+                                   (slice(None), np.array([2, 0, 2])), (np.int64(1), slice(None))])
 def test_getitem_accumulates_repeated_indices(index):
+    # basic indices (ints, slices, None, Ellipsis) store the gradient, the others accumulate it with add.at
     x = rng.standard_normal((2, 3, 4))
     check_grad(lambda t: t[index] * 2.0, x)
 

@@ -71,6 +71,22 @@ def test_im2col_gemm_and_col2im_gemm(dtype, case, seed):
         assert inspect.signature(getattr(kernels, name)) == inspect.signature(getattr(ref, name))
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, conv", [
+    ((3, 4, 9, 11), (3, 3, 1, 1, 1, 1)),      # stride 1, padded, rows of >= 4 outputs: the Numba loop
+    ((2, 3, 14, 14), (5, 5, 1, 1, 0, 0)),     # LeNet C3-like, unpadded: the Numba loop on x itself
+    ((2, 2, 8, 6), (3, 2, 1, 1, 2, 0)),       # uneven kernel and padding
+    ((2, 3, 5, 5), (5, 5, 1, 1, 0, 0)),       # one output per row (LeNet C5): NumPy's strided copy
+    ((2, 3, 9, 9), (3, 3, 2, 2, 1, 1)),       # strided: NumPy's strided copy
+    ((2, 3, 9, 9), (3, 3, 1, 1, 2, 2, 2, 2)),  # dilated: NumPy's strided copy
+])
+def test_im2col_gemm_both_paths(dtype, shape, conv):
+    # Both of im2col_gemm's paths, on a C-contiguous input and on a transposed (non-contiguous) view.
+    x = np.random.default_rng(1).standard_normal(shape).astype(dtype)
+    assert_matches_reference("im2col_gemm", x, *conv)
+    assert_matches_reference("im2col_gemm", np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2), *conv)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_col2im_gemm_one_window(dtype):
     # The whole image in one window (LeNet-5 C5): col2im_gemm's transpose fast path.
     gcol = np.random.default_rng(0).standard_normal((3, 5, 4, 2, 1, 1)).astype(dtype)
