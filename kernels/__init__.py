@@ -108,6 +108,19 @@ def col2im_gemm(col, H, W, SH, SW, PH, PW, DH=1, DW=1):
         return module.col2im_gemm(col, H, W, SH, SW, PH, PW, DH, DW)
     return module.col2im(col.transpose(3, 0, 1, 2, 4, 5).copy(), H, W, SH, SW, PH, PW, DH, DW)
 
+def has_kernel(x, name):
+    """Whether the kernel set for array x has kernel ``name`` (the GPU's has no depthwise kernels)."""
+    return hasattr(_backend_for(x, name), name)
+
+
+def depthwise_conv2d(x, W, PH, PW):
+    return _backend_for(x, "depthwise_conv2d").depthwise_conv2d(x, W, PH, PW)
+
+
+def depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
+    return _backend_for(x, "depthwise_conv2d_grad_weight").depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW)
+
+
 def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False):
     return _backend_for(x, "max_pool2d_forward").max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode)
 
@@ -154,10 +167,12 @@ KERNELS = ("im2col", "col2im", "max_pool2d_forward", "max_pool2d_backward", "avg
 # The one-GEMM layouts of im2col and col2im: CPU kernels of their own; on the GPU the dispatchers above
 # transpose the GPU's im2col and col2im, so the GPU kernel set does not need them.
 GEMM_LAYOUT_KERNELS = ("im2col_gemm", "col2im_gemm")
+# Depthwise convolution with stride 1: CPU kernels; conv2d asks has_kernel() and otherwise runs the grouped GEMM.
+DEPTHWISE_KERNELS = ("depthwise_conv2d", "depthwise_conv2d_grad_weight")
 
-for _name in KERNELS + GEMM_LAYOUT_KERNELS:   # each dispatcher documents itself with the reference's formula
+for _name in KERNELS + GEMM_LAYOUT_KERNELS + DEPTHWISE_KERNELS:   # each dispatcher documents itself with the reference's formula
     globals()[_name].__doc__ = getattr(reference, _name).__doc__
 del _name
 
-__all__ = ["GEMM_LAYOUT_KERNELS", "KERNELS", "conv_output_size", "cpu", "numpy_kernels", "reference", *KERNELS,
-           *GEMM_LAYOUT_KERNELS]
+__all__ = ["DEPTHWISE_KERNELS", "GEMM_LAYOUT_KERNELS", "KERNELS", "conv_output_size", "cpu", "has_kernel",
+           "numpy_kernels", "reference", *KERNELS, *GEMM_LAYOUT_KERNELS, *DEPTHWISE_KERNELS]

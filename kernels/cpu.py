@@ -175,6 +175,77 @@ def col2im_gemm(col, H, W, SH, SW, PH, PW, DH=1, DW=1):
     _col2im_gemm(col, x, SH, SW, PH, PW, DH, DW)
     return x
 
+# Depthwise convolution, stride 1: one prange iteration per plane (n, c), over a zero-padded copy of x so
+# that the loops carry no bounds. The output plane is accumulated in a local buffer (in L1 for planes up to
+# ~90 x 90), one pass per kernel offset. Xception's 3x3 (16 x 128 x 56 x 56): 7.5 ms against 12.6 ms for
+# conv2d's grouped GEMM (C matmuls of 1 x 9 by 9 x N*OH*OW); a version with the strides in the index
+# arithmetic did not vectorise and took 30 ms.
+@njit(cache=True, fastmath=True, parallel=True)
+def _depthwise_conv2d(xpad, W, y):
+    N, C = xpad.shape[:2]
+    KH, KW = W.shape[2:]
+    OH, OW = y.shape[2:]
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        acc = np.zeros((OH, OW), dtype=y.dtype)
+        for i in range(KH):
+            for j in range(KW):
+                w = W[c, 0, i, j]
+                for oh in range(OH):
+                    for ow in range(OW):
+                        acc[oh, ow] += w * xpad[n, c, oh + i, ow + j]
+        y[n, c] = acc
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def _depthwise_conv2d_grad_weight(xpad, gy, gW):
+    # One prange iteration per channel, summing over the images; each (n, c) plane pair stays in L1 for all
+    # KH*KW offsets. Per plane the sums are float32 (vectorised), added up over the planes in float64.
+    N, C = xpad.shape[:2]
+    KH, KW = gW.shape[2:]
+    OH, OW = gy.shape[2:]
+    for c in prange(C):
+        total = np.zeros((KH, KW), dtype=np.float64)
+        for n in range(N):
+            for i in range(KH):
+                for j in range(KW):
+                    s = gy[n, c, 0, 0] * 0
+                    for oh in range(OH):
+                        for ow in range(OW):
+                            s += gy[n, c, oh, ow] * xpad[n, c, oh + i, ow + j]
+                    total[i, j] += s
+        for i in range(KH):
+            for j in range(KW):
+                gW[c, 0, i, j] = total[i, j]
+
+
+def _zero_pad(x, PH, PW):
+    if not (PH or PW):
+        return np.ascontiguousarray(x)
+    N, C, H, W = x.shape
+    xpad = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=x.dtype)
+    xpad[:, :, PH:PH + H, PW:PW + W] = x
+    return xpad
+
+
+def depthwise_conv2d(x, W, PH, PW):
+    """Numba depthwise convolution, stride 1: x (N, C, H, W), W (C, 1, KH, KW) -> y. See reference."""
+    OH, OW = ref.check_depthwise("depthwise_conv2d", x, W, PH, PW)
+    y = np.empty(x.shape[:2] + (OH, OW), dtype=x.dtype)
+    _depthwise_conv2d(_zero_pad(x, PH, PW), _contiguous(W, x.dtype), y)
+    return y
+
+
+def depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
+    """Numba filter gradient of depthwise_conv2d: -> gW (C, 1, KH, KW). See reference."""
+    N, C, H, W = ref.check_array("depthwise_conv2d_grad_weight", "x", x, 4).shape
+    expected = (N, C) + ref.window_geometry("depthwise_conv2d_grad_weight", H, W, KH, KW, 1, 1, PH, PW)
+    ref.check_same_shape("depthwise_conv2d_grad_weight", "gy", gy, "the output", expected)
+    gW = np.empty((C, 1, KH, KW), dtype=x.dtype)
+    _depthwise_conv2d_grad_weight(_zero_pad(x, PH, PW), _contiguous(gy, x.dtype), gW)
+    return gW
+
+
 # No fastmath here: it lets LLVM assume there are no NaNs or infinities, and max pooling starts from -inf
 # and must let a NaN through.
 @njit(cache=True, parallel=True)

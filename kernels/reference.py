@@ -168,6 +168,41 @@ def col2im_gemm(col, H, W, SH, SW, PH, PW, DH=1, DW=1):
     check_array("col2im_gemm", "col", col, 6)
     return col2im(np.ascontiguousarray(col.transpose(3, 0, 1, 2, 4, 5)), H, W, SH, SW, PH, PW, DH, DW)
 
+def check_depthwise(op, x, W, PH, PW):
+    """Check a depthwise convolution's x (N, C, H, W) and filters W (C, 1, KH, KW); return (OH, OW)."""
+    N, C, H, Wd = check_array(op, "x", x, 4).shape
+    check_array(op, "W", W, 4)
+    if W.shape[0] != C or W.shape[1] != 1:
+        raise ValueError(f"{op}: W must be C x 1 x KH x KW with C = {C} (one filter per channel), "
+                         f"got shape {W.shape}")
+    return window_geometry(op, H, Wd, W.shape[2], W.shape[3], 1, 1, PH, PW)
+
+
+def depthwise_conv2d(x, W, PH, PW):
+    """Depthwise convolution (groups = C, one filter per channel), stride 1, no dilation:
+
+        y[n, c, oh, ow] = sum over i, j of W[c, 0, i, j] * xpad[n, c, oh + i, ow + j]
+
+    x (N, C, H, W), W (C, 1, KH, KW) -> y (N, C, OH, OW). As a grouped convolution this is C matmuls of
+    1 x KH*KW by KH*KW x N*OH*OW, which BLAS runs at a fraction of its rate.
+    """
+    OH, OW = check_depthwise("depthwise_conv2d", x, W, PH, PW)
+    KH, KW = W.shape[2:]
+    col = im2col(x, KH, KW, 1, 1, PH, PW)                               # N C KH KW OH OW
+    return np.ascontiguousarray(np.einsum("ncijhw,cij->nchw", col, W[:, 0].astype(x.dtype)))
+
+
+def depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
+    """The filter gradient of depthwise_conv2d:  gW[c, 0, i, j] = sum over n, oh, ow of
+    gy[n, c, oh, ow] * xpad[n, c, oh + i, ow + j].  x (N, C, H, W), gy (N, C, OH, OW) -> gW (C, 1, KH, KW)."""
+    N, C, H, W = check_array("depthwise_conv2d_grad_weight", "x", x, 4).shape
+    expected = (N, C) + window_geometry("depthwise_conv2d_grad_weight", H, W, KH, KW, 1, 1, PH, PW)
+    check_same_shape("depthwise_conv2d_grad_weight", "gy", gy, "the output", expected)
+    col = im2col(x, KH, KW, 1, 1, PH, PW)
+    gW = np.einsum("ncijhw,nchw->cij", col, gy.astype(x.dtype))
+    return np.ascontiguousarray(gW[:, None])
+
+
 def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False):
     """Max over each KH x KW window (padding counts as -inf), and where it was found.
 

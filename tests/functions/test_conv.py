@@ -97,6 +97,58 @@ def test_depthwise_conv():
     np.testing.assert_allclose(y, naive_conv2d(x, W, None, (1, 1), (1, 1), (1, 1), 4), rtol=1e-12)
 
 
+@pytest.mark.parametrize("kernel, padding, stride, bias", [
+    ((3, 3), (1, 1), 1, False),   # Xception's: kernels.depthwise_conv2d
+    ((5, 5), (2, 2), 1, True),
+    ((3, 5), (0, 4), 1, True),    # uneven; dX needs K-1-P = 2 and 0 of padding
+    ((3, 3), (3, 3), 1, False),   # padding >= kernel: the grouped GEMM
+    ((3, 3), (1, 1), 2, True),    # strided: the grouped GEMM
+])
+def test_depthwise_conv_paths_match_naive_loops_and_gradcheck(kernel, padding, stride, bias):
+    rng = np.random.default_rng(4)
+    x, W = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((3, 1) + kernel)
+    b = rng.standard_normal(3) if bias else None
+    args = dict(stride=stride, padding=padding, groups=3)
+    y = F.conv2d(t64(x), t64(W), None if b is None else t64(b), **args).data
+    np.testing.assert_allclose(y, naive_conv2d(x, W, b, (stride, stride), padding, (1, 1), 3), rtol=1e-10, atol=1e-12)
+    check_grad(lambda *t: F.conv2d(*t, **args), *([x, W] + ([b] if bias else [])))
+
+
+def test_depthwise_kernel_and_grouped_gemm_agree_in_float32(monkeypatch):
+    # The same float32 layer through kernels.depthwise_conv2d and through the grouped GEMM it replaces.
+    rng = np.random.default_rng(5)
+    x, W = rng.standard_normal((4, 16, 12, 12)).astype(np.float32), rng.standard_normal((16, 1, 3, 3)).astype(np.float32)
+    gy = rng.standard_normal((4, 16, 12, 12)).astype(np.float32)
+    results = []
+    for direct in (True, False):
+        monkeypatch.setattr(F.conv.Conv2d, "_depthwise", lambda self, x, W, direct=direct: direct)
+        xt, Wt = minidl.Tensor(x, requires_grad=True), minidl.Tensor(W, requires_grad=True)
+        y = F.conv2d(xt, Wt, padding=1, groups=16)
+        y.backward(minidl.Tensor(gy))
+        results.append((y.data, xt.grad.data, Wt.grad.data))
+    for direct, grouped in zip(*results):
+        np.testing.assert_allclose(direct, grouped, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel, padding, bias, first", [
+    ((3, 3), (1, 1), False, False),   # ResNet's 3x3: dX and dW both from the columns of dY
+    ((5, 5), (2, 2), True, False),
+    ((3, 5), (1, 2), True, False),
+    ((3, 3), (1, 1), True, True),     # a first conv (no dX wanted): the columns of x instead
+])
+def test_same_padded_conv_backward_paths_gradcheck(kernel, padding, bias, first):
+    # Stride 1 with "same" padding takes dW from im2col(dY) (the filters flipped), not im2col(x).
+    rng = np.random.default_rng(6)
+    x, W = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3) + kernel)
+    b = rng.standard_normal(4) if bias else None
+    y = F.conv2d(t64(x), t64(W), None if b is None else t64(b), padding=padding).data
+    np.testing.assert_allclose(y, naive_conv2d(x, W, b, (1, 1), padding, (1, 1), 1), rtol=1e-10, atol=1e-12)
+    if first:   # x needs no gradient: compare dW and db with the finite differences of the other inputs
+        check_grad(lambda *t: F.conv2d(t64(x), *t, padding=padding), *([W] + ([b] if bias else [])))
+    else:
+        check_grad(lambda *t: F.conv2d(*t, padding=padding), *([x, W] + ([b] if bias else [])))
+
+
 @given(conv_configs())
 def test_conv_transpose2d_is_the_adjoint_of_conv2d(cfg):
     # <conv2d(x, W), g> == <x, conv_transpose2d(g, W)>: the same weights, read as C_in=K x C/groups x KH x KW

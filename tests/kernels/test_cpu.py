@@ -8,7 +8,7 @@ import types
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import minidl.kernels as kernels
@@ -84,6 +84,21 @@ def test_im2col_gemm_both_paths(dtype, shape, conv):
     x = np.random.default_rng(1).standard_normal(shape).astype(dtype)
     assert_matches_reference("im2col_gemm", x, *conv)
     assert_matches_reference("im2col_gemm", np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2), *conv)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(N=st.integers(1, 3), C=st.integers(1, 4), H=st.integers(1, 9), W=st.integers(1, 9),
+       KH=st.integers(1, 5), KW=st.integers(1, 5), PH=st.integers(0, 3), PW=st.integers(0, 3), seed=seeds)
+def test_depthwise_conv2d_and_grad_weight(dtype, N, C, H, W, KH, KW, PH, PW, seed):
+    assume(H + 2 * PH >= KH and W + 2 * PW >= KW)   # a kernel that does not fit: see the argument errors
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    y = assert_matches_reference("depthwise_conv2d", x, rng.standard_normal((C, 1, KH, KW)).astype(dtype), PH, PW)[0]
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    assert_matches_reference("depthwise_conv2d_grad_weight", x, gy, KH, KW, PH, PW, backward=True)
+    for name in kernels.DEPTHWISE_KERNELS:
+        assert inspect.signature(getattr(cpu, name)) == inspect.signature(getattr(ref, name))
+        assert inspect.signature(getattr(kernels, name)) == inspect.signature(getattr(ref, name))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

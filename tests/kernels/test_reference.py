@@ -231,7 +231,13 @@ def argument_errors(k):
         (lambda: k.batch_norm_backward(x, x[:, :1], one, one, one), "batch_norm_backward: x must have the shape of gy"),
         (lambda: k.lrn_forward(x, 0, 1e-4, 0.75, 2.0), "lrn_forward: size must be an integer >= 1"),
         (lambda: k.lrn_backward(x, x, x, x[..., :2], 5, 1e-4, 0.75), "lrn_backward: scale must have the shape"),
-    ]
+    ] + ([   # the CPU kernel sets only (the GPU's runs depthwise convolutions as grouped GEMMs)
+        (lambda: k.depthwise_conv2d(x, np.ones((3, 1, 3, 3), np.float32), 1, 1),
+         "depthwise_conv2d: W must be C x 1 x KH x KW with C = 2 (one filter per channel), got shape (3, 1, 3, 3)"),
+        (lambda: k.depthwise_conv2d(x, np.ones((2, 1, 7, 7), np.float32), 1, 1), "depthwise_conv2d: kernel 7x7"),
+        (lambda: k.depthwise_conv2d_grad_weight(x, x[..., :3], 3, 3, 1, 1),
+         "depthwise_conv2d_grad_weight: gy must have the shape of the output (1, 2, 4, 4), got (1, 2, 4, 3)"),
+    ] if hasattr(k, "depthwise_conv2d") else [])
 
 
 @pytest.mark.parametrize("row", range(len(argument_errors(ref))))
