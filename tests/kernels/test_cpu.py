@@ -79,11 +79,16 @@ def test_im2col_gemm_and_col2im_gemm(dtype, case, seed):
     ((2, 3, 9, 9), (3, 3, 2, 2, 1, 1)),       # strided: NumPy's strided copy
     ((2, 3, 9, 9), (3, 3, 1, 1, 2, 2, 2, 2)),  # dilated: NumPy's strided copy
 ])
-def test_im2col_gemm_both_paths(dtype, shape, conv):
-    # Both of im2col_gemm's paths, on a C-contiguous input and on a transposed (non-contiguous) view.
-    x = np.random.default_rng(1).standard_normal(shape).astype(dtype)
-    assert_matches_reference("im2col_gemm", x, *conv)
+def test_im2col_gemm_and_col2im_gemm_both_paths(dtype, shape, conv):
+    # Both paths of im2col_gemm and col2im_gemm, on C-contiguous inputs and on transposed (non-contiguous) views.
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape).astype(dtype)
+    col = assert_matches_reference("im2col_gemm", x, *conv)[0]
     assert_matches_reference("im2col_gemm", np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2), *conv)
+    gcol = rng.standard_normal(col.shape).astype(dtype)
+    assert_matches_reference("col2im_gemm", gcol, *shape[2:], *conv[2:], backward=True)
+    gcol_view = np.ascontiguousarray(gcol.transpose(0, 1, 2, 3, 5, 4)).transpose(0, 1, 2, 3, 5, 4)
+    assert_matches_reference("col2im_gemm", gcol_view, *shape[2:], *conv[2:], backward=True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
