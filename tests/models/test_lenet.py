@@ -75,7 +75,7 @@ def test_partial_conv_equals_a_full_conv_with_the_missing_kernels_zeroed():
     x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
     full_w = np.zeros((4, 3, 3, 3), dtype=np.float32)
     full_b = np.zeros(4, dtype=np.float32)
-    for grouped, idx in zip(conv.convs, conv.gather):
+    for grouped in conv.convs:
         maps = [k for k, inputs in enumerate(table) if len(inputs) == grouped.weight.shape[1]]
         w = grouped.weight.numpy()
         for g, k in enumerate(maps):
@@ -84,6 +84,35 @@ def test_partial_conv_equals_a_full_conv_with_the_missing_kernels_zeroed():
             full_b[k] = grouped.bias.numpy()[g]
     expected = F.conv2d(minidl.tensor(x), minidl.tensor(full_w), minidl.tensor(full_b)).numpy()
     np.testing.assert_allclose(conv(minidl.tensor(x)).numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_partial_conv_gradients_equal_those_of_its_grouped_convolutions():
+    # The dense forward against the grouped convolutions run on the gathered input maps (repeats allowed),
+    # which is what the parameters mean: same outputs, same gradient for every kernel, bias and input.
+    table = [(2, 0), (1,), (0, 1, 2), (2, 1)]
+    conv = PartialConv2d(3, table, kernel_size=3)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 6, 6))
+    g = rng.standard_normal((2, 4, 4, 4))
+    grads = []
+    for path in ("dense", "grouped"):
+        conv.zero_grad()
+        xt = minidl.tensor(x.astype(np.float32), requires_grad=True)
+        if path == "dense":
+            y = conv(xt)
+        else:
+            parts, order = [], []
+            for grouped in conv.convs:
+                n = grouped.weight.shape[1]
+                maps = [k for k, inputs in enumerate(table) if len(inputs) == n]
+                parts.append(grouped(xt[:, np.array([c for k in maps for c in table[k]])]))
+                order += maps
+            y = F.concat(parts, axis=1)[:, np.argsort(order)]
+        (y * minidl.tensor(g.astype(np.float32))).sum().backward()
+        grads.append([xt.grad.numpy()] + [p.grad.numpy() for p in conv.parameters()])
+    for dense, grouped in zip(*grads):
+        np.testing.assert_allclose(dense, grouped, rtol=1e-5, atol=1e-5)
+    assert conv.macs((2, 3, 6, 6), (2, 4, 4, 4)) == (2 + 1 + 3 + 2) * 9 * 16
 
 
 def test_rbf_output_is_minus_the_squared_distance_to_fixed_prototypes():
