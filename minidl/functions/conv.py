@@ -19,10 +19,11 @@ from minidl.tensor import Function
 # batches of it (VGG conv1_2 at batch 8: 925 MB; the 19 buffers of a ResNet-20 step at batch 128: 870 MB)
 # would dominate memory, so forward and backward each build it a chunk of images at a time and keep none.
 COL_CHUNK_ELEMENTS = 2 ** 19
-# A layer whose whole column buffer is at most this (4 MB in float32: LeNet-5 C3 and C5 at batch 64) builds
-# it once, for the whole batch, and keeps it for backward instead of building it again. 8 MB (C1 too) kept
-# more memory for no measured gain: 7.1 ms vs 6.9 ms a LeNet-5 step.
-COL_KEEP_ELEMENTS = 2 ** 20
+# A layer whose whole column buffer is at most this (2 MB in float32: LeNet-5 C5 at batch 64) builds it
+# once, for the whole batch, and keeps it for backward instead of building it again. Since im2col became a
+# vectorised loop, keeping C3's 3.8 MB too (2^20) or C1's 5 MB (2^21) gained nothing measurable (a LeNet-5
+# step at batch 64: 4.9-5.3 ms in each setting, 5 alternating rounds) and C3's cost a third of the step's memory.
+COL_KEEP_ELEMENTS = 2 ** 19
 
 
 class Conv2d(Function):
