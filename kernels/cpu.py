@@ -485,6 +485,43 @@ def _avg_pool2d_backward(gy, gx, KH, KW, SH, SW, PH, PW, count_include_pad):
                         gx[p, h, w] += g
 
 
+# The common 2x2, stride 2, unpadded window (LeNet's subsampling, DenseNet's transitions) with every window
+# inside x: the sums written out, no bounds and no float64 accumulator, which vectorises. 1-thread, forward
+# and backward against the general kernels: LeNet-5 S2 (64x6x28x28) 0.03 + 0.08 ms vs 0.83 + 0.48 ms,
+# 16x64x112x112 2.0 + 5.0 ms vs 22.9 + 22.2 ms.
+@njit(cache=True, fastmath=True, parallel=True)
+def _avg_pool2d_forward_2x2(x, y):
+    P = x.shape[0]
+    OH, OW = y.shape[1:]
+    for p in prange(P):
+        for oh in range(OH):
+            for ow in range(OW):
+                y[p, oh, ow] = (x[p, 2 * oh, 2 * ow] + x[p, 2 * oh, 2 * ow + 1]
+                                + x[p, 2 * oh + 1, 2 * ow] + x[p, 2 * oh + 1, 2 * ow + 1]) * 0.25
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def _avg_pool2d_backward_2x2(gy, gx):
+    P, H, W = gx.shape
+    OH, OW = gy.shape[1:]
+    for p in prange(P):
+        if 2 * OH < H or 2 * OW < W:           # an odd last row or column is in no window
+            for h in range(H):
+                for w in range(W):
+                    gx[p, h, w] = 0
+        for oh in range(OH):
+            for ow in range(OW):
+                g = gy[p, oh, ow] * 0.25
+                gx[p, 2 * oh, 2 * ow] = g
+                gx[p, 2 * oh, 2 * ow + 1] = g
+                gx[p, 2 * oh + 1, 2 * ow] = g
+                gx[p, 2 * oh + 1, 2 * ow + 1] = g
+
+
+def _is_avg_pool_2x2(H, W, OH, OW, KH, KW, SH, SW, PH, PW):
+    return (KH, KW, SH, SW, PH, PW) == (2, 2, 2, 2, 0, 0) and 2 * OH <= H and 2 * OW <= W
+
+
 def avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False, count_include_pad=True):
     """Numba average pooling: x (N, C, H, W) -> y (N, C, OH, OW). See reference.avg_pool2d_forward."""
     op = "avg_pool2d_forward"
@@ -492,6 +529,9 @@ def avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False, count_include
     OH, OW = ref.window_geometry(op, H, W, KH, KW, SH, SW, PH, PW, ceil_mode=ceil_mode, pool=True)
     x = np.ascontiguousarray(x)
     y = np.empty((N, C, OH, OW), dtype=x.dtype)
+    if _is_avg_pool_2x2(H, W, OH, OW, KH, KW, SH, SW, PH, PW):
+        _avg_pool2d_forward_2x2(x.reshape(N * C, H, W), y.reshape(N * C, OH, OW))
+        return y
     _avg_pool2d_forward(x.reshape(N * C, H, W), y.reshape(N * C, OH, OW), KH, KW, SH, SW, PH, PW,
                         bool(count_include_pad))
     return y
@@ -505,6 +545,9 @@ def avg_pool2d_backward(gy, H, W, KH, KW, SH, SW, PH, PW, ceil_mode=False, count
                                                                 ceil_mode=ceil_mode, pool=True), H, W)
     gy = np.ascontiguousarray(gy)
     gx = np.empty((N, C, H, W), dtype=gy.dtype)
+    if _is_avg_pool_2x2(H, W, OH, OW, KH, KW, SH, SW, PH, PW):
+        _avg_pool2d_backward_2x2(gy.reshape(N * C, OH, OW), gx.reshape(N * C, H, W))
+        return gx
     _avg_pool2d_backward(gy.reshape(N * C, OH, OW), gx.reshape(N * C, H, W), KH, KW, SH, SW, PH, PW,
                          bool(count_include_pad))
     return gx

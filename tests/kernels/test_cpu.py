@@ -147,6 +147,20 @@ def test_max_pool_2x2_fast_path(dtype, H, W, ceil_mode):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("H, W, ceil_mode", [(8, 6, False), (7, 9, False), (7, 9, True), (28, 28, False)])
+def test_avg_pool_2x2_fast_path(dtype, H, W, ceil_mode):
+    # 2x2/2 unpadded windows: the unrolled kernels (odd sizes leave a row or column out); with ceil_mode and
+    # an odd size, a window overhangs and the general kernel runs.
+    rng = np.random.default_rng(H + W)
+    x = rng.standard_normal((2, 3, H, W)).astype(dtype)
+    for count_include_pad in (True, False):
+        y = assert_matches_reference("avg_pool2d_forward", x, 2, 2, 2, 2, 0, 0, ceil_mode, count_include_pad)[0]
+        gy = rng.standard_normal(y.shape).astype(dtype)
+        assert_matches_reference("avg_pool2d_backward", gy, H, W, 2, 2, 2, 2, 0, 0, ceil_mode, count_include_pad,
+                                 backward=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @given(case=pool_cases(), count_include_pad=st.booleans(), seed=seeds)
 def test_avg_pool(dtype, case, count_include_pad, seed):
     shape, win, ceil_mode = case
