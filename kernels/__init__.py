@@ -170,7 +170,8 @@ GEMM_LAYOUT_KERNELS = ("im2col_gemm", "col2im_gemm")
 # Depthwise convolution with stride 1: CPU kernels; conv2d asks has_kernel() and otherwise runs the grouped GEMM.
 DEPTHWISE_KERNELS = ("depthwise_conv2d", "depthwise_conv2d_grad_weight")
 
-for _name in KERNELS + GEMM_LAYOUT_KERNELS + DEPTHWISE_KERNELS:   # each dispatcher documents itself with the reference's formula
+# each dispatcher documents itself with the reference's formula
+for _name in KERNELS + GEMM_LAYOUT_KERNELS + DEPTHWISE_KERNELS:
     globals()[_name].__doc__ = getattr(reference, _name).__doc__
 del _name
 

@@ -202,9 +202,9 @@ def col2im_gemm(col, H, W, SH, SW, PH, PW, DH=1, DW=1):
 
 # Depthwise convolution, stride 1: one prange iteration per plane (n, c), over a zero-padded copy of x so
 # that the loops carry no bounds. The output plane is accumulated in a local buffer (in L1 for planes up to
-# ~90 x 90), one pass per kernel offset. Xception's 3x3 (16 x 128 x 56 x 56): 7.5 ms against 12.6 ms for
-# conv2d's grouped GEMM (C matmuls of 1 x 9 by 9 x N*OH*OW); a version with the strides in the index
-# arithmetic did not vectorise and took 30 ms.
+# ~90 x 90), one pass per kernel offset. Xception's 3x3 (16 x 128 x 56 x 56), one thread: 7.5-8 ms against
+# 12.6-19 ms for conv2d's grouped GEMM (C matmuls of 1 x 9 by 9 x N*OH*OW) in two measurements; a version
+# with the strides in the index arithmetic did not vectorise and took 30 ms.
 @njit(cache=True, fastmath=True, parallel=True)
 def _depthwise_conv2d(xpad, W, y):
     N, C = xpad.shape[:2]

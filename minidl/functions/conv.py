@@ -43,7 +43,8 @@ class Conv2d(Function):
 
     def _depthwise(self, x, W):
         """Whether this is a depthwise convolution (groups = C = K) with stride 1 and no dilation, which
-        kernels.depthwise_conv2d runs directly: 1.7x the grouped GEMM forward, 5x backward (Xception's 3x3)."""
+        kernels.depthwise_conv2d runs directly. Xception's 3x3 (16 x 128 x 56 x 56), one thread: forward 19 -> 8 ms,
+        backward 106 -> 28 ms against the grouped GEMM (C matmuls of 1 x KH*KW by KH*KW x N*OH*OW)."""
         return (self.groups == x.shape[1] == W.shape[0] and W.shape[1] == 1 and self.stride == (1, 1)
                 and self.dilation == (1, 1) and self.padding[0] < W.shape[2] and self.padding[1] < W.shape[3]
                 and kernels.has_kernel(x, "depthwise_conv2d"))
@@ -114,8 +115,8 @@ class Conv2d(Function):
         # 9x larger C*KH*KW x n*OH*OW gradient of the columns and a col2im to sum it. The same columns of dY
         # give dW too, flipped: sum over n,h,w of x[c,h,w] dY[k,h+i'-P,w+j'-P] is dW[k,c,KH-1-i',KW-1-j'],
         # so x needs no im2col in backward at all, only a transpose to C x n*H*W. ResNet-20's step measured
-        # 13% faster than with im2col of x and dY both. Unpadded, dY would need K-1 of padding (LeNet C3: 4x
-        # slower), and a first conv (no dX wanted) builds the smaller columns of x instead.
+        # 8% faster (636 -> 585 ms, one thread) than with im2col of x and dY both. Unpadded, dY would need K-1
+        # of padding (LeNet C3: 4x slower), and a first conv (no dX wanted) builds the smaller columns of x.
         same = need_gx and self.col is None and G == 1 and (SH, SW, DH, DW) == (1, 1, 1, 1) \
             and (2 * PH, 2 * PW) == (KH - 1, KW - 1) and not pointwise
         if same:

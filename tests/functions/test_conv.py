@@ -117,7 +117,8 @@ def test_depthwise_conv_paths_match_naive_loops_and_gradcheck(kernel, padding, s
 def test_depthwise_kernel_and_grouped_gemm_agree_in_float32(monkeypatch):
     # The same float32 layer through kernels.depthwise_conv2d and through the grouped GEMM it replaces.
     rng = np.random.default_rng(5)
-    x, W = rng.standard_normal((4, 16, 12, 12)).astype(np.float32), rng.standard_normal((16, 1, 3, 3)).astype(np.float32)
+    x = rng.standard_normal((4, 16, 12, 12)).astype(np.float32)
+    W = rng.standard_normal((16, 1, 3, 3)).astype(np.float32)
     gy = rng.standard_normal((4, 16, 12, 12)).astype(np.float32)
     results = []
     for direct in (True, False):
