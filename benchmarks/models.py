@@ -4,13 +4,15 @@ The models, their inputs and the torch twin of each (``benchmarks.torch_models``
 
     name            minidl                                   input            classes  default batch
     lenet5          lenet5_modern (ReLU, max pool, linear)   1 x 32 x 32      10       64 and 256
+    lenet5_paper    lenet5 (the paper's: the main job)       1 x 32 x 32      10       64
     resnet20        resnet20 (CIFAR, option A shortcuts)     3 x 32 x 32      10       128
     resnet18_cifar  resnet18_cifar below                     3 x 32 x 32      10       128
     alexnet         alexnet (paper: groups, LRN)             3 x 227 x 227    1000     16
     resnet50        resnet50 (ImageNet layout)               3 x 224 x 224    1000     16
 
-``lenet5`` is the tutorial LeNet-5, not the zoo's faithful ``lenet5`` (RBF output, Table I C3 map): only
-the modern one has a plain PyTorch equivalent. The zoo has no CIFAR ResNet-18, so it is built here from
+``lenet5`` is the tutorial LeNet-5 (``lenet5_modern``); ``lenet5_paper`` is the zoo's faithful ``lenet5``
+(scaled tanh, trainable subsampling, Table I C3 map, RBF output), what ``python -m minidl.train lenet5``
+trains, with a hand-written PyTorch twin of the same computation. The zoo has no CIFAR ResNet-18, so it is built here from
 the zoo's blocks: the ImageNet ResNet-18 with a 3x3 stride-1 stem, no max pool and 10 classes (the
 common "ResNet-18 on CIFAR" of kuangliu/pytorch-cifar), 11.2M parameters.
 
@@ -23,6 +25,7 @@ import numpy as np
 MODELS = {
     # name: (input C x H x W, classes)
     "lenet5": ((1, 32, 32), 10),
+    "lenet5_paper": ((1, 32, 32), 10),
     "resnet20": ((3, 32, 32), 10),
     "resnet18_cifar": ((3, 32, 32), 10),
     "alexnet": ((3, 227, 227), 1000),
@@ -61,6 +64,8 @@ def build_minidl(name):
     from minidl.models import get_model
     if name == "lenet5":
         return get_model("lenet5_modern")
+    if name == "lenet5_paper":
+        return get_model("lenet5")
     if name == "resnet18_cifar":
         return resnet18_cifar()
     return get_model(name)

@@ -37,8 +37,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 
 # (model, batch, timed steps per round)
-MODEL_ROWS = [("lenet5", 64, 20), ("lenet5", 256, 8), ("resnet20", 128, 2), ("resnet18_cifar", 128, 1),
-              ("alexnet", 16, 1), ("resnet50", 16, 1)]
+MODEL_ROWS = [("lenet5", 64, 20), ("lenet5", 256, 8), ("lenet5_paper", 64, 20), ("resnet20", 128, 2),
+              ("resnet18_cifar", 128, 1), ("alexnet", 16, 1), ("resnet50", 16, 1)]
 QUICK_MODEL_ROWS = [("lenet5", 8, 2)]
 CALIBRATION = (1, 1024, 1024, 1024)   # G, M, K, P
 

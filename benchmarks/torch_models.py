@@ -5,6 +5,7 @@ images/s compare like with like:
 
     name             minidl model                                 torch twin here
     lenet5           models.lenet.lenet5_modern (ReLU, max pool)  lenet5_modern()
+    lenet5_paper     models.lenet.lenet5 (the paper's; the main job)  LeNet5Paper
     resnet20         models.resnet.resnet20 (option A shortcuts)  resnet20()
     resnet18_cifar   benchmarks.models.resnet18_cifar             resnet18_cifar()
     alexnet          models.alexnet.alexnet (paper, groups, LRN)  alexnet()
@@ -24,6 +25,46 @@ def lenet5_modern(num_classes=10):
         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),     # 16 x 5 x 5
         nn.Conv2d(16, 120, 5), nn.ReLU(), nn.Flatten(),      # 120
         nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, num_classes))
+
+
+def _scaled_tanh(x):
+    return 1.7159 * torch.tanh(x * (2.0 / 3.0))
+
+
+class _Subsampling(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.ones(channels)), nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x):
+        return F.avg_pool2d(x, 2) * 4.0 * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+class LeNet5Paper(nn.Module):
+    """The paper's LeNet-5 as minidl builds it (models/lenet.py): scaled tanh, trainable subsampling, C3 on
+    Table I's 60 kernels (packed parameters gathered into a dense zero-filled weight, as minidl does), a C5
+    convolution, F6 and the fixed +-1 RBF prototypes, logits -penalties / 8. 60,000 parameters."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        from minidl.models.lenet import C3_TABLE, PartialConv2d, digit_prototypes
+        c3 = PartialConv2d(6, C3_TABLE, kernel_size=5)       # only for its gather index and parameter sizes
+        self.c1, self.s2 = nn.Conv2d(1, 6, 5), _Subsampling(6)
+        self.c3_weight = nn.Parameter(torch.randn(sum(c.weight.data.size for c in c3.convs)) * 0.1)
+        self.c3_bias = nn.Parameter(torch.zeros(16))
+        self.register_buffer("c3_index", torch.from_numpy(c3.dense_index))
+        self.register_buffer("c3_bias_index", torch.from_numpy(c3.bias_index))
+        self.s4, self.c5, self.f6 = _Subsampling(16), nn.Conv2d(16, 120, 5), nn.Linear(120, 84)
+        self.register_buffer("prototypes", torch.from_numpy(digit_prototypes(num_classes)))
+
+    def forward(self, x):
+        x = _scaled_tanh(self.s2(_scaled_tanh(self.c1(x))))
+        weight = F.pad(self.c3_weight, (0, 1))[self.c3_index]
+        x = _scaled_tanh(F.conv2d(x, weight, self.c3_bias[self.c3_bias_index]))
+        x = _scaled_tanh(self.c5(_scaled_tanh(self.s4(x))))
+        x = _scaled_tanh(self.f6(x.flatten(1)))
+        penalties = ((x[:, None, :] - self.prototypes[None]) ** 2).sum(2)
+        return penalties * (-1.0 / 8.0)
 
 
 class BasicBlock(nn.Module):
@@ -141,5 +182,5 @@ def alexnet(num_classes=1000):
         nn.Linear(4096, num_classes))
 
 
-BUILDERS = {"lenet5": lenet5_modern, "resnet20": resnet20, "resnet18_cifar": resnet18_cifar,
+BUILDERS = {"lenet5": lenet5_modern, "lenet5_paper": LeNet5Paper, "resnet20": resnet20, "resnet18_cifar": resnet18_cifar,
             "alexnet": alexnet, "resnet50": resnet50}
