@@ -45,9 +45,10 @@ class LeNet5Paper(nn.Module):
     Table I's 60 kernels (packed parameters gathered into a dense zero-filled weight, as minidl does), a C5
     convolution, F6 and the fixed +-1 RBF prototypes, logits -penalties / 8. 60,000 parameters."""
 
-    def __init__(self, num_classes=10):
+    def __init__(self, num_classes=10, temperature=8.0):
         super().__init__()
         from minidl.models.lenet import C3_TABLE, PartialConv2d, digit_prototypes
+        self.temperature = float(temperature)
         c3 = PartialConv2d(6, C3_TABLE, kernel_size=5)       # only for its gather index and parameter sizes
         self.c1, self.s2 = nn.Conv2d(1, 6, 5), _Subsampling(6)
         self.c3_weight = nn.Parameter(torch.randn(sum(c.weight.data.size for c in c3.convs)) * 0.1)
@@ -64,7 +65,21 @@ class LeNet5Paper(nn.Module):
         x = _scaled_tanh(self.c5(_scaled_tanh(self.s4(x))))
         x = _scaled_tanh(self.f6(x.flatten(1)))
         penalties = ((x[:, None, :] - self.prototypes[None]) ** 2).sum(2)
-        return penalties * (-1.0 / 8.0)
+        return penalties * (-1.0 / self.temperature)
+
+
+def lenet5_paper_from_minidl(model):
+    """A LeNet5Paper holding the weights of ``model`` (a ``minidl.models.lenet5``), to start both alike."""
+    import numpy as np
+    twin = LeNet5Paper(model.output.num_classes, getattr(model, "temperature", 8.0))
+    values = {name: p.data for name, p in model.named_parameters() if not name.startswith("c3.")}
+    values["c3_weight"] = np.concatenate([c.weight.data.reshape(-1) for c in model.c3.convs])
+    values["c3_bias"] = np.concatenate([c.bias.data for c in model.c3.convs])
+    values["prototypes"] = model.output.prototypes.data
+    state = {name: torch.from_numpy(np.ascontiguousarray(v)) for name, v in values.items()}
+    state.update(c3_index=twin.c3_index, c3_bias_index=twin.c3_bias_index)
+    twin.load_state_dict(state)      # strict: every parameter and buffer of the twin is set
+    return twin
 
 
 class BasicBlock(nn.Module):

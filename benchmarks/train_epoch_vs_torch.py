@@ -9,9 +9,9 @@ output) with SGD (lr 0.05, momentum 0.9) and cross-entropy on batches of 64 shuf
 - minidl: the training command's own epoch (``Trainer.train_epoch`` on the loader ``build_data`` makes:
   padding and normalisation in a background thread), so the figure is what ``python -m minidl.train``
   reports;
-- PyTorch: an equivalent ``torch.nn.Module`` (C3 as the same three grouped convolutions), started from
-  minidl's initial weights (their outputs are checked to agree), on batches sliced from the same
-  pre-normalised images in memory: a plain loop, no DataLoader.
+- PyTorch: ``benchmarks.torch_models.LeNet5Paper``, the same computation (C3 as the same dense gather and
+  convolution), started from minidl's initial weights (their outputs are checked to agree), on batches
+  sliced from the same pre-normalised images in memory: a plain loop, no DataLoader.
 
 The machine is shared and noisy (PERF.md): the two alternate, epoch by epoch, and the ratio is taken
 from the medians of the same run. Results go to ``benchmarks/results/train_epoch_vs_torch-*.json``.
@@ -31,59 +31,6 @@ from minidl.models import get_model
 from minidl.training import Trainer, build_data, make_optimizer
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def torch_lenet5(minidl_model):
-    """PyTorch LeNet-5 with the structure and the weights of ``minidl_model`` (a ``minidl.models.lenet5``)."""
-    import torch
-    from torch import nn
-
-    def scaled_tanh(x):
-        return 1.7159 * torch.tanh(x * (2.0 / 3.0))
-
-    class Subsampling(nn.Module):
-        def __init__(self, channels):
-            super().__init__()
-            self.weight, self.bias = nn.Parameter(torch.ones(channels)), nn.Parameter(torch.zeros(channels))
-
-        def forward(self, x):
-            return nn.functional.avg_pool2d(x, 2) * 4.0 * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
-
-    class PartialConv(nn.Module):
-        def __init__(self, source):
-            super().__init__()
-            self.gather = [torch.as_tensor(g, dtype=torch.long) for g in source.gather]
-            self.convs = nn.ModuleList(nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, groups=c.groups)
-                                       for c in source.convs)
-            self.restore = None if source.restore is None else torch.as_tensor(source.restore, dtype=torch.long)
-
-        def forward(self, x):
-            y = torch.cat([conv(x[:, idx]) for conv, idx in zip(self.convs, self.gather)], dim=1)
-            return y if self.restore is None else y[:, self.restore]
-
-    class LeNet5(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.c1, self.s2 = nn.Conv2d(1, 6, 5), Subsampling(6)
-            self.c3, self.s4 = PartialConv(minidl_model.c3), Subsampling(16)
-            self.c5, self.f6 = nn.Conv2d(16, 120, 5), nn.Linear(120, 84)
-            self.register_buffer("prototypes", torch.zeros(minidl_model.output.num_classes, 84))
-
-        def forward(self, x):
-            x = scaled_tanh(self.c1(x))
-            x = scaled_tanh(self.s2(x))
-            x = scaled_tanh(self.c3(x))
-            x = scaled_tanh(self.s4(x))
-            x = scaled_tanh(self.c5(x))
-            x = scaled_tanh(self.f6(x.flatten(1)))
-            return ((x[:, None, :] - self.prototypes[None]) ** 2).sum(dim=2) * (-1.0 / temperature)
-
-    temperature = getattr(minidl_model, "temperature", 1.0)  # logits are -penalties / T
-    model = LeNet5()
-    state = {key.replace("output.", ""): torch.from_numpy(np.array(value.data)) for key, value in
-             minidl_model.state_dict().items()}
-    model.load_state_dict(state)
-    return model
 
 
 def check_same_function(minidl_model, torch_model, images):
@@ -126,14 +73,17 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=2, help="epochs of each, alternating")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes (default %(default)s)")
     args = parser.parse_args(argv)
     import torch
+
+    from benchmarks.torch_models import lenet5_paper_from_minidl
 
     minidl.manual_seed(0)
     torch.manual_seed(0)
     data = build_data(args.dataset, channels=1, input_size=32, batch_size=args.batch_size, seed=0, limit=args.limit)
     model = get_model("lenet5", num_classes=data.num_classes)
-    net = torch_lenet5(model)
+    net = lenet5_paper_from_minidl(model)
     optimizer = make_optimizer("sgd", model.parameters(), args.lr, momentum=0.9)
     trainer = Trainer(model, optimizer, None, data.train_loader, data.val_loader, progress=False)
     # the same images, padded and normalised once, for PyTorch's loop
@@ -175,8 +125,8 @@ def main(argv=None):
                         if k in os.environ},
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"train_epoch_vs_torch-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"train_epoch_vs_torch-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}")
     return result

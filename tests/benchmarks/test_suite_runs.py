@@ -44,16 +44,20 @@ def test_paper_lenet5_twin_computes_what_minidl_computes():
     # The same weights in both: the PyTorch twin of the faithful LeNet-5 gives minidl's logits.
     torch = pytest.importorskip("torch")
     from benchmarks import models, torch_models
-    ours, twin = models.build_minidl("lenet5_paper"), torch_models.LeNet5Paper()
-    c3 = np.concatenate([c.weight.data.reshape(-1) for c in ours.c3.convs])
-    c3_bias = np.concatenate([c.bias.data for c in ours.c3.convs])
-    values = {"c1.weight": ours.c1.weight.data, "c1.bias": ours.c1.bias.data, "s2.weight": ours.s2.weight.data,
-              "s2.bias": ours.s2.bias.data, "c3_weight": c3, "c3_bias": c3_bias, "s4.weight": ours.s4.weight.data,
-              "s4.bias": ours.s4.bias.data, "c5.weight": ours.c5.weight.data, "c5.bias": ours.c5.bias.data,
-              "f6.weight": ours.f6.weight.data, "f6.bias": ours.f6.bias.data}
-    twin.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in values.items()}, strict=False)
+    ours = models.build_minidl("lenet5_paper")
+    twin = torch_models.lenet5_paper_from_minidl(ours)
     x = np.random.default_rng(0).standard_normal((3, 1, 32, 32)).astype(np.float32)
     expected = ours(minidl.tensor(x)).numpy()
     with torch.no_grad():
         got = twin(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_train_epoch_vs_torch_runs_on_the_mnist_sample(tmp_path):
+    pytest.importorskip("torch")
+    from benchmarks import train_epoch_vs_torch
+    result = train_epoch_vs_torch.main(["--dataset", "mnist-sample", "--limit", "128", "--rounds", "1",
+                                        "--out", str(tmp_path)])
+    assert result["images_per_epoch"] == 128 and result["outputs_max_abs_difference"] < 1e-3
+    assert all(len(v) == 1 and v[0] > 0 for v in result["seconds_per_epoch"].values())
+    assert len(list(tmp_path.glob("train_epoch_vs_torch-*.json"))) == 1
