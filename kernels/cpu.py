@@ -116,6 +116,16 @@ def _col2im_gemm(col, x, SH, SW, PH, PW, DH, DW):
                         target[k] += source[k]
 
 
+def _zero_pad(x, PH, PW):
+    """x zero-padded by PH rows and PW columns on each side, C-contiguous (x itself if it already is)."""
+    if not (PH or PW):
+        return np.ascontiguousarray(x)
+    N, C, H, W = x.shape
+    xpad = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=x.dtype)
+    xpad[:, :, PH:PH + H, PW:PW + W] = x
+    return xpad
+
+
 @njit(cache=True, fastmath=True, parallel=True)
 def _im2col_gemm_stride1(x, col):
     # x (N, C, H, W), already padded -> col (C, KH, KW, N, OH, OW); stride 1, no dilation. The plain loop
@@ -144,14 +154,10 @@ def im2col_gemm(x, KH, KW, SH, SW, PH, PW, DH=1, DW=1):
     """
     N, C, H, W = ref.check_array("im2col_gemm", "x", x, 4).shape
     OH, OW = ref.window_geometry("im2col_gemm", H, W, KH, KW, SH, SW, PH, PW, DH, DW)
-    if PH or PW:
-        xpad = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=x.dtype)
-        xpad[:, :, PH:PH + H, PW:PW + W] = x
-    else:
-        xpad = x
+    xpad = _zero_pad(x, PH, PW)
     col = np.empty((C, KH, KW, N, OH, OW), dtype=x.dtype)
     if (SH, SW, DH, DW) == (1, 1, 1, 1) and OW >= 4:
-        _im2col_gemm_stride1(np.ascontiguousarray(xpad), col)
+        _im2col_gemm_stride1(xpad, col)
         return col
     sN, sC, sH, sW = xpad.strides
     windows = np.lib.stride_tricks.as_strided(
@@ -242,15 +248,6 @@ def _depthwise_conv2d_grad_weight(xpad, gy, gW):
         for i in range(KH):
             for j in range(KW):
                 gW[c, 0, i, j] = total[i, j]
-
-
-def _zero_pad(x, PH, PW):
-    if not (PH or PW):
-        return np.ascontiguousarray(x)
-    N, C, H, W = x.shape
-    xpad = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=x.dtype)
-    xpad[:, :, PH:PH + H, PW:PW + W] = x
-    return xpad
 
 
 def depthwise_conv2d(x, W, PH, PW):

@@ -391,8 +391,7 @@ class GetItem(Function):
 def _is_basic_index(index):
     """Whether ``index`` is basic indexing (ints, slices, None, Ellipsis), which never repeats an element."""
     parts = index if isinstance(index, tuple) else (index,)
-    return all(isinstance(i, (int, slice)) or i is None or i is Ellipsis for i in parts) \
-        and not any(isinstance(i, bool) for i in parts)
+    return all(type(i) in (int, slice) or i is None or i is Ellipsis for i in parts)   # type(True) is bool
 
 
 def _unwrap_index(index):
