@@ -121,6 +121,22 @@ def depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     return _backend_for(x, "depthwise_conv2d_grad_weight").depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW)
 
 
+def pad_nhwc(x, PT, PL, Hp, Wp):
+    return _backend_for(x, "pad_nhwc").pad_nhwc(x, PT, PL, Hp, Wp)
+
+
+def crop_nchw(x, PT, PL, H, W, out=None):
+    return _backend_for(x, "crop_nchw").crop_nchw(x, PT, PL, H, W, out)
+
+
+def winograd_tiles(x, L, s, TH, TW, out=None):
+    return _backend_for(x, "winograd_tiles").winograd_tiles(x, L, s, TH, TW, out)
+
+
+def winograd_untiles(M, L, s, TH, TW, Hp, Wp, out=None):
+    return _backend_for(M, "winograd_untiles").winograd_untiles(M, L, s, TH, TW, Hp, Wp, out)
+
+
 def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False):
     return _backend_for(x, "max_pool2d_forward").max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode)
 
@@ -169,11 +185,14 @@ KERNELS = ("im2col", "col2im", "max_pool2d_forward", "max_pool2d_backward", "avg
 GEMM_LAYOUT_KERNELS = ("im2col_gemm", "col2im_gemm")
 # Depthwise convolution with stride 1: CPU kernels; conv2d asks has_kernel() and otherwise runs the grouped GEMM.
 DEPTHWISE_KERNELS = ("depthwise_conv2d", "depthwise_conv2d_grad_weight")
+# Winograd F(4x4, 3x3) convolution (minidl.functions.winograd): CPU kernels; elsewhere conv2d runs im2col + GEMM.
+WINOGRAD_KERNELS = ("pad_nhwc", "crop_nchw", "winograd_tiles", "winograd_untiles")
 
 # each dispatcher documents itself with the reference's formula
-for _name in KERNELS + GEMM_LAYOUT_KERNELS + DEPTHWISE_KERNELS:
+for _name in KERNELS + GEMM_LAYOUT_KERNELS + DEPTHWISE_KERNELS + WINOGRAD_KERNELS:
     globals()[_name].__doc__ = getattr(reference, _name).__doc__
 del _name
 
-__all__ = ["DEPTHWISE_KERNELS", "GEMM_LAYOUT_KERNELS", "KERNELS", "conv_output_size", "cpu", "has_kernel",
-           "numpy_kernels", "reference", *KERNELS, *GEMM_LAYOUT_KERNELS, *DEPTHWISE_KERNELS]
+__all__ = ["DEPTHWISE_KERNELS", "GEMM_LAYOUT_KERNELS", "KERNELS", "WINOGRAD_KERNELS", "conv_output_size", "cpu",
+           "has_kernel", "numpy_kernels", "reference", *KERNELS, *GEMM_LAYOUT_KERNELS, *DEPTHWISE_KERNELS,
+           *WINOGRAD_KERNELS]

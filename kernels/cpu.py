@@ -268,6 +268,121 @@ def depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     return gW
 
 
+def pad_nhwc(x, PT, PL, Hp, Wp):
+    """x (N, C, H, W) -> channels-last, zero-padded (N, Hp, Wp, C). See reference.pad_nhwc.
+
+    Zero-padded first (channels first), then one NumPy transposing copy: on ResNet-18's 64 x 32 x 32 layer
+    (128 images, 4 at a time, one thread) 5.6 ms, against 9-32 ms for Numba loops in four orders (the
+    source's 64 channel rows, 4 KB apart, defeated the prefetcher in the loop that read them together).
+    """
+    N, C, H, W = ref.check_pad_nhwc("pad_nhwc", x, PT, PL, Hp, Wp)
+    xpad = np.zeros((N, C, Hp, Wp), dtype=x.dtype)
+    xpad[:, :, PT:PT + H, PL:PL + W] = x
+    out = np.empty((N, Hp, Wp, C), dtype=x.dtype)
+    np.copyto(out, xpad.transpose(0, 2, 3, 1))
+    return out
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def _crop_nchw(x, PT, PL, y):
+    N, K, H, W = y.shape
+    for q in prange(N * H):
+        n, h = q // H, q % H
+        for k in range(K):
+            for w in range(W):
+                y[n, k, h, w] = x[n, PT + h, PL + w, k]
+
+
+def crop_nchw(x, PT, PL, H, W, out=None):
+    """x (N, Hp, Wp, C) -> (N, C, H, W), the window at (PT, PL). See reference.crop_nchw. A Numba loop:
+    1.3-2x faster than NumPy's transposing copy on ResNet-18's layers."""
+    N, Hp, Wp, C = ref.check_crop_nchw("crop_nchw", x, PT, PL, H, W)
+    out = ref.check_out("crop_nchw", out, (N, C, H, W), x.dtype)
+    _crop_nchw(np.ascontiguousarray(x), PT, PL, out)
+    return out
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def _winograd_tiles(x, L, s, TH, TW, V):
+    # One (image, tile row) per iteration; each tile: tmp[a, j] = sum_i L[a, i] x[s*th + i, s*tw + j], then
+    # V[a*AO + b, t] = sum_j L[b, j] tmp[a, j]. Every innermost loop runs over the C contiguous channels (it
+    # vectorises); the zero entries of L are skipped outside it.
+    N, Hp, Wp, C = x.shape
+    AO, AI = L.shape
+    for q in prange(N * TH):
+        n, th = q // TH, q % TH
+        tmp = np.empty((AO, AI, C), x.dtype)
+        h0 = s * th
+        for tw in range(TW):
+            t = q * TW + tw
+            w0 = s * tw
+            for a in range(AO):
+                for j in range(AI):
+                    for c in range(C):
+                        tmp[a, j, c] = 0
+                    for i in range(AI):
+                        f = L[a, i]
+                        if f != 0:
+                            for c in range(C):
+                                tmp[a, j, c] += f * x[n, h0 + i, w0 + j, c]
+            for a in range(AO):
+                for b in range(AO):
+                    for c in range(C):
+                        V[a * AO + b, t, c] = 0
+                    for j in range(AI):
+                        f = L[b, j]
+                        if f != 0:
+                            for c in range(C):
+                                V[a * AO + b, t, c] += f * tmp[a, j, c]
+
+
+def winograd_tiles(x, L, s, TH, TW, out=None):
+    """Numba winograd_tiles: x (N, Hp, Wp, C) -> V (AO*AO, N*TH*TW, C). See reference.winograd_tiles."""
+    ref.check_winograd_tiles("winograd_tiles", x, L, s, TH, TW)
+    AO = L.shape[0]
+    out = ref.check_out("winograd_tiles", out, (AO * AO, x.shape[0] * TH * TW, x.shape[3]), x.dtype)
+    _winograd_tiles(np.ascontiguousarray(x), _contiguous(L, x.dtype), s, TH, TW, out)
+    return out
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def _winograd_untiles(M, L, s, TH, TW, out):
+    # One image per iteration: with AO > s the tiles overlap, and only one thread may add into a pixel.
+    # Each tile: tmp[a, j] = sum_b L[j, b] M[a*AI + b, t], then out[s*th + i, s*tw + j] += sum_a L[i, a] tmp[a, j].
+    N, Hp, Wp, K = out.shape
+    AO, AI = L.shape
+    for n in prange(N):
+        out[n] = 0
+        tmp = np.empty((AI, AO, K), M.dtype)
+        for th in range(TH):
+            for tw in range(TW):
+                t = (n * TH + th) * TW + tw
+                for a in range(AI):
+                    for j in range(AO):
+                        for k in range(K):
+                            tmp[a, j, k] = 0
+                        for b in range(AI):
+                            f = L[j, b]
+                            if f != 0:
+                                for k in range(K):
+                                    tmp[a, j, k] += f * M[a * AI + b, t, k]
+                for i in range(AO):
+                    for j in range(AO):
+                        for a in range(AI):
+                            f = L[i, a]
+                            if f != 0:
+                                for k in range(K):
+                                    out[n, s * th + i, s * tw + j, k] += f * tmp[a, j, k]
+
+
+def winograd_untiles(M, L, s, TH, TW, Hp, Wp, out=None):
+    """Numba winograd_untiles: M (AI*AI, N*TH*TW, K) -> (N, Hp, Wp, K). See reference.winograd_untiles."""
+    ref.check_winograd_untiles("winograd_untiles", M, L, s, TH, TW, Hp, Wp)
+    out = ref.check_out("winograd_untiles", out, (M.shape[1] // (TH * TW), Hp, Wp, M.shape[2]), M.dtype)
+    _winograd_untiles(np.ascontiguousarray(M), _contiguous(L, M.dtype), s, TH, TW, out)
+    return out
+
+
 # No fastmath here: it lets LLVM assume there are no NaNs or infinities, and max pooling starts from -inf
 # and must let a NaN through.
 @njit(cache=True, parallel=True)

@@ -203,6 +203,126 @@ def depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     return np.ascontiguousarray(gW[:, None])
 
 
+def check_out(op, out, shape, dtype):
+    """A new array of this shape and dtype, or ``out`` after checking it is one (C-contiguous)."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if getattr(out, "shape", None) != tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous:
+        got = f"{out.dtype} {tuple(out.shape)}" if hasattr(out, "shape") else type(out).__name__
+        raise ValueError(f"{op}: out must be a C-contiguous {np.dtype(dtype)} array of shape {tuple(shape)}, got {got}")
+    return out
+
+
+def check_winograd_tiles(op, x, L, s, TH, TW):
+    """Check the arguments of winograd_tiles; x is channels-last (N, Hp, Wp, C), L (AO, AI)."""
+    check_array(op, "x", x, 4)
+    check_array(op, "L", L, 2)
+    for name, value in (("s", s), ("TH", TH), ("TW", TW)):
+        _check_int(op, name, value, 1)
+    AI = L.shape[1]
+    if x.shape[1] < s * (TH - 1) + AI or x.shape[2] < s * (TW - 1) + AI:
+        raise ValueError(f"{op}: {TH}x{TW} tiles of {AI}x{AI} at stride {s} need an input of at least "
+                         f"{s * (TH - 1) + AI}x{s * (TW - 1) + AI}, got {x.shape[1]}x{x.shape[2]} (x is N, H, W, C)")
+
+
+def check_winograd_untiles(op, M, L, s, TH, TW, Hp, Wp):
+    """Check the arguments of winograd_untiles; M is (AI*AI, N*TH*TW, K), L (AO, AI)."""
+    check_array(op, "M", M, 3)
+    check_array(op, "L", L, 2)
+    for name, value in (("s", s), ("TH", TH), ("TW", TW)):
+        _check_int(op, name, value, 1)
+    AO, AI = L.shape
+    if M.shape[0] != AI * AI or M.shape[1] % (TH * TW):
+        raise ValueError(f"{op}: M must be (AI*AI, N*TH*TW, K) = ({AI * AI}, N*{TH * TW}, K) for L of "
+                         f"{AO}x{AI}, got {M.shape}")
+    if Hp < s * (TH - 1) + AO or Wp < s * (TW - 1) + AO:
+        raise ValueError(f"{op}: {TH}x{TW} tiles of {AO}x{AO} at stride {s} need an output of at least "
+                         f"{s * (TH - 1) + AO}x{s * (TW - 1) + AO}, got Hp x Wp = {Hp}x{Wp}")
+
+
+def check_pad_nhwc(op, x, PT, PL, Hp, Wp):
+    """Check that x (N, C, H, W) fits in Hp x Wp at offset (PT, PL); return x's shape."""
+    N, C, H, W = check_array(op, "x", x, 4).shape
+    if min(PT, PL) < 0 or Hp < PT + H or Wp < PL + W:
+        raise ValueError(f"{op}: a {H}x{W} input at offset ({PT}, {PL}) does not fit in Hp x Wp = {Hp}x{Wp}")
+    return N, C, H, W
+
+
+def check_crop_nchw(op, x, PT, PL, H, W):
+    """Check that an H x W window at (PT, PL) lies inside x (N, Hp, Wp, C); return x's shape."""
+    N, Hp, Wp, C = check_array(op, "x", x, 4).shape
+    if min(PT, PL) < 0 or Hp < PT + H or Wp < PL + W:
+        raise ValueError(f"{op}: a {H}x{W} window at ({PT}, {PL}) does not fit in the {Hp}x{Wp} input")
+    return N, Hp, Wp, C
+
+
+def pad_nhwc(x, PT, PL, Hp, Wp):
+    """x (N, C, H, W) channels-last and zero-padded: out[n, PT + h, PL + w, c] = x[n, c, h, w], zero elsewhere.
+
+    -> (N, Hp, Wp, C), with Hp >= PT + H and Wp >= PL + W (the rows and columns past PT + H, PL + W are zero).
+    The Winograd transforms run on this layout: the C values of one pixel are contiguous, so every transform
+    is a sum of whole rows of C.
+    """
+    N, C, H, W = check_pad_nhwc("pad_nhwc", x, PT, PL, Hp, Wp)
+    out = np.zeros((N, Hp, Wp, C), dtype=x.dtype)
+    out[:, PT:PT + H, PL:PL + W] = x.transpose(0, 2, 3, 1)
+    return out
+
+
+def crop_nchw(x, PT, PL, H, W, out=None):
+    """The inverse of pad_nhwc: x (N, Hp, Wp, C) -> (N, C, H, W), out[n, c, h, w] = x[n, PT + h, PL + w, c]."""
+    N, Hp, Wp, C = check_crop_nchw("crop_nchw", x, PT, PL, H, W)
+    out = check_out("crop_nchw", out, (N, C, H, W), x.dtype)
+    out[...] = x[:, PT:PT + H, PL:PL + W].transpose(0, 3, 1, 2)
+    return out
+
+
+def winograd_tiles(x, L, s, TH, TW, out=None):
+    """Cut x into TH x TW tiles of AI x AI pixels at stride s, and transform each tile by L on both sides:
+
+        V[a*AO + b, (n*TH + th)*TW + tw, c] = sum over i, j of L[a, i] * L[b, j] * x[n, s*th + i, s*tw + j, c]
+
+    x (N, Hp, Wp, C) channels-last, L (AO, AI) -> V (AO*AO, N*TH*TW, C). With L = B^T of Winograd's
+    F(m x m, r x r) this is the input transform B^T d B of every tile d (AI = AO = m + r - 1, s = m); with
+    L = A it is the transform A dY A^T that the backward pass applies to dY's m x m tiles (AI = m, s = m).
+    Each V[a*AO + b] is a matrix of tiles x channels, ready for one GEMM per (a, b).
+    """
+    check_winograd_tiles("winograd_tiles", x, L, s, TH, TW)
+    N, C = x.shape[0], x.shape[3]
+    AO, AI = L.shape
+    # patches[i, j, n, th, tw, c] = x[n, s*th + i, s*tw + j, c]
+    patches = np.stack([np.stack([x[:, i:i + s * (TH - 1) + 1:s, j:j + s * (TW - 1) + 1:s] for j in range(AI)])
+                        for i in range(AI)])
+    V = np.einsum("ai,bj,ijnuvc->abnuvc", L.astype(x.dtype), L.astype(x.dtype), patches)
+    out = check_out("winograd_tiles", out, (AO * AO, N * TH * TW, C), x.dtype)
+    out[...] = V.reshape(AO * AO, N * TH * TW, C)
+    return out
+
+
+def winograd_untiles(M, L, s, TH, TW, Hp, Wp, out=None):
+    """Transform every tile of M by L on both sides and add it into the image at its place (the adjoint of
+    winograd_tiles with L transposed):
+
+        out[n, s*th + i, s*tw + j, k] = sum over tiles covering the pixel, and a, b, of
+                                        L[i, a] * L[j, b] * M[a*AI + b, (n*TH + th)*TW + tw, k]
+
+    M (AI*AI, N*TH*TW, K), L (AO, AI) -> out (N, Hp, Wp, K) channels-last, zero where no tile lands. With
+    L = A^T (AO = m, AI = m + r - 1, s = m) it is Winograd's output transform A^T M A, the m x m tiles side
+    by side; with L = B (AO = AI = m + r - 1, s = m) it is the backward pass's B dV B^T, whose tiles overlap
+    by r - 1 and add up.
+    """
+    check_winograd_untiles("winograd_untiles", M, L, s, TH, TW, Hp, Wp)
+    AO, AI = L.shape
+    N, K = M.shape[1] // (TH * TW), M.shape[2]
+    Y = np.einsum("ia,jb,abnuvk->ijnuvk", L.astype(M.dtype), L.astype(M.dtype), M.reshape(AI, AI, N, TH, TW, K))
+    out = check_out("winograd_untiles", out, (N, Hp, Wp, K), M.dtype)
+    out[...] = 0
+    for i in range(AO):
+        for j in range(AO):
+            out[:, i:i + s * (TH - 1) + 1:s, j:j + s * (TW - 1) + 1:s] += Y[i, j]
+    return out
+
+
 def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False):
     """Max over each KH x KW window (padding counts as -inf), and where it was found.
 

@@ -107,6 +107,31 @@ def test_depthwise_conv2d_and_grad_weight(dtype, N, C, H, W, KH, KW, PH, PW, see
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@given(N=st.integers(1, 3), C=st.integers(1, 9), TH=st.integers(1, 3), TW=st.integers(1, 3),
+       shape=st.sampled_from([(6, 6, 4), (6, 4, 4), (4, 6, 4), (4, 4, 2), (3, 2, 1)]), spare=st.integers(0, 2),
+       seed=seeds)
+def test_winograd_kernels(dtype, N, C, TH, TW, shape, spare, seed):
+    AO, AI, s = shape
+    rng = np.random.default_rng(seed)
+    L = rng.standard_normal((AO, AI)).astype(dtype)
+    x = rng.standard_normal((N, s * (TH - 1) + AI + spare, s * (TW - 1) + AI + spare, C)).astype(dtype)
+    V = assert_matches_reference("winograd_tiles", x, L, s, TH, TW)[0]
+    LT = np.ascontiguousarray(L.T)
+    assert_matches_reference("winograd_untiles", V, LT, s, TH, TW, s * (TH - 1) + AI + spare, s * (TW - 1) + AI,
+                             backward=True)
+    image = rng.standard_normal((N, C, 3 + spare, 4)).astype(dtype)
+    padded = assert_matches_reference("pad_nhwc", image, 1, spare, 5 + spare, 6 + spare)[0]
+    assert_matches_reference("crop_nchw", padded, 1, spare, 3 + spare, 4)
+    # out= buffers are filled and returned; a transposed (non-contiguous) input gives the same result
+    out = np.full(V.shape, np.nan, dtype)
+    assert cpu.winograd_tiles(np.asfortranarray(x), L, s, TH, TW, out=out) is out
+    np.testing.assert_array_equal(out, V)
+    for name in kernels.WINOGRAD_KERNELS:
+        assert inspect.signature(getattr(cpu, name)) == inspect.signature(getattr(ref, name))
+        assert inspect.signature(getattr(kernels, name)) == inspect.signature(getattr(ref, name))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_col2im_gemm_one_window(dtype):
     # The whole image in one window (LeNet-5 C5): col2im_gemm's transpose fast path.
     gcol = np.random.default_rng(0).standard_normal((3, 5, 4, 2, 1, 1)).astype(dtype)

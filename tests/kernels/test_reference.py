@@ -237,7 +237,85 @@ def argument_errors(k):
         (lambda: k.depthwise_conv2d(x, np.ones((2, 1, 7, 7), np.float32), 1, 1), "depthwise_conv2d: kernel 7x7"),
         (lambda: k.depthwise_conv2d_grad_weight(x, x[..., :3], 3, 3, 1, 1),
          "depthwise_conv2d_grad_weight: gy must have the shape of the output (1, 2, 4, 4), got (1, 2, 4, 3)"),
-    ] if hasattr(k, "depthwise_conv2d") else [])
+    ] if hasattr(k, "depthwise_conv2d") else []) + ([   # the Winograd kernels: CPU kernel sets only
+        (lambda: k.winograd_tiles(np.zeros((1, 9, 9, 2), np.float32), np.ones((6, 6), np.float32), 4, 2, 3),
+         "winograd_tiles: 2x3 tiles of 6x6 at stride 4 need an input of at least 10x14, got 9x9"),
+        (lambda: k.winograd_tiles(np.zeros((1, 6, 6, 2), np.float32), np.ones(6, np.float32), 4, 1, 1),
+         "winograd_tiles: L must be a 2-d array"),
+        (lambda: k.winograd_untiles(np.zeros((16, 2, 3), np.float32), np.ones((4, 6), np.float32), 4, 1, 2, 4, 8),
+         "winograd_untiles: M must be (AI*AI, N*TH*TW, K) = (36, N*2, K) for L of 4x6, got (16, 2, 3)"),
+        (lambda: k.winograd_untiles(np.zeros((36, 2, 3), np.float32), np.ones((4, 6), np.float32), 4, 1, 2, 4, 7),
+         "winograd_untiles: 1x2 tiles of 4x4 at stride 4 need an output of at least 4x8, got Hp x Wp = 4x7"),
+        (lambda: k.winograd_tiles(np.zeros((1, 6, 6, 2), np.float32), np.ones((6, 6), np.float32), 4, 1, 1,
+                                  out=np.zeros((36, 1, 2), np.float64)),
+         "winograd_tiles: out must be a C-contiguous float32 array of shape (36, 1, 2), got float64 (36, 1, 2)"),
+        (lambda: k.pad_nhwc(x, 1, 1, 4, 6), "pad_nhwc: a 4x4 input at offset (1, 1) does not fit in Hp x Wp = 4x6"),
+        (lambda: k.crop_nchw(x, 1, 0, 4, 4), "crop_nchw: a 4x4 window at (1, 0) does not fit in the 2x4 input"),
+    ] if hasattr(k, "winograd_tiles") else [])
+
+
+def naive_winograd_tiles(x, L, s, TH, TW):
+    """winograd_tiles by its formula, one sum per output element."""
+    N, _, _, C = x.shape
+    AO, AI = L.shape
+    V = np.zeros((AO * AO, N * TH * TW, C))
+    for n in range(N):
+        for th in range(TH):
+            for tw in range(TW):
+                for a in range(AO):
+                    for b in range(AO):
+                        for i in range(AI):
+                            for j in range(AI):
+                                V[a * AO + b, (n * TH + th) * TW + tw] += L[a, i] * L[b, j] * x[n, s * th + i, s * tw + j]
+    return V
+
+
+def naive_winograd_untiles(M, L, s, TH, TW, Hp, Wp):
+    """winograd_untiles by its formula: every tile transformed, then added at its place."""
+    AO, AI = L.shape
+    N, K = M.shape[1] // (TH * TW), M.shape[2]
+    out = np.zeros((N, Hp, Wp, K))
+    for n in range(N):
+        for th in range(TH):
+            for tw in range(TW):
+                t = (n * TH + th) * TW + tw
+                for i in range(AO):
+                    for j in range(AO):
+                        for a in range(AI):
+                            for b in range(AI):
+                                out[n, s * th + i, s * tw + j] += L[i, a] * L[j, b] * M[a * AI + b, t]
+    return out
+
+
+@pytest.mark.parametrize("AO, AI, s, TH, TW", [(6, 6, 4, 2, 3), (6, 4, 4, 1, 2), (4, 6, 4, 2, 1), (3, 3, 2, 2, 2)])
+def test_winograd_tile_kernels_follow_their_formulas(AO, AI, s, TH, TW):
+    rng = np.random.default_rng(7)
+    L = rng.standard_normal((AO, AI))
+    x = rng.standard_normal((2, s * (TH - 1) + AI + 1, s * (TW - 1) + AI, 3))   # one spare row: it must be ignored
+    np.testing.assert_allclose(ref.winograd_tiles(x, L, s, TH, TW), naive_winograd_tiles(x, L, s, TH, TW), rtol=1e-12)
+    M = rng.standard_normal((AO * AO, 2 * TH * TW, 5))   # untiles by L^T: AO x AO tiles in, AI x AI out
+    Hp, Wp = s * (TH - 1) + AI + 2, s * (TW - 1) + AI   # two spare rows: they must stay zero
+    np.testing.assert_allclose(ref.winograd_untiles(M, L.T.copy(), s, TH, TW, Hp, Wp),
+                               naive_winograd_untiles(M, L.T, s, TH, TW, Hp, Wp), rtol=1e-12, atol=1e-12)
+
+
+def test_winograd_untiles_is_the_adjoint_of_winograd_tiles():
+    # <tiles(x, L), M> == <x, untiles(M, L^T)>: what lets backward use one for the gradient of the other
+    rng = np.random.default_rng(8)
+    L = rng.standard_normal((6, 6))
+    x = rng.standard_normal((2, 10, 14, 3))
+    M = rng.standard_normal((36, 2 * 2 * 3, 3))
+    lhs = np.vdot(ref.winograd_tiles(x, L, 4, 2, 3), M)
+    assert lhs == pytest.approx(np.vdot(x, ref.winograd_untiles(M, L.T.copy(), 4, 2, 3, 10, 14)), rel=1e-12)
+
+
+def test_pad_nhwc_and_crop_nchw():
+    x = np.arange(2 * 3 * 4 * 5, dtype=np.float64).reshape(2, 3, 4, 5)
+    d = ref.pad_nhwc(x, 1, 2, 7, 8)
+    assert d.shape == (2, 7, 8, 3)
+    assert d[1, 1 + 3, 2 + 4, 2] == x[1, 2, 3, 4]
+    assert d.sum() == x.sum() and d[:, 0].sum() == 0 and d[:, :, :2].sum() == 0 and d[:, 5:].sum() == 0
+    np.testing.assert_array_equal(ref.crop_nchw(d, 1, 2, 4, 5), x)
 
 
 @pytest.mark.parametrize("row", range(len(argument_errors(ref))))
