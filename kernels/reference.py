@@ -203,6 +203,28 @@ def depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     return np.ascontiguousarray(gW[:, None])
 
 
+# Winograd's F(4x4, 3x3) (Lavin & Gray 2016): a 4x4 output tile Y of a 3x3 filter g over a 6x6 input
+# tile d is Y = AT [(G g G^T) * (BT d BT^T)] AT^T. minidl.functions.winograd uses them with the kernels
+# below; the CPU kernel set runs these four matrices (BT, AT^T for winograd_tiles; AT, BT^T for
+# winograd_untiles) by loops written out for them, any other L by the general loops.
+WINOGRAD_BT = ((4, 0, -5, 0, 1, 0),
+               (0, -4, -4, 1, 1, 0),
+               (0, 4, -4, -1, 1, 0),
+               (0, -2, -1, 2, 1, 0),
+               (0, 2, -1, -2, 1, 0),
+               (0, 4, 0, -5, 0, 1))
+WINOGRAD_G = ((1 / 4, 0, 0),
+              (-1 / 6, -1 / 6, -1 / 6),
+              (-1 / 6, 1 / 6, -1 / 6),
+              (1 / 24, 1 / 12, 1 / 6),
+              (1 / 24, -1 / 12, 1 / 6),
+              (0, 0, 1))
+WINOGRAD_AT = ((1, 1, 1, 1, 1, 0),
+               (0, 1, -1, 2, -2, 0),
+               (0, 1, 1, 4, 4, 0),
+               (0, 1, -1, 8, -8, 1))
+
+
 def check_out(op, out, shape, dtype):
     """A new array of this shape and dtype, or ``out`` after checking it is one (C-contiguous)."""
     if out is None:

@@ -30,27 +30,14 @@ ResNet-18's 3x3 layers 64 x 32 x 32 318 -> 282 ms, 128 x 16 x 16 294 -> 136 ms, 
 4.7-4.9 -> 3.2-3.3 s. Figures and what was tried: benchmarks/README.md.
 """
 from minidl import kernels
+from minidl.kernels import reference
 
 M_OUT, R = 4, 3                 # F(4x4, 3x3): 4x4 output tiles of a 3x3 filter
 ALPHA = M_OUT + R - 1           # 6x6 input tiles, at stride M_OUT
 
-# The interpolation points 0, 1, -1, 2, -2 and infinity (Lavin & Gray, section 4.2).
-BT = ((4, 0, -5, 0, 1, 0),
-      (0, -4, -4, 1, 1, 0),
-      (0, 4, -4, -1, 1, 0),
-      (0, -2, -1, 2, 1, 0),
-      (0, 2, -1, -2, 1, 0),
-      (0, 4, 0, -5, 0, 1))
-G = ((1 / 4, 0, 0),
-     (-1 / 6, -1 / 6, -1 / 6),
-     (-1 / 6, 1 / 6, -1 / 6),
-     (1 / 24, 1 / 12, 1 / 6),
-     (1 / 24, -1 / 12, 1 / 6),
-     (0, 0, 1))
-AT = ((1, 1, 1, 1, 1, 0),
-      (0, 1, -1, 2, -2, 0),
-      (0, 1, 1, 4, 4, 0),
-      (0, 1, -1, 8, -8, 1))
+# The interpolation points 0, 1, -1, 2, -2 and infinity (Lavin & Gray, section 4.2). They live with the
+# kernels, whose CPU set has loops written out for exactly these matrices.
+BT, G, AT = reference.WINOGRAD_BT, reference.WINOGRAD_G, reference.WINOGRAD_AT
 
 # Transformed elements per chunk of images (V and M of one chunk: 2 MB each in float32). Chunks of 2^19,
 # 2^20 and 2^21 elements measured within noise of each other on ResNet-18's layers, the smallest a little

@@ -132,6 +132,27 @@ def test_winograd_kernels(dtype, N, C, TH, TW, shape, spare, seed):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("which", ["BT", "AT^T", "AT", "BT^T"])
+@given(N=st.integers(1, 3), C=st.integers(1, 20), TH=st.integers(1, 3), TW=st.integers(1, 3),
+       spare=st.integers(0, 2), seed=seeds)
+def test_winograd_kernels_written_out_for_f4x4_3x3(dtype, which, N, C, TH, TW, spare, seed):
+    # The four matrices of F(4x4, 3x3) take loops of their own in the CPU set (the rest: the general loops).
+    BT, AT = np.array(ref.WINOGRAD_BT, dtype), np.array(ref.WINOGRAD_AT, dtype)
+    L = {"BT": BT, "AT^T": AT.T.copy(), "AT": AT, "BT^T": BT.T.copy()}[which]
+    rng = np.random.default_rng(seed)
+    AO, AI = L.shape
+    if which in ("BT", "AT^T"):
+        x = rng.standard_normal((N, 4 * (TH - 1) + AI + spare, 4 * (TW - 1) + AI + spare, C)).astype(dtype)
+        assert_matches_reference("winograd_tiles", x, L, 4, TH, TW)
+    else:
+        M = rng.standard_normal((AI * AI, N * TH * TW, C)).astype(dtype)
+        Hp, Wp = 4 * (TH - 1) + AO + spare, 4 * (TW - 1) + AO + spare
+        out = np.full((N, Hp, Wp, C), np.nan, dtype)     # whatever the buffer held is overwritten
+        got = assert_matches_reference("winograd_untiles", M, L, 4, TH, TW, Hp, Wp, backward=True)[0]
+        np.testing.assert_array_equal(cpu.winograd_untiles(M, L, 4, TH, TW, Hp, Wp, out=out), got)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_col2im_gemm_one_window(dtype):
     # The whole image in one window (LeNet-5 C5): col2im_gemm's transpose fast path.
     gcol = np.random.default_rng(0).standard_normal((3, 5, 4, 2, 1, 1)).astype(dtype)
