@@ -32,12 +32,14 @@ COL_KEEP_ELEMENTS = 2 ** 19
 # (minidl.functions.winograd) instead of im2col + GEMM:
 #   "auto"    float32 with at least 32 input and output channels, at least 128 output tiles of 4x4, and
 #             at most 2^22 elements of transformed filters (36 C K: up to 256 x 256 channels) (the default):
-#             where it measured faster. ResNet-18's 64-256-channel layers: forward + backward 1.1-2.3x
-#             faster. Fewer channels lost (16 x 32 x 32: forward 12 -> 19 ms), as did 512 x 7 x 7 at batch
-#             16 (64 tiles: forward 35 -> 50 ms; the transformed filters outweigh the tiles). 512 x 512
-#             filters gained (ResNet-18's 4x4 maps, batch 128: 308 -> 208 ms) but their 38 MB of transformed
-#             filters, twice over in backward (U and dU), raised ResNet-18's peak training memory 7%, to 1.42-1.52x
-#             PyTorch's: past the 1.5x this project allows itself.
+#             where it measured faster. One thread, forward + backward, im2col + GEMM -> Winograd: ResNet-18
+#             CIFAR's 64 x 32 x 32 306 -> 149 ms, 128 x 16 x 16 285 -> 114 ms, 256 x 8 x 8 279 -> 116 ms
+#             (batch 128); ResNet-20's 32 x 16 x 16 23 -> 15 ms. With 16 channels the gain was within noise
+#             (27.3 -> 26.1 ms per layer, none in a ResNet-20 step), so they keep im2col's smaller rounding
+#             error. Few tiles lose: 512 x 7 x 7 at batch 16 (64 tiles) 111 -> 119 ms, the 36 transformed
+#             filter matrices outweighing the tiles. 512 x 512 filters gain (4x4 maps, batch 128: 285 -> 173
+#             ms) but their 38 MB of transformed filters, twice over in backward (U and dU), raised ResNet-18's
+#             training memory 7%, to 1.42-1.52x PyTorch's: past the 1.5x this project allows itself.
 #   "off"     never (im2col + GEMM only: ~10x smaller rounding error in float32)
 #   "always"  every such convolution, any dtype and size (the tests use it to check the path in float64)
 # Read from the environment variable MINIDL_WINOGRAD at import; set this attribute to change it later.

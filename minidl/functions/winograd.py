@@ -24,10 +24,10 @@ by up to 8 and 24, so float32 results carry ~1e-5 relative error against ~1e-6 f
 (Lavin & Gray measured the same); float64 is exact to ~1e-14. Which convolutions take this path:
 minidl.functions.conv (WINOGRAD).
 
-Measured (one thread, batch 128, forward + backward, against im2col + GEMM, prototype of this code):
-ResNet-18's 3x3 layers 64 x 32 x 32 318 -> 282 ms, 128 x 16 x 16 294 -> 136 ms, 256 x 8 x 8 312 -> 131 ms,
-512 x 4 x 4 308 -> 208 ms (not taken by default: see conv.WINOGRAD); a ResNet-18 CIFAR training step
-4.7-4.9 -> 3.2-3.3 s. Figures and what was tried: benchmarks/README.md.
+Measured (one thread, forward + backward, against im2col + GEMM): ResNet-18 CIFAR's 3x3 layers at batch 128,
+64 x 32 x 32 306 -> 149 ms, 128 x 16 x 16 285 -> 114 ms, 256 x 8 x 8 279 -> 116 ms, 512 x 4 x 4 285 -> 173 ms
+(not taken by default: see conv.WINOGRAD); a ResNet-18 CIFAR training step 4.6 -> 2.9 s. Figures and what
+was tried: benchmarks/README.md.
 """
 from minidl import kernels
 from minidl.kernels import reference
