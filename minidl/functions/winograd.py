@@ -51,7 +51,8 @@ def tiles(H, W):
 
 
 def _matrices(xp, dtype):
-    return (xp.asarray(BT, dtype=dtype), xp.asarray(G, dtype=dtype), xp.asarray(AT, dtype=dtype))
+    """BT and AT as arrays of the data's dtype (G is applied to the filters, by transform_filters)."""
+    return xp.asarray(BT, dtype=dtype), xp.asarray(AT, dtype=dtype)
 
 
 def transform_filters(W, xp, transposed=False):
@@ -86,7 +87,7 @@ def conv3x3_forward(x, W, xp):
     N, C, H, Wd = x.shape
     K = W.shape[0]
     TH, TW = tiles(H, Wd)
-    BT_, _, AT_ = _matrices(xp, x.dtype)
+    BT_, AT_ = _matrices(xp, x.dtype)
     U = transform_filters(W, xp)
     y = xp.empty((N, K, H, Wd), dtype=x.dtype)
     for n0, n1 in _chunks(N, ALPHA * ALPHA * max(C, K) * TH * TW):
@@ -103,7 +104,7 @@ def conv3x3_backward(x, W, gy, need_gx, xp):
     N, C, H, Wd = x.shape
     K = W.shape[0]
     TH, TW = tiles(H, Wd)
-    BT_, _, AT_ = _matrices(xp, x.dtype)
+    BT_, AT_ = _matrices(xp, x.dtype)
     B, A = xp.ascontiguousarray(BT_.T), xp.ascontiguousarray(AT_.T)
     U_t = transform_filters(W, xp, transposed=True)                         # (36, K, C)
     dU = xp.zeros((ALPHA * ALPHA, K, C), dtype=x.dtype)
