@@ -57,11 +57,18 @@ def _format(value):
 def plot_curves(path, history, title=""):
     """Loss and accuracy per epoch, train against validation, in a PNG. False when matplotlib is missing."""
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
+        figure = curves_figure(history, title)
     except ImportError:
         return False
+    atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=100))
+    return True
+
+
+def curves_figure(history, title=""):
+    """The Figure of :func:`plot_curves` (``minidl.viz.curves`` shows it); ImportError without matplotlib."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
     epochs = [row["epoch"] for row in history]
     figure = Figure(figsize=(10, 4), layout="constrained")
     FigureCanvasAgg(figure)  # the Agg canvas: no display needed, pyplot's global state untouched
@@ -77,5 +84,4 @@ def plot_curves(path, history, title=""):
         axes.legend()
     if title:
         figure.suptitle(title)
-    atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=100))
-    return True
+    return figure
