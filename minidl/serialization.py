@@ -113,6 +113,44 @@ def atomic_write(path, write):
     _fsync_directory(path.parent)
 
 
+def process_alive(pid):
+    """True when a process ``pid`` exists (POSIX: signal 0); a zombie still counts, its PID is not free."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except (OSError, ValueError, OverflowError):
+        return False
+    return True
+
+
+def remove_stale_temporaries(directory, names, suffix=".tmp"):
+    """Delete ``.NAME.PID[.more].SUFFIX`` files in ``directory`` left by a killed minidl process.
+
+    Only files named the way :func:`atomic_write` (``suffix=".tmp"``) or a download (``".part"``) names its
+    temporary copies of one of ``names``, and only when process PID is gone: a live writer's file is left
+    alone, and nothing else is ever touched. Returns the paths removed.
+    """
+    directory, removed = Path(directory), []
+    if not directory.is_dir():
+        return removed
+    for name in names:
+        for tmp in directory.glob(f".{name}.*{suffix}"):
+            middle = tmp.name[len(name) + 2:-len(suffix)].split(".")
+            if not middle[0].isdigit() or not all(part.isdigit() for part in middle):
+                continue
+            pid = int(middle[0])
+            if pid != os.getpid() and not process_alive(pid):
+                try:
+                    tmp.unlink()
+                    removed.append(tmp)
+                except OSError:
+                    pass
+    return removed
+
+
 def _fsync_directory(directory):
     """Make the rename itself durable (POSIX); not possible, and not needed, on Windows."""
     try:

@@ -5,6 +5,7 @@
     python -m minidl.train alexnet --data-dir ~/data/imagenette
     python -m minidl.train resnet20 --dataset synthetic --epochs 1 --limit 256    # a smoke run, no data
     python -m minidl.train lenet5 --resume runs/lenet5-20250101-120000/last.ckpt --epochs 12
+    python -m minidl.train lenet5 --resume runs/lenet5-20250101-120000        # a run folder: its newest checkpoint
     python -m minidl.train lenet5 --eval-only --resume runs/lenet5-20250101-120000/best.ckpt
 
 Every model of ``minidl.models`` gets its paper's dataset, input size and hyper-parameters by default
@@ -12,8 +13,16 @@ Every model of ``minidl.models`` gets its paper's dataset, input size and hyper-
 ``runs/MODEL-TIMESTAMP/``): config.json, metrics.csv (one row per epoch), curves.png (with matplotlib),
 last.ckpt and best.ckpt (highest validation accuracy), and interrupted.ckpt after Ctrl-C.
 
-Exit codes: 0 done, 2 a usage error (one line on stderr: the problem and the valid choices),
-3 training stopped on a non-finite loss or weights, 130 interrupted (Ctrl-C).
+Your files are never lost (see ``minidl.training.rundir``): an --out that holds a run is refused unless
+it is resumed or --overwrite is given; a run folder is locked (``.minidl-train.lock``, with the PID)
+while a run owns it; config.json keeps the history of every session; files in --data-dir are only read.
+
+Exit codes (every error is one line on stderr naming the file or option and the problem):
+0 done; 2 a usage or data error: a bad option, an unusable --out (a file, not creatable, not writable,
+in use, holding another run), a data or checkpoint file that cannot be read (checked before training;
+a file that fails mid-epoch stops the run after saving interrupted.ckpt); 3 training stopped on a
+non-finite loss or weights; 4 an output could not be written (disk full: the previous checkpoint stays
+intact); 130 interrupted (Ctrl-C).
 """
 import argparse
 import difflib
@@ -29,6 +38,7 @@ from minidl.training.checkpoint import CheckpointError, load_checkpoint
 from minidl.training.data import DataError, dataset_key
 from minidl.training.recipes import recipe_for
 from minidl.training.run import EXIT_INTERRUPTED, PROG, Run, UsageError
+from minidl.training.rundir import RunFolderError, find_checkpoint
 
 EXIT_USAGE = 2
 
@@ -36,7 +46,7 @@ EXIT_USAGE = 2
 RUN_SETTINGS = ("dataset", "input_size", "optimizer", "lr", "momentum", "weight_decay", "batch_size", "schedule",
                 "seed", "limit")
 DATASET_NOTES = {
-    "mnist": "MNIST digits, 1x28x28, 60,000/10,000 (offline: the shipped 4,000/1,000 sample)",
+    "mnist": "MNIST digits, 1x28x28, 60,000/10,000 (unreachable, when not named: the shipped 4,000/1,000 sample)",
     "mnist-sample": "the 5,000-digit MNIST sample shipped with minidl, 4,000/1,000",
     "fashion-mnist": "Fashion-MNIST, 1x28x28, 60,000/10,000",
     "cifar10": "CIFAR-10, 3x32x32, 50,000/10,000",
@@ -59,7 +69,12 @@ def build_parser():
         recipe = recipe_for(name, entry.description)
         lines.append(f"  {name:<{width}}[{recipe.dataset}, {recipe.input_size}px] {entry.description}")
     lines += ["", "datasets:"] + [f"  {name:<15}{DATASET_NOTES.get(name, '')}" for name in list_datasets()]
-    lines += ["", "exit codes: 0 done, 2 usage error, 3 non-finite loss or weights, 130 interrupted (Ctrl-C)"]
+    lines += ["", "exit codes (each error is one line naming the file or option):",
+              "  0 done; 2 usage or data error (bad option or --out, unreadable data or checkpoint; a file",
+              "  failing mid-epoch saves interrupted.ckpt first); 3 non-finite loss or weights; 4 an output",
+              "  could not be written (disk full; the previous checkpoint is intact); 130 interrupted (Ctrl-C)",
+              "", "an --out holding a run is refused unless resumed there or --overwrite; a run folder is",
+              "locked while a run owns it; files in --data-dir are only read, never deleted or changed"]
     parser = _Parser(prog=PROG, description="Train (or evaluate) a minidl model. Unset options take the "
                      "model's defaults, from its paper.", epilog="\n".join(lines),
                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,7 +91,10 @@ def build_parser():
     add("--device", choices=("cpu", "gpu"), default="cpu")
     add("--seed", type=int, metavar="S", help="seeds the weights, the data order and dropout (default 0)")
     add("--out", metavar="DIR", help="output directory (default runs/MODEL-TIMESTAMP, or the resumed run's)")
-    add("--resume", metavar="PATH", help="continue from a checkpoint (or, with --eval-only, a weights file)")
+    add("--overwrite", action="store_true", help="replace the run already in --out (its config, metrics, "
+        "checkpoints and curves; nothing else)")
+    add("--resume", metavar="PATH", help="continue from a checkpoint, or a run folder (its newest checkpoint); "
+        "with --eval-only also a weights file")
     add("--eval-only", action="store_true", help="evaluate --resume's weights on the validation set")
     add("--limit", type=int, metavar="N", help="use at most N training and N validation images")
     add("--quiet", action="store_true", help="no progress bar: one line per epoch (for logs)")
@@ -90,7 +108,7 @@ def main(argv=None):
     """Run the command; returns the exit code."""
     try:
         return _main(argv)
-    except (UsageError, DataError, CheckpointError) as err:
+    except (UsageError, DataError, CheckpointError, RunFolderError) as err:
         print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # before training started (or during --eval-only): nothing to save
@@ -151,6 +169,13 @@ def _read_resume(args):
     if args.resume is None:
         return None, None
     path = Path(args.resume)
+    if path.is_dir():  # a run folder: its newest checkpoint (best.ckpt to evaluate)
+        folder = path
+        path = folder / "best.ckpt" if args.eval_only and (folder / "best.ckpt").is_file() else find_checkpoint(folder)
+        if path is None:
+            raise UsageError(f"--resume {folder}: the folder has no last.ckpt or interrupted.ckpt (a run stopped "
+                             f"before its first epoch ended?); start it again with --out {folder} --overwrite")
+        args.resume = str(path)
     if not path.is_file():
         raise UsageError(f"--resume {path} does not exist")
     try:
@@ -187,7 +212,7 @@ def resolve_config(args, description, checkpoint=None):
                   "lr": recipe.lr, "momentum": recipe.momentum, "weight_decay": recipe.weight_decay,
                   "batch_size": recipe.batch_size, "epochs": recipe.epochs, "schedule": recipe.schedule,
                   "schedule_options": recipe.schedule_options, "seed": 0, "limit": None, "data_dir": None,
-                  "recipe": recipe.source}
+                  "num_classes": recipe.num_classes, "recipe": recipe.source}
         if given.get("optimizer", recipe.optimizer) != recipe.optimizer and "lr" not in given:
             config["lr"] = 1e-3  # Adam's usual rate; the recipe's is for SGD
         if given.get("schedule", recipe.schedule) != recipe.schedule:

@@ -4,6 +4,7 @@ The archive (verified against its published SHA-256) is unpacked once into ``roo
 pickled batches directly: ``data_batch_1`` .. ``data_batch_5`` (10,000 images each) for training,
 ``test_batch`` for testing.
 """
+import logging
 import os
 import shutil
 import tarfile
@@ -14,6 +15,8 @@ import numpy as np
 from minidl.data import download as _download
 from minidl.data.dataset import ArrayDataset
 from minidl.data.formats import read_cifar_batch
+
+logger = logging.getLogger("minidl.data")
 
 
 class CIFAR10(ArrayDataset):
@@ -49,6 +52,10 @@ class CIFAR10(ArrayDataset):
         if all((folder / name).is_file() for name in needed):
             return folder
         archive = self.root / self.archive
+        incomplete = [name for name in needed if not (folder / name).is_file()]
+        if folder.exists():  # never replaced: it may be the user's own
+            raise ValueError(f"CIFAR10: {folder} lacks {', '.join(incomplete)}; minidl leaves the folder as it is: "
+                             f"complete it, or move it away to unpack {self.archive} afresh")
         if not archive.exists() and not download:
             if not self.root.exists():
                 raise FileNotFoundError(f"CIFAR10: data directory {self.root} does not exist; "
@@ -58,7 +65,11 @@ class CIFAR10(ArrayDataset):
         if _download.offline() and not archive.exists():
             raise RuntimeError(f"CIFAR10: {archive} is missing and MINIDL_OFFLINE is set")
         checksum = _download.CHECKSUMS[f"{self.name}/{self.archive}"]
-        _download.ensure_file(archive, checksum, [self.url], download=download and not _download.offline())
+        try:
+            _download.ensure_file(archive, checksum, [self.url], download=download and not _download.offline())
+        except _download.ForeignFileError:
+            logger.warning("minidl.data: note: %s differs from the official CIFAR-10 archive (SHA-256); "
+                           "reading it as given", archive)
         self._unpack(archive, folder)
         missing = [name for name in needed if not (folder / name).is_file()]
         if missing:
@@ -77,8 +88,6 @@ class CIFAR10(ArrayDataset):
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with tar.extractfile(member) as src, open(target, "wb") as dst:
                         shutil.copyfileobj(src, dst)
-            if folder.exists():
-                shutil.rmtree(folder)
             os.replace(staging, folder)
         except (tarfile.TarError, EOFError, OSError) as err:
             raise ValueError(f"{archive}: cannot unpack ({err})") from None

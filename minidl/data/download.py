@@ -2,7 +2,13 @@
 
 Every file minidl downloads is listed in :data:`CHECKSUMS`. A file is streamed into a temporary file next
 to its destination, hashed on the way, and renamed into place only when its size and SHA-256 match, so a
-truncated or corrupt download is reported, deleted and fetched again, and never read.
+truncated or corrupt transfer is reported, its partial file deleted and fetched again, and never read.
+
+A completed download gets a small marker beside it (``.NAME.minidl-download``, holding its SHA-256).
+minidl never deletes a dataset file: a cached file that no longer matches its checksum is replaced by a
+fresh verified download only when its marker says minidl wrote it; any other file (the user's own copy)
+is left exactly as it is and reported (:class:`ForeignFileError`). Partial downloads of a killed process
+(``.NAME.PID.THREAD.part``) are removed on the next fetch of that file.
 
 The opener is the module attribute :data:`urlopen` (or the ``opener=`` argument), so tests can serve
 files from memory without any network:
@@ -20,6 +26,8 @@ import urllib.parse
 import urllib.request
 from collections import namedtuple
 from pathlib import Path
+
+from minidl.serialization import remove_stale_temporaries
 
 urlopen = urllib.request.urlopen  # swapped for a fake in tests
 
@@ -79,6 +87,12 @@ class ChecksumError(ValueError):
     """A downloaded or cached file whose size or SHA-256 is not the published one."""
 
 
+class ForeignFileError(ChecksumError):
+    """A file in the data directory that minidl did not download and that is not the official one.
+
+    minidl leaves it untouched; the dataset reads it when it parses, else the error names it."""
+
+
 def cache_dir():
     """Where datasets live: ``$MINIDL_DATA``, else ``~/.cache/minidl/data``."""
     return Path(os.environ.get("MINIDL_DATA") or Path.home() / ".cache" / "minidl" / "data").expanduser()
@@ -110,8 +124,10 @@ def check_file(path, checksum):
 def ensure_file(path, checksum, urls, download=True, **fetch_options):
     """Return ``path`` holding a verified copy, downloading it from ``urls`` when missing or corrupt.
 
-    A corrupt cached copy is reported and deleted, then fetched again (or, with ``download=False``, the
-    error is raised). Without a copy and with ``download=False``, raises FileNotFoundError.
+    A corrupt copy minidl downloaded itself is reported and replaced by a verified download (with
+    ``download=False``, :class:`ChecksumError` is raised and the file kept). A mismatching file minidl did
+    not download is never touched: :class:`ForeignFileError`. Without a copy and with ``download=False``,
+    raises FileNotFoundError.
     """
     path = Path(path)
     if path.exists():
@@ -119,11 +135,27 @@ def ensure_file(path, checksum, urls, download=True, **fetch_options):
             check_file(path, checksum)
             return path
         except ChecksumError as err:
-            logger.warning("minidl.data: deleting corrupt cached file: %s", err)
-            path.unlink()
+            if not downloaded_by_minidl(path):
+                raise ForeignFileError(f"{err}: not the official file, and minidl did not download it, so it is "
+                                       f"left as it is (move it away to download a fresh copy)") from None
+            if not download:
+                raise
+            logger.warning("minidl.data: %s: fetching minidl's own damaged download again", err)
     if not download:
         raise FileNotFoundError(f"{path} does not exist (pass download=True to fetch it)")
     return fetch(urls, path, checksum, **fetch_options)
+
+
+def _marker(path):
+    return path.with_name(f".{path.name}.minidl-download")
+
+
+def downloaded_by_minidl(path):
+    """True when ``path`` was written by :func:`fetch` (its marker exists), so minidl may replace it."""
+    try:
+        return _marker(Path(path)).read_text().strip() != ""
+    except OSError:
+        return False
 
 
 def _transient(err):
@@ -148,6 +180,8 @@ def fetch(urls, dest, checksum, opener=None, retries=3, timeout=30.0, retry_dela
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_temporaries(dest.parent, [dest.name], suffix=".part"):
+        logger.info("minidl.data: removed %s, a partial download of a process that is gone", stale)
     if isinstance(urls, str):
         urls = [urls]
     attempts = []
@@ -196,6 +230,7 @@ def _fetch_once(url, dest, checksum, opener, timeout, progress):
             raise ChecksumError(f"checksum mismatch: SHA-256 {digest.hexdigest()[:16]}..., "
                                 f"expected {checksum.sha256[:16]}...")
         os.replace(tmp, dest)
+        _marker(dest).write_text(checksum.sha256 + "\n")
     finally:
         if tmp.exists():
             tmp.unlink()

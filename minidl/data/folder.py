@@ -9,7 +9,7 @@ when their sizes differ, since a batch needs one shape.
 from pathlib import Path
 
 from minidl.data.dataset import Dataset
-from minidl.data.formats import read_image
+from minidl.data.formats import DataFileError, read_image
 from minidl.data.transforms import ToFloat
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
@@ -60,7 +60,7 @@ class ImageFolder(Dataset):
         except ImportError:
             raise
         except Exception as err:  # Pillow raises many kinds; name the file
-            raise ValueError(f"ImageFolder: cannot read {path}: {err}") from err
+            raise DataFileError(f"ImageFolder: cannot read {path}: {err}") from err
         if self.transform is not None:
             image = self.transform(image)
         return image, label

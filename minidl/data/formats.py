@@ -11,6 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+class DataFileError(ValueError):
+    """A data file that cannot be read (truncated, corrupt, not an image); the message names it.
+
+    The training command catches it while it trains, saves the last completed step and stops (exit 2)."""
+
+
 # IDX type codes (http://yann.lecun.com/exdb/mnist/, bottom of the page); multi-byte types are big-endian.
 IDX_DTYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -70,8 +76,8 @@ def read_pickle(path):
     with open(path, "rb") as f:
         try:
             return _NumpyOnlyUnpickler(f, encoding="bytes").load()
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
-            raise ValueError(f"{path}: not a CIFAR python batch ({err})") from None
+        except Exception as err:  # garbage bytes make the unpickler fail in many ways; name the file
+            raise ValueError(f"{path}: not a CIFAR python batch ({type(err).__name__}: {err})") from None
 
 
 def read_cifar_batch(path, image_shape=(3, 32, 32)):

@@ -2,12 +2,15 @@
 
 Where the data comes from, in order:
 
-1. a full copy in ``root`` (default ``<cache>/mnist``; ``.gz`` or uncompressed IDX files; a ``.gz`` with
-   the official name must match its published SHA-256, a corrupt one is deleted and fetched again),
+1. a full copy in ``root`` (default ``<cache>/mnist``; ``.gz`` or uncompressed IDX files). A ``.gz`` whose
+   SHA-256 is not the published one is read when it parses, with one line saying it is not the official
+   release (a user's own subset in the same format, say); one that does not parse is an error naming it.
+   The only exception: a damaged file that minidl downloaded itself is replaced by a fresh download.
+   minidl never deletes a file here.
 2. a system copy (Debian's ``dataset-fashion-mnist`` package: /usr/share/datasets/fashion-mnist),
 3. a download from the official mirrors (``download=True``),
-4. for MNIST only, when the full set is unreachable: the shipped sample (4,000 train / 1,000 test), with
-   one line saying so; ``dataset.source`` always says which of these was used.
+4. for MNIST only, when the full set is unreachable and ``sample_fallback`` is true: the shipped sample
+   (4,000 train / 1,000 test), with one line saying so; ``dataset.source`` always says which was used.
 """
 import logging
 from importlib import resources
@@ -67,9 +70,10 @@ class MNIST(ArrayDataset):
     system_dirs = ()
     sample_fallback = True
 
-    def __init__(self, root=None, train=True, download=True, transform=None, sample=False):
+    def __init__(self, root=None, train=True, download=True, transform=None, sample=False, sample_fallback=True):
         self.root = Path(root).expanduser() if root is not None else _download.cache_dir() / self.name
         self.train = train
+        self.sample_fallback = type(self).sample_fallback and sample_fallback
         if sample:
             images, labels = self._sample(train, "requested")
         else:
@@ -106,36 +110,43 @@ class MNIST(ArrayDataset):
                 reason = _unreachable[type(self).__name__] = err.reason
         if self.sample_fallback:
             return self._sample(train, f"full MNIST unreachable: {reason}")
+        if type(self).sample_fallback:  # MNIST, asked for by name: no silent switch to the sample
+            raise RuntimeError(f"{type(self).__name__}: no local copy in {self.root} and the download failed "
+                               f"({reason}); put the IDX files there, or use --dataset mnist-sample (the "
+                               f"5,000 digits shipped with minidl)")
         raise RuntimeError(f"{type(self).__name__}: no local copy in {self.root} and the download failed "
                            f"({reason}); put the IDX files in {self.root} or set MINIDL_DATA")
 
     def _find_local(self, names):
-        """A full local copy, verified, or None. A corrupt official .gz in root is deleted, not read."""
+        """A full local copy, read, or None (only when minidl's own download is damaged: fetch it again).
+
+        Files are never deleted or changed here; one that does not parse is a ValueError naming it.
+        """
         for directory in (self.root, *(Path(d) for d in self.system_dirs)):
             paths = [self._local_file(directory, name) for name in names]
             if None in paths:
                 continue
             if directory == self.root:
-                if not self._verified(paths):
-                    continue
+                unofficial = [path for path in paths if path.suffix == ".gz" and not self._official(path)]
+                if any(_download.downloaded_by_minidl(path) for path in unofficial):
+                    return None  # damaged since minidl downloaded it: replaced by a verified copy
                 self.source = f"{type(self).__name__} (full) from {directory}"
+                if unofficial:
+                    self.source += " (not the official release)"
+                    _announce((type(self).__name__, "unofficial", str(directory)),
+                              f"minidl.data: note: {', '.join(p.name for p in unofficial)} in {directory} "
+                              f"differ from the official {type(self).__name__} release (SHA-256); reading them as given")
             else:  # re-gzipped by the packager: only the contents' format and sizes can be checked
                 self.source = f"{type(self).__name__} (full) from system copy {directory}"
             return self._read_pair(*paths)
         return None
 
-    def _verified(self, paths):
-        """Check the official .gz files among ``paths``; delete (and report) the corrupt ones."""
-        good = True
-        for path in paths:
-            if path.suffix == ".gz":
-                try:
-                    _download.check_file(path, self._checksum(path.name))
-                except _download.ChecksumError as err:
-                    logger.warning("minidl.data: deleting corrupt cached file: %s", err)
-                    path.unlink()
-                    good = False
-        return good
+    def _official(self, path):
+        try:
+            _download.check_file(path, self._checksum(path.name))
+            return True
+        except _download.ChecksumError:
+            return False
 
     @staticmethod
     def _local_file(directory, name):

@@ -7,8 +7,8 @@ from minidl.data.mnist import MNIST, FashionMNIST
 from minidl.data.synthetic import SyntheticImages
 
 
-def _mnist(root, train, download, transform, sample=False):
-    return MNIST(root, train, download, transform, sample=sample)
+def _mnist(root, train, download, transform, sample=False, sample_fallback=True):
+    return MNIST(root, train, download, transform, sample=sample, sample_fallback=sample_fallback)
 
 
 def _mnist_sample(root, train, download, transform):

@@ -45,6 +45,7 @@ class TrainingData:
     source: str          # where the images came from (e.g. "mnist sample ...: full MNIST unreachable")
     train_size: int
     val_size: int
+    dataset: str = ""    # the dataset actually read: "mnist-sample" when MNIST fell back to the sample
 
 
 class MatchChannels:
@@ -79,9 +80,13 @@ def dataset_key(name):
 
 
 def build_data(dataset, channels, input_size, batch_size, seed, data_dir=None, limit=None, num_workers=0,
-               num_classes=None):
+               num_classes=None, sample_fallback=True):
     """Train and validation loaders for ``dataset`` shaped as ``channels`` x ``input_size``^2 images,
-    normalised per channel to mean 0 and std 1 over the training set."""
+    normalised per channel to mean 0 and std 1 over the training set.
+
+    ``sample_fallback``: MNIST may switch to the shipped sample (saying so) when the full set cannot be
+    had; the training command allows it only when the user named neither the dataset nor a --data-dir.
+    A data file that cannot be read is a :class:`DataError` naming it; no file is ever deleted."""
     key = dataset_key(dataset)
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
         raise DataError(f"--data-dir {data_dir} does not exist (or is not a directory)")
@@ -93,10 +98,17 @@ def build_data(dataset, channels, input_size, batch_size, seed, data_dir=None, l
         train_set = get_dataset(key, train=True, num_samples=sizes[0], **options)
         val_set = get_dataset(key, train=False, num_samples=sizes[1], **options)
     else:
-        if key == "mnist" and data_dir is None and _mnist_unreachable():
+        if key == "mnist" and data_dir is None and _mnist_unreachable(announce=sample_fallback):
+            if not sample_fallback:
+                raise DataError(f"mnist: full MNIST unreachable (no answer within {NETWORK_PROBE_SECONDS:g} s) "
+                                f"and no local copy; use --dataset mnist-sample for the 5,000 digits shipped with "
+                                f"minidl, or give the IDX files with --data-dir DIR")
             key = "mnist-sample"
-        train_set = _load(key, data_dir, train=True)
-        val_set = _load(key, data_dir, train=False)
+        options = {"sample_fallback": sample_fallback} if key == "mnist" else {}
+        train_set = _load(key, data_dir, train=True, **options)
+        val_set = _load(key, data_dir, train=False, **options)
+        if getattr(train_set, "is_sample", False) or getattr(val_set, "is_sample", False):
+            key = "mnist-sample"
     source = getattr(train_set, "source", None) or str(getattr(train_set, "root", key))
     if key == "mnist-sample" and dataset_key(dataset) == "mnist":
         source = f"{SAMPLE_DESCRIPTION}: full MNIST unreachable (no answer within {NETWORK_PROBE_SECONDS:g} s)"
@@ -117,15 +129,17 @@ def build_data(dataset, channels, input_size, batch_size, seed, data_dir=None, l
     val_loader = DataLoader(val_set, batch_size, shuffle=False, transform=val_transform, seed=seed,
                             num_workers=num_workers)
     return TrainingData(train_loader, val_loader, classes, (channels, input_size, input_size), source,
-                        len(train_set), len(val_set))
+                        len(train_set), len(val_set), key)
 
 
-def _load(key, data_dir, train):
+def _load(key, data_dir, train, **options):
     try:
-        return get_dataset(key, root=data_dir, train=train)
+        return get_dataset(key, root=data_dir, train=train, **options)
     except (FileNotFoundError, RuntimeError) as err:  # no local copy and no download
         raise DataError(f"{key}: {err} (give the files with --data-dir DIR, or use --dataset synthetic for a "
                         f"smoke run)") from None
+    except (ValueError, OSError) as err:  # a file that is there but cannot be read: its reader names it
+        raise DataError(f"{key}: {err}") from None
 
 
 def _spatial(key, size):
@@ -167,7 +181,7 @@ def _first_of_shuffled(dataset, limit, seed):
     return Subset(dataset, np.sort(np.random.default_rng(seed).permutation(len(dataset))[:limit]))
 
 
-def _mnist_unreachable():
+def _mnist_unreachable(announce=True):
     """True when MNIST has no local copy and its first mirror does not answer within a few seconds.
 
     The dataset itself falls back to the shipped sample when the download fails, but a network that
@@ -185,8 +199,9 @@ def _mnist_unreachable():
     try:
         socket.create_connection((host, 443), timeout=NETWORK_PROBE_SECONDS).close()
     except socket.timeout:
-        print(f"minidl.data: using the {SAMPLE_DESCRIPTION}: full MNIST unreachable (no answer from {host} "
-              f"within {NETWORK_PROBE_SECONDS:g} s)", flush=True)
+        if announce:
+            print(f"minidl.data: using the {SAMPLE_DESCRIPTION}: full MNIST unreachable (no answer from {host} "
+                  f"within {NETWORK_PROBE_SECONDS:g} s)", flush=True)
         return True
     except OSError:
         return False

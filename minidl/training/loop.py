@@ -95,6 +95,8 @@ class Trainer:
         self.history = []
         self.best = {"metric": "val_acc", "value": None, "epoch": None}
         self.mid_step = False
+        self.first_step_seconds = None  # the session's first step, timed apart: it includes Numba's compile
+        self._first_step_images = 0     # its images, until the epoch that holds it is reported
         self._mark_consistent()
 
     # -- the loop ------------------------------------------------------------------------------------
@@ -124,8 +126,12 @@ class Trainer:
         try:
             for images, labels in loader:
                 self.mid_step = True
+                step_start = time.perf_counter()
                 loss, correct = self.train_step(images, labels)
                 self.mid_step = False
+                if self.first_step_seconds is None:
+                    self.first_step_seconds = time.perf_counter() - step_start
+                    self._first_step_images = len(labels)
                 self.batches_done += 1
                 self.step += 1
                 self.meter.update(loss, correct, len(labels))
@@ -190,6 +196,12 @@ class Trainer:
         row = {"epoch": self.epoch + 1, "train_loss": self.meter.loss, "train_acc": self.meter.accuracy,
                "val_loss": val_loss, "val_acc": val_acc, "lr": self.current_lr(), "seconds": self.meter.seconds,
                "images_per_s": self.meter.seen / self.meter.seconds if self.meter.seconds else 0.0}
+        if self._first_step_images:  # this epoch holds the session's first step: its rate leaves it out
+            seen, seconds = self.meter.seen - self._first_step_images, self.meter.seconds - self.first_step_seconds
+            if seen > 0 and seconds > 0:
+                row["images_per_s"] = seen / seconds
+            row["first_step_seconds"] = self.first_step_seconds
+            self._first_step_images = 0
         self.history.append(row)
         if self.scheduler is not None:
             if hasattr(self.scheduler, "is_better"):  # ReduceLROnPlateau watches the validation loss
@@ -219,7 +231,8 @@ class Trainer:
     def progress_state(self):
         return {"epoch": self.epoch, "batches_done": self.batches_done, "step": self.step,
                 "epoch_meter": self.meter.state_dict(), "best": dict(self.best),
-                "history": [{k: v for k, v in row.items() if k != "is_best"} for row in self.history]}
+                "history": [{k: v for k, v in row.items() if k not in ("is_best", "first_step_seconds")}
+                            for row in self.history]}
 
     def rng_state(self):
         return self._rng_state

@@ -4,9 +4,19 @@ training (with checkpoints, metrics and curves after every epoch) or evaluation.
     config = minidl.train.resolve_config(args, description)      # what the command line asked for
     exit_code = Run(args, config).execute()
 
-Exit codes it returns: 0 done, 3 stopped on a non-finite loss or weights, 130 interrupted; a bad request
-(a model that cannot take the data, say) raises :class:`UsageError`.
+Exit codes it returns: 0 done, 2 a data file became unreadable while training (after saving the last
+completed step), 3 stopped on a non-finite loss or weights, 4 an output file could not be written (disk
+full, say; the previous checkpoint stays intact), 130 interrupted; a bad request (a model that cannot take
+the data, an --out that cannot be used) raises :class:`UsageError` or :class:`RunFolderError`, both before
+any data is read where possible.
+
+Never losing work: the output folder is claimed (created, checked writable, locked) before the data
+loads; a folder holding another run is refused unless resumed or ``--overwrite``; every file is written
+atomically (a temporary file renamed into place), so a crash or a full disk leaves the previous version.
+A data file that fails mid-epoch (a broken image) stops the run like Ctrl-C: the last completed step is
+saved in interrupted.ckpt, then the file is named (exit 2); fix or remove it and resume.
 """
+import errno
 import json
 import os
 import shlex
@@ -17,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 import minidl
+from minidl.data.formats import DataFileError
 from minidl.serialization import atomic_write
 from minidl.training.checkpoint import (CheckpointError, NonFiniteError, load_model_weights, make_checkpoint,
                                        save_checkpoint)
@@ -24,8 +35,9 @@ from minidl.training.data import build_data
 from minidl.training.loop import NonFiniteLossError, Trainer
 from minidl.training.metrics import plot_curves, write_metrics_csv
 from minidl.training.recipes import make_optimizer, make_scheduler
+from minidl.training.rundir import claim_run_folder
 
-EXIT_NONFINITE, EXIT_INTERRUPTED = 3, 130
+EXIT_DATA, EXIT_NONFINITE, EXIT_WRITE, EXIT_INTERRUPTED = 2, 3, 4, 130
 PROG = "minidl-train"
 # What a schedule laid over --epochs epochs takes from that number: recomputed when a resume changes it.
 SCHEDULE_SHAPE = ("milestones", "T_max")
@@ -36,6 +48,10 @@ class UsageError(ValueError):
     """A request the command cannot carry out: reported in one line, exit code 2."""
 
 
+class OutputWriteError(OSError):
+    """An output file of the run could not be written (exit code 4); the earlier version is intact."""
+
+
 class Run:
     """One invocation: builds data, model, optimizer and trainer from ``config``, trains or evaluates."""
 
@@ -44,6 +60,7 @@ class Run:
         self.quiet = args.quiet
         self.trainer = None
         self.out = None
+        self.lock = None
         self.latest = "none"  # the newest checkpoint of this run, for messages
         if checkpoint is not None:
             self.latest = f"{args.resume} (epoch {checkpoint['progress']['epoch']})"
@@ -52,11 +69,29 @@ class Run:
         print(message, flush=True)
 
     def execute(self):
+        done = self.checkpoint["progress"]["epoch"] if self.checkpoint is not None else 0
+        if not self.args.eval_only and done >= self.config["epochs"]:
+            self.say(f"{self.args.resume} has already trained {done} epochs; pass --epochs N "
+                     f"(N > {done}) to train longer")
+            return 0
+        if not self.args.eval_only:
+            self.out = self._output_dir()  # claimed (created, writable, locked) before any data is read
+        try:
+            return self._execute()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    def _execute(self):
         config = self.config
         minidl.manual_seed(config["seed"])
+        named = self.args.dataset is not None or config["data_dir"] is not None or self.checkpoint is not None
         data = build_data(config["dataset"], config["channels"], config["input_size"], config["batch_size"],
                           config["seed"], data_dir=config["data_dir"], limit=config["limit"],
-                          num_workers=config["num_workers"])
+                          num_workers=config["num_workers"], sample_fallback=not named,
+                          num_classes=config.get("num_classes"))
+        if data.dataset and data.dataset != config["dataset"]:  # MNIST fell back to the sample: say which was used
+            config.update(dataset_requested=config["dataset"], dataset=data.dataset)
         config.update(num_classes=data.num_classes, data_source=data.source, train_size=data.train_size,
                       val_size=data.val_size)
         model = self._build_model(data)
@@ -106,6 +141,11 @@ class Run:
             optimizer.load_state_dict(checkpoint["optimizer"])
             if scheduler is not None and checkpoint["scheduler"] is not None:
                 scheduler.load_state_dict(self._schedule_state(checkpoint, scheduler))
+                if checkpoint["config"]["epochs"] != self.config["epochs"] and hasattr(scheduler, "get_lr"):
+                    # the optimizer's saved lr is the old schedule's; the next epoch runs at the new one's
+                    for group, lr in zip(optimizer.param_groups, scheduler.get_lr()):
+                        group["lr"] = lr
+                    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
             self.trainer.load_state(checkpoint["progress"], checkpoint["rng"])
         except (KeyError, ValueError, TypeError) as err:
             raise CheckpointError(f"{path}: cannot restore the training state ({type(err).__name__}: {err})") from None
@@ -120,17 +160,20 @@ class Run:
 
     def _train(self):
         config, trainer = self.config, self.trainer
-        if trainer.epoch >= config["epochs"]:
-            self.say(f"{self.args.resume} has already trained {trainer.epoch} epochs; pass --epochs N "
-                     f"(N > {trainer.epoch}) to train longer")
-            return 0
-        self.out = self._output_dir()
         config["command"] = "python -m minidl.train " + shlex.join(self.args.argv)
         config["resumed_from"] = self.args.resume
         config["minidl_version"] = minidl.__version__
         config["numpy_version"] = np.__version__
         config["threads"] = {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ}
-        atomic_write(self.out / "config.json", lambda f: f.write(json.dumps(config, indent=2).encode()))
+        config["history"] = self._earlier_sessions() + [
+            {key: config[key] for key in ("command", "resumed_from", "epochs", "device", "minidl_version")}
+            | {"started": time.strftime("%Y-%m-%dT%H:%M:%S")}]
+        try:
+            self._write(self.out / "config.json", lambda path: atomic_write(
+                path, lambda f: f.write(json.dumps(config, indent=2).encode())))
+        except OutputWriteError as err:
+            self._report(str(err))
+            return EXIT_WRITE
         momentum = f" momentum {config['momentum']:g}" if config["optimizer"] == "sgd" else ""
         self.say(f"{config['optimizer']} lr {config['lr']:g}{momentum} weight decay {config['weight_decay']:g}, "
                  f"batch {config['batch_size']}, schedule {config['schedule']}, {config['epochs']} epochs, "
@@ -143,6 +186,14 @@ class Run:
                 trainer.fit(config["epochs"], on_epoch_end=self._end_of_epoch)
         except KeyboardInterrupt:
             return self._interrupted()
+        except DataFileError as err:  # a file the loader could not read: save the last completed step, then stop
+            saved = self._save_interrupted()
+            self._report(f"{err}; stopped after step {trainer.step}: {saved}; fix or remove the file, then resume "
+                         f"with --resume {self.out}")
+            return EXIT_DATA
+        except OutputWriteError as err:
+            self._report(f"{err}; stopped after step {trainer.step} (latest intact checkpoint: {self.latest})")
+            return EXIT_WRITE
         except NonFiniteLossError as err:
             self._report(f"{err}; stopped without saving this state (latest checkpoint: {self.latest}); "
                          f"a smaller --lr may help")
@@ -159,17 +210,48 @@ class Run:
     def _end_of_epoch(self, row):
         config, trainer = self.config, self.trainer
         checkpoint = self._checkpoint()
-        save_checkpoint(checkpoint, self.out / "last.ckpt")
+        self._write(self.out / "last.ckpt", lambda path: save_checkpoint(checkpoint, path))
         self.latest = f"{self.out / 'last.ckpt'} (epoch {row['epoch']})"
+        self._forget_resumed_interruption()
         if row["is_best"]:
-            save_checkpoint(checkpoint, self.out / "best.ckpt")
-        write_metrics_csv(self.out / "metrics.csv", trainer.history)
-        plot_curves(self.out / "curves.png", trainer.history, title=f"{config['model']} on {config['dataset']}")
+            self._write(self.out / "best.ckpt", lambda path: save_checkpoint(checkpoint, path))
+        self._write(self.out / "metrics.csv", lambda path: write_metrics_csv(path, trainer.history))
+        self._write(self.out / "curves.png", lambda path: plot_curves(
+            path, trainer.history, title=f"{config['model']} on {config['dataset']}"))
         width = len(str(config["epochs"]))
         self.say(f"epoch {row['epoch']:>{width}}/{config['epochs']}  train loss {row['train_loss']:.4f} "
                  f"acc {100 * row['train_acc']:.2f}%  val loss {row['val_loss']:.4f} acc {100 * row['val_acc']:.2f}%  "
-                 f"lr {row['lr']:.3g}  {row['seconds']:.1f} s ({_rate(row['images_per_s'])} img/s)"
+                 f"lr {row['lr']:.3g}  {row['seconds']:.1f} s ({_rate(row['images_per_s'])} img/s{_first(row)})"
                  f"{'  *best' if row['is_best'] else ''}")
+
+    def _write(self, path, write):
+        """``write(path)``; an OSError (disk full, permissions) becomes :class:`OutputWriteError` naming the file."""
+        try:
+            return write(path)
+        except OSError as err:
+            why = "disk full" if err.errno in (errno.ENOSPC, errno.EDQUOT) else "write failed"
+            raise OutputWriteError(f"cannot write {path}: {why} ({err.strerror or err}); its previous version, if "
+                                   f"any, is intact") from None
+
+    def _forget_resumed_interruption(self):
+        """After a resume from interrupted.ckpt, the new last.ckpt supersedes it: remove it (it is ours)."""
+        resumed = Path(self.args.resume) if self.args.resume is not None else None
+        stale = self.out / "interrupted.ckpt"
+        if resumed is not None and resumed.name == "interrupted.ckpt" and stale.exists() and \
+                stale.resolve() == resumed.resolve():
+            stale.unlink()
+
+    def _earlier_sessions(self):
+        """The history of the run folder's earlier sessions (config.json, else the checkpoint's config)."""
+        try:
+            earlier = json.loads((self.out / "config.json").read_text())
+        except (OSError, ValueError):
+            earlier = self.checkpoint["config"] if self.checkpoint is not None else None
+        if not isinstance(earlier, dict) or "command" not in earlier:
+            return []
+        if isinstance(earlier.get("history"), list):
+            return earlier["history"]
+        return [{key: earlier.get(key) for key in ("command", "resumed_from", "epochs", "device", "minidl_version")}]
 
     def _checkpoint(self):
         trainer = self.trainer
@@ -188,26 +270,50 @@ class Run:
         except NonFiniteError as err:
             self._report(f"interrupted after {where}; not saving: {err}")
             return EXIT_INTERRUPTED
+        except OSError as err:
+            self._report(f"interrupted after {where}; cannot write {path} ({err.strerror or err}); latest "
+                         f"checkpoint: {self.latest}")
+            return EXIT_INTERRUPTED
         self._report(f"interrupted after {where}: saved {path}\n"
                      f"resume with: python -m minidl.train {self.config['model']} --resume {path}")
         return EXIT_INTERRUPTED
+
+    def _save_interrupted(self):
+        """Save the last completed step in interrupted.ckpt (as Ctrl-C does); returns what happened, in words."""
+        path = self.out / "interrupted.ckpt"
+        if self.trainer.step == 0 or self.trainer.mid_step:
+            return f"nothing new to save (latest checkpoint: {self.latest})"
+        try:
+            save_checkpoint(self._checkpoint(), path)
+        except (NonFiniteError, OSError) as err:
+            return f"could not save {path} ({err}; latest checkpoint: {self.latest})"
+        return f"saved {path}"
 
     def _report(self, message):
         print(f"{PROG}: {message}", file=sys.stderr, flush=True)
 
     def _output_dir(self):
+        """The run folder, claimed: created, checked writable and locked (see minidl.training.rundir)."""
+        resumed_dir = Path(self.args.resume).parent if self.args.resume is not None else None
         if self.args.out is not None:
             out = Path(self.args.out)
-        elif self.args.resume is not None:
-            out = Path(self.args.resume).parent
+        elif resumed_dir is not None:
+            out = resumed_dir
         else:
             stem = Path("runs") / f"{self.config['model']}-{time.strftime('%Y%m%d-%H%M%S')}"
             out, n = stem, 1
             while out.exists():
                 n += 1
                 out = stem.with_name(f"{stem.name}-{n}")
-        out.mkdir(parents=True, exist_ok=True)
+        resuming_here = resumed_dir is not None and out.resolve() == resumed_dir.resolve()
+        self.lock = claim_run_folder(out, resuming_here, getattr(self.args, "overwrite", False), say=self.say)
         return out
+
+
+def _first(row):
+    """The first step of a session, timed apart: it includes Numba compiling the kernels not yet cached."""
+    first = row.get("first_step_seconds")
+    return f"; first step {first:.2f} s apart: it holds any one-time compile" if first else ""
 
 
 def _rate(images_per_second):

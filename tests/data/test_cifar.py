@@ -39,13 +39,33 @@ def test_unpacked_folder_is_enough(tmp_path):
     assert len(CIFAR10(root=tmp_path, train=True, download=False)) == 10
 
 
-def test_corrupt_archive_in_the_cache_is_replaced(tmp_path, served, caplog):
+def test_minidl_s_own_damaged_archive_is_replaced(tmp_path, served, caplog):
     archive, opener = served
     root = tmp_path / "cache"
-    root.mkdir()
+    dl.fetch([CIFAR10.url], root / archive.name, dl.CHECKSUMS["cifar10/cifar-10-python.tar.gz"], opener=opener)
     (root / archive.name).write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
     assert len(CIFAR10(root=root, train=False)) == 4
-    assert opener.calls == [CIFAR10.url] and "corrupt" in caplog.text
+    assert opener.calls == [CIFAR10.url] * 2 and "minidl's own damaged download" in caplog.text
+
+
+def test_a_user_s_truncated_archive_is_named_and_kept(tmp_path, served):
+    archive, opener = served
+    root = tmp_path / "mine"
+    root.mkdir()
+    truncated = archive.read_bytes()[: archive.stat().st_size // 2]
+    (root / archive.name).write_bytes(truncated)
+    with pytest.raises(ValueError, match=f"{root / archive.name}: cannot unpack"):
+        CIFAR10(root=root, train=False)
+    assert (root / archive.name).read_bytes() == truncated and opener.calls == []
+    assert sorted(p.name for p in root.iterdir()) == [archive.name]
+
+
+def test_an_incomplete_batch_folder_is_refused_not_replaced(tmp_path, served):
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar_batch(folder / "data_batch_1", *cifar_arrays(2, seed=0))
+    with pytest.raises(ValueError, match="lacks data_batch_2.*leaves the folder as it is"):
+        CIFAR10(root=tmp_path, train=True)
+    assert sorted(p.name for p in folder.iterdir()) == ["data_batch_1"]
 
 
 def test_missing_data_without_download(tmp_path):

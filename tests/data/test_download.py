@@ -1,3 +1,4 @@
+import os
 import re
 import urllib.error
 import urllib.request
@@ -5,7 +6,8 @@ import urllib.request
 import pytest
 
 from minidl.data import download
-from minidl.data.download import CHECKSUMS, ChecksumError, DownloadError, cache_dir, ensure_file, fetch
+from minidl.data.download import (CHECKSUMS, ChecksumError, DownloadError, ForeignFileError, cache_dir, ensure_file,
+                                  fetch)
 
 from .fakes import FakeOpener, checksum_of
 
@@ -95,13 +97,38 @@ def test_module_level_opener_is_used(monkeypatch, tmp_path):
     assert opener.calls == [URL]
 
 
-def test_cached_corrupt_file_is_deleted_and_fetched_again(tmp_path, caplog):
+def test_minidl_s_own_damaged_download_is_fetched_again(tmp_path, caplog):
     dest = tmp_path / "data.gz"
-    dest.write_bytes(GOOD[:-10] + b"0123456789")  # same size, different bytes
+    fetch([URL], dest, checksum_of(GOOD), opener=FakeOpener({URL: [GOOD]}), retry_delay=0)
+    dest.write_bytes(GOOD[:-10] + b"0123456789")  # damaged since: same size, different bytes
     opener = FakeOpener({URL: [GOOD]})
     ensure_file(dest, checksum_of(GOOD), [URL], opener=opener, retry_delay=0)
     assert dest.read_bytes() == GOOD and opener.calls == [URL]
-    assert "corrupt" in caplog.text
+    assert "minidl's own damaged download" in caplog.text
+
+
+def test_a_mismatching_file_minidl_did_not_download_is_never_touched(tmp_path):
+    dest = tmp_path / "data.gz"
+    mine = GOOD[:-10] + b"0123456789"
+    dest.write_bytes(mine)
+    opener = FakeOpener({URL: [GOOD]})
+    with pytest.raises(ForeignFileError, match=re.escape(str(dest)) + ".*not the official file.*left as it is"):
+        ensure_file(dest, checksum_of(GOOD), [URL], opener=opener, retry_delay=0)
+    assert dest.read_bytes() == mine and opener.calls == [] and sorted(p.name for p in tmp_path.iterdir()) == ["data.gz"]
+
+
+def test_a_killed_download_s_partial_file_is_removed_on_the_next_fetch(tmp_path):
+    import subprocess
+    import sys
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".data.gz.{int(dead.stdout)}.1234.part"
+    stale.write_bytes(GOOD[:50])
+    live = tmp_path / f".data.gz.{os.getpid()}.99.part"  # a live process's partial file: not ours to remove
+    live.write_bytes(GOOD[:50])
+    other = tmp_path / ".notes.txt.1.part"  # another name: never touched
+    other.write_bytes(b"x")
+    fetch([URL], tmp_path / "data.gz", checksum_of(GOOD), opener=FakeOpener({URL: [GOOD]}), retry_delay=0)
+    assert not stale.exists() and live.exists() and other.exists()
 
 
 def test_cached_good_file_is_used_without_network(tmp_path):
@@ -112,12 +139,13 @@ def test_cached_good_file_is_used_without_network(tmp_path):
     assert opener.calls == []
 
 
-def test_corrupt_cache_without_download_is_deleted_and_reported(tmp_path):
+def test_a_damaged_download_without_download_allowed_is_reported_and_kept(tmp_path):
     dest = tmp_path / "data.gz"
+    fetch([URL], dest, checksum_of(GOOD), opener=FakeOpener({URL: [GOOD]}), retry_delay=0)
     dest.write_bytes(GOOD[:100])
-    with pytest.raises(FileNotFoundError, match="download=True"):
+    with pytest.raises(ChecksumError, match="truncated"):
         ensure_file(dest, checksum_of(GOOD), [URL], download=False)
-    assert not dest.exists()
+    assert dest.read_bytes() == GOOD[:100]
 
 
 def test_check_file_names_the_file(tmp_path):

@@ -6,6 +6,7 @@ import pytest
 
 from minidl.data import MNIST, FashionMNIST, load_mnist_sample
 from minidl.data import download as dl
+from minidl.data import mnist as mnist_module
 
 from .fakes import FakeOpener, checksum_of, write_idx
 
@@ -71,24 +72,56 @@ def test_download_through_the_mirrors_then_cached(tmp_path, monkeypatch):
     root = tmp_path / "cache"
     ds = MNIST(root=root, train=True)
     assert len(ds) == 12 and "downloaded" in ds.source
-    assert sorted(p.name for p in root.iterdir()) == sorted(p.name for p in served)
+    assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == sorted(p.name for p in served)
     calls = len(opener.calls)
     MNIST(root=root, train=True)             # second time: from the cache, no requests
     assert len(opener.calls) == calls
 
 
-def test_corrupt_cached_file_is_deleted_and_fetched_again(tmp_path, monkeypatch, caplog):
+def test_minidl_s_own_damaged_download_is_fetched_again(tmp_path, monkeypatch, caplog):
     served = write_split(tmp_path / "server", train=False)
     pin_checksums(monkeypatch, "mnist", *served)
     root = tmp_path / "cache"
-    write_split(root, train=False, seed=1)   # same names, other bytes: corrupt as far as the checksum knows
     opener = FakeOpener({MIRROR + p.name: [p.read_bytes()] for p in served})
     monkeypatch.setattr(dl, "urlopen", opener)
     monkeypatch.setattr(MNIST, "mirrors", (MIRROR,))
+    MNIST(root=root, train=False)                          # downloaded by minidl
+    images = root / served[0].name
+    images.write_bytes(images.read_bytes()[:100])          # then damaged (a truncated gzip)
     ds = MNIST(root=root, train=False)
     np.testing.assert_allclose(ds[0][0][0] * 255, digits(12, seed=0)[0][0], atol=1e-4)
-    assert "corrupt" in caplog.text
-    assert sorted(opener.calls) == sorted(MIRROR + p.name for p in served)
+    assert "minidl's own damaged download" in caplog.text
+    assert images.read_bytes() == served[0].read_bytes()
+
+
+def test_a_user_s_re_encoded_set_is_read_as_given_and_never_deleted(tmp_path, monkeypatch, caplog):
+    """Valid IDX files that are not byte-identical to the release (a user's subset): read, with one note."""
+    official = write_split(tmp_path / "server", train=False)
+    pin_checksums(monkeypatch, "mnist", *official)
+    root = tmp_path / "mine"
+    mine = write_split(root, train=False, n=7, seed=3)
+    before = {p: p.read_bytes() for p in mine}
+    monkeypatch.setattr(mnist_module, "_announced", set())
+    with caplog.at_level(logging.WARNING, logger="minidl.data"):
+        ds = MNIST(root=root, train=False, download=False)
+    assert len(ds) == 7 and not ds.is_sample and "not the official release" in ds.source
+    np.testing.assert_allclose(ds[2][0][0] * 255, digits(7, seed=3)[0][2], atol=1e-4)
+    notes = [r.getMessage() for r in caplog.records]
+    assert len(notes) == 1 and "differ from the official MNIST release" in notes[0] and "\n" not in notes[0]
+    assert {p: p.read_bytes() for p in root.iterdir()} == before
+
+
+def test_a_user_s_broken_file_is_refused_by_name_and_kept(tmp_path, monkeypatch):
+    official = write_split(tmp_path / "server", train=False)
+    pin_checksums(monkeypatch, "mnist", *official)
+    root = tmp_path / "mine"
+    images, labels = write_split(root, train=False)
+    images.write_bytes(images.read_bytes()[:60])  # a truncated gzip
+    before = {p: p.read_bytes() for p in root.iterdir()}
+    monkeypatch.setattr(dl, "urlopen", FakeOpener({}))
+    with pytest.raises(ValueError, match=f"{images}: truncated or corrupt gzip"):
+        MNIST(root=root, train=False)
+    assert {p: p.read_bytes() for p in root.iterdir()} == before
 
 
 def test_unreachable_full_set_falls_back_to_the_sample_with_one_line(tmp_path, monkeypatch, caplog):
