@@ -7,7 +7,8 @@ metrics.csv has one row per completed epoch::
 ``train_loss`` and ``train_acc`` average over the epoch's batches as the weights changed (weighted by
 batch size), ``val_*`` are measured after the epoch in eval mode. ``lr`` is the rate the epoch trained
 with, ``seconds`` its training time (data, forward, backward and update, not the validation), and
-``images_per_s`` the training images per second.
+``images_per_s`` the training images per second; in the first epoch of a session (a start or a resume)
+the first step is left out of that rate and reported apart, since it holds Numba's one-time compile.
 """
 import csv
 import io
