@@ -24,6 +24,7 @@ setup(
         "minidl.optim",
         "minidl.data",
         "minidl.training",
+        "minidl.viz",
         "minidl.kernels",
         "minidl.models",
     ],

@@ -69,9 +69,37 @@ class ZFNet(nn.Module):
         return self.classifier(x.flatten(1))                  # N x num_classes
 
 
+INVERTIBLE = (nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.LocalResponseNorm)
+
+
+def feature_chain(model):
+    """The layers the deconvnet walks: ``model.features`` when the model has it (ZFNet, AlexNet, VGG),
+    else the model's own children, with Sequentials opened; a list of (dotted name, module) in
+    definition order. Any other module with children (a residual block, an Inception module) is one
+    entry, which :func:`deconv` refuses to invert."""
+    features = getattr(model, "features", None)
+    root, prefix = (features, "features.") if isinstance(features, nn.Module) else (model, "")
+    chain = []
+
+    def walk(module, name):
+        if isinstance(module, nn.Sequential):
+            for child_name, child in module.named_children():
+                walk(child, name + child_name + ".")
+        else:
+            chain.append((name.rstrip("."), module))
+
+    if isinstance(root, nn.Sequential):
+        walk(root, prefix)
+    else:
+        for child_name, child in root.named_children():
+            walk(child, prefix + child_name + ".")
+    return chain
+
+
 def run_with_switches(features, x, stop=None):
-    """Run ``features[:stop]`` (a flat Sequential), recording each layer's input shape and, for max
-    pooling, its switches (the argmax positions): a list of (layer, input shape, switches or None)."""
+    """Run the layers ``features[:stop]`` (a flat Sequential or a list of modules), recording each
+    layer's input shape and, for max pooling, its switches (the argmax positions): a list of (layer,
+    input shape, switches or None)."""
     record = []
     for layer in list(features)[:stop]:
         if isinstance(layer, nn.MaxPool2d):
@@ -86,7 +114,8 @@ def run_with_switches(features, x, stop=None):
 
 
 def conv_layer_end(features, layer):
-    """Index in ``features`` just after the ReLU that follows conv layer ``layer`` (1-based)."""
+    """Index in ``features`` (a list of modules) just after the ReLU that follows conv layer ``layer``
+    (1-based)."""
     layers = list(features)
     convs = [i for i, m in enumerate(layers) if isinstance(m, nn.Conv2d)]
     if not 1 <= layer <= len(convs):
@@ -98,20 +127,37 @@ def conv_layer_end(features, layer):
 def deconv(model, x, layer, channel=None):
     """Zeiler & Fergus's deconvnet: project one feature map of conv layer ``layer`` back to pixels.
 
-    Forward ``x`` (one image, 1 x 3 x H x W) through ``model.features`` up to the ReLU of conv
-    ``layer``, keeping the pooling switches; zero every activation of that layer except the strongest
-    one in ``channel`` (default: the channel holding the layer's largest activation); then walk back
-    down: max pooling -> unpool with the switches, ReLU -> ReLU, convolution -> transposed convolution
-    with the same (flipped) filters, LRN skipped (as the paper does). Returns the 1 x 3 x H x W
-    reconstruction. Works for any model whose ``features`` is a flat Sequential of Conv2d, ReLU,
-    MaxPool2d and LRN layers (ZFNet, AlexNet, VGG).
+    Forward ``x`` (one image, 1 x C x H x W) through the model's feature layers (:func:`feature_chain`)
+    up to the ReLU of conv ``layer`` (1-based, counting Conv2d layers), keeping the pooling switches;
+    zero every activation of that layer except the strongest one in ``channel`` (default: the channel
+    holding the layer's largest activation); then walk back down: max pooling -> unpool with the
+    switches, ReLU -> ReLU, convolution -> transposed convolution with the same (flipped) filters, LRN
+    skipped (as the paper does). Returns the 1 x C x H x W reconstruction.
+
+    Works for any model whose layers up to there are Conv2d, ReLU, MaxPool2d and LocalResponseNorm in a
+    chain (ZFNet, AlexNet, VGG without BN); otherwise a ValueError names the first layer it cannot invert
+    (ResNet-18: ``bn1``; a residual block, an Inception module). Without ReLUs or LRN the result is exactly
+    the activation times its gradient with respect to the input (transposed conv and unpooling are the
+    backward passes of conv and max pooling).
     """
-    if x.shape[0] != 1:
+    if x.ndim != 4 or x.shape[0] != 1:
         raise ValueError(f"deconv: expected one image (1, C, H, W), got shape {tuple(x.shape)}")
-    top, record = run_with_switches(model.features, x, conv_layer_end(model.features, layer))
+    chain = feature_chain(model)
+    modules = [module for _, module in chain]
+    bad = next((i for i, m in enumerate(modules) if not isinstance(m, INVERTIBLE)), len(chain))
+    convs_before_bad = sum(isinstance(m, nn.Conv2d) for m in modules[:bad])
+    if bad < len(chain) and (layer > convs_before_bad or conv_layer_end(modules, layer) > bad):
+        name, module = chain[bad]
+        raise ValueError(
+            f"deconv: cannot invert layer {name!r} ({type(module).__name__}) of {type(model).__name__}: "
+            "the deconvnet inverts only a chain of Conv2d, ReLU, MaxPool2d and LocalResponseNorm layers")
+    end = conv_layer_end(modules, layer)
+    top, record = run_with_switches(modules, x, end)
     a = top.numpy()[0]                               # C x H x W activations of the chosen layer
     if channel is None:
         channel = int(a.reshape(a.shape[0], -1).max(axis=1).argmax())
+    if not 0 <= channel < a.shape[0]:
+        raise ValueError(f"deconv: channel must be 0..{a.shape[0] - 1} for conv layer {layer}, got {channel}")
     mask = np.zeros(a.shape, dtype=a.dtype)
     mask[channel].flat[a[channel].argmax()] = 1.0
     y = top * mask[None]                             # only the chosen activation survives
@@ -122,9 +168,12 @@ def deconv(model, x, layer, channel=None):
             y = F.relu(y)
         elif isinstance(module, nn.Conv2d):
             (kh, kw), (sh, sw), (ph, pw) = module.kernel_size, module.stride, module.padding
-            natural = ((y.shape[2] - 1) * sh - 2 * ph + kh, (y.shape[3] - 1) * sw - 2 * pw + kw)
+            dh, dw = module.dilation
+            natural = ((y.shape[2] - 1) * sh - 2 * ph + dh * (kh - 1) + 1,
+                       (y.shape[3] - 1) * sw - 2 * pw + dw * (kw - 1) + 1)
             extra = (shape[2] - natural[0], shape[3] - natural[1])  # rows the strided conv dropped
-            y = F.conv_transpose2d(y, module.weight, None, module.stride, module.padding, extra, module.groups)
+            y = F.conv_transpose2d(y, module.weight, None, module.stride, module.padding, extra, module.groups,
+                                   module.dilation)
     return y
 
 
