@@ -7,8 +7,10 @@ iterations, ~164 epochs). Every value can be overridden on the command line.
 ImageNet recipes keep the paper's lr per image: batch 256 at lr 0.1 becomes batch 64 at lr 0.025 (the
 linear scaling rule of Goyal et al., 2017), since batches of 256 224x224 images do not fit a CPU run.
 
-A model missing from the table gets a recipe from its registry description: "CIFAR" picks the CIFAR
-recipe, an "NxN input" picks that input size, anything else the ImageNet ResNet recipe.
+A model can declare its recipe where it is registered (``register_model(..., recipe={...})``, as
+AlphaGo's policy network does: 48 x 19 x 19 inputs, 361 classes); that comes first. A model missing from
+the table gets a recipe from its registry description: "CIFAR" picks the CIFAR recipe, an "NxN input"
+picks that input size, anything else the ImageNet ResNet recipe.
 """
 import re
 from dataclasses import asdict, dataclass, field, replace
@@ -16,7 +18,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 @dataclass(frozen=True)
 class Recipe:
-    """How to train a model by default. ``schedule_options`` go to the schedule (see ``make_scheduler``)."""
+    """How to train a model by default. ``schedule_options`` go to the schedule (see ``make_scheduler``);
+    ``num_classes`` is the number of classes of ``--dataset synthetic`` (None: 10)."""
 
     dataset: str
     input_size: int
@@ -30,6 +33,7 @@ class Recipe:
     schedule: str = "none"
     schedule_options: dict = field(default_factory=dict)
     source: str = ""
+    num_classes: int = None
 
     def as_dict(self):
         return asdict(self)
@@ -94,6 +98,9 @@ RECIPES = (
 
 def recipe_for(name, description=""):
     """The :class:`Recipe` for registered model ``name`` (``description``: its registry line, for unknown names)."""
+    declared = _declared_recipe(name)
+    if declared is not None:
+        return Recipe(**declared)
     for pattern, recipe in RECIPES:
         if re.search(pattern, name):
             return recipe
@@ -105,6 +112,13 @@ def recipe_for(name, description=""):
     else:
         recipe = replace(IMAGENET_RESNET, input_size=int(size.group(1)) if size else 224)
     return replace(recipe, source=f"no recipe of its own; borrowed: {recipe.source}")
+
+
+def _declared_recipe(name):
+    """The recipe fields model ``name`` declares in ``register_model(..., recipe=...)``, or None."""
+    from minidl.models import list_models
+    entry = list_models(with_descriptions=True).get(name)
+    return getattr(entry, "recipe", None)
 
 
 def make_optimizer(name, params, lr, momentum=0.0, weight_decay=0.0):
