@@ -121,11 +121,31 @@ def googlenet(alexnet_params, vgg_params):
     show("VGG16 / GoogLeNet parameters", f"{vgg_params / main:.0f}x", "-", "")
 
 
+def alphago():
+    section("AlphaGo's policy network (notes 001)")
+    model = get_model("alphago_policy")
+    s = summary(model, (48, 19, 19))
+    convs = [row for row in s.rows if row.type == "Conv2d"]
+    show("input: 48 feature planes of the 19 x 19 board", hwc(s.rows[0].input_shape), "19x19x48", "same")
+    for first, last in ((0, 0), (1, 11), (12, 12)):
+        conv = convs[first].module
+        K, F_, P = conv.out_channels, conv.kernel_size[0], conv.padding[0]
+        layers = f"layer {first + 1}" if first == last else f"layers {first + 1}-{last + 1}"
+        shapes = ", ".join(sorted({hwc(row.output_shape) for row in convs[first:last + 1]}))
+        show(f"{layers}: {K} x {F_}x{F_}, P = ({F_} - 1) / 2 = {P}, padded {19 + 2 * P}x{19 + 2 * P}", shapes,
+             "19x19 kept", f"same: (19 + 2*{P} - {F_}) / 1 + 1 = 19")
+    show("  + a separate bias for each of the 361 points", hwc(s.row("position_bias").output_shape), "-",
+         f"{s.row('position_bias').params} parameters")
+    probs = model.move_probabilities(minidl.zeros(1, 48, 19, 19))
+    show("output: softmax over the board, move probabilities", "x".join(map(str, probs.shape[1:])), "19x19 map",
+         f"same: the map sums to {float(probs.sum().item()):.3f}")
+    show("parameters (k = 192, the match version)", f"{s.total_params:,}", "-",
+         "230,592 + 11 * 331,968 + 192 + 361")
+    show("multiply-adds per board", f"{s.total_macs / 1e9:.2f} G", "-", "")
+
+
 def others(alexnet_params):
     section("Other figures (notes 001, 002)")
-    alphago = summary(nn.Conv2d(48, 192, 5, padding=2), (48, 19, 19))
-    show("AlphaGo: 19x19x48 board, 5x5 convs, P = (F - 1) / 2 = 2", hwc(alphago.output_shape),
-         "19x19 kept", "same")
     squeeze = get_model("squeezenet1_0").num_parameters()
     show("SqueezeNet 1.0 parameters, AlexNet / SqueezeNet", f"{squeeze:,}, {alexnet_params / squeeze:.0f}x",
          "510x memory", "the 510x needs Deep Compression")
@@ -140,4 +160,5 @@ if __name__ == "__main__":
     alexnet_params = alexnet()
     vgg_params = vgg(alexnet_params)
     googlenet(alexnet_params, vgg_params)
+    alphago()
     others(alexnet_params)

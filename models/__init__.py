@@ -11,6 +11,7 @@ from minidl.models.registry import get_model, list_models, register_model  # noq
 # Each family module registers its builders on import.
 from minidl.models import (  # noqa: E402,F401
     alexnet,
+    alphago,
     densenet,
     fractalnet,
     googlenet,

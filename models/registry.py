@@ -7,20 +7,26 @@ _REGISTRY = {}
 
 
 class ModelEntry:
-    def __init__(self, name, builder, description, paper):
+    def __init__(self, name, builder, description, paper, recipe=None):
         self.name, self.builder, self.description, self.paper = name, builder, description, paper
+        self.recipe = recipe
 
     def __repr__(self):
         return f"{self.name}: {self.description} ({self.paper})"
 
 
-def register_model(description, paper, name=None):
-    """Register a builder under its function name (or ``name``)."""
+def register_model(description, paper, name=None, recipe=None):
+    """Register a builder under its function name (or ``name``).
+
+    ``recipe``: how the training command trains the model by default, declared with the model (as timm
+    registers a default config): a dict of ``minidl.training.Recipe`` fields (dataset, input_size,
+    channels, num_classes, lr, ...). Without one, ``minidl.training.recipe_for`` picks it by name.
+    """
     def wrap(builder):
         key = name or builder.__name__
         if key in _REGISTRY:
             raise ValueError(f"register_model: a model named {key!r} is already registered")
-        _REGISTRY[key] = ModelEntry(key, builder, description, paper)
+        _REGISTRY[key] = ModelEntry(key, builder, description, paper, recipe)
         return builder
     return wrap
 

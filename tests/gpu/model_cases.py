@@ -11,13 +11,14 @@ from minidl.models import get_model
 from tests.models.fast_init import fast_init
 
 NATIVE = {"alexnet": (227, 1), "zfnet": (224, 1), "zfnet_wide": (224, 1), "googlenet": (64, 2), "nin": (64, 2),
-          "lenet1": (28, 2)}
+          "lenet1": (28, 2), "alphago_policy": (19, 2), "alphago_value": (19, 2)}
+BOARD_PLANES = {"alphago_policy": 48, "alphago_value": 49}   # AlphaGo's feature planes of a 19 x 19 board
 
 
 def input_for(name, seed=0):
     """The float32 input batch (N, C, H, W) that ``name`` is compared on."""
     size, batch = NATIVE.get(name, (32, 2))
-    channels = 1 if name.startswith("lenet") else 3
+    channels = BOARD_PLANES.get(name, 1 if name.startswith("lenet") else 3)
     return np.random.default_rng(seed).standard_normal((batch, channels, size, size)).astype(np.float32)
 
 
