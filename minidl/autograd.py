@@ -6,7 +6,8 @@ Function has a *generation*, one more than the newest of its inputs, so processi
 highest generation down visits every Function after all of its consumers: a topological order found
 without recursion (ResNet-152 and DenseNet-201 graphs are thousands of nodes deep).
 
-This module knows nothing of Tensor itself; it walks the attributes above.
+This module walks the attributes above and the two methods a tensor offers it (``_accumulate_grad``,
+``_retain_grad``); it knows nothing else of Tensor.
 """
 import contextlib
 import heapq
@@ -58,9 +59,11 @@ def run_backward(root, root_grad, retain_graph=False):
     seen = set()
 
     def push(func):
+        # Ties between Functions of one generation go to the newer one (its creation number): a fixed
+        # order, so gradient contributions are summed the same way in every run.
         if id(func) not in seen:
             seen.add(id(func))
-            heapq.heappush(heap, (-func.generation, id(func), func))
+            heapq.heappush(heap, (-func.generation, -func.sequence, func))
 
     if root.creator is None:
         root._accumulate_grad(root_grad)
@@ -72,6 +75,7 @@ def run_backward(root, root_grad, retain_graph=False):
             raise RuntimeError(
                 f"backward: the graph through {func.name} was already freed by an earlier backward(); "
                 "call backward(retain_graph=True) the first time to backpropagate twice")
+        func.check_versions()
         outputs = [ref() for ref in func.outputs]
         gys = []
         for i, out in enumerate(outputs):

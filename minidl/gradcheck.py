@@ -97,7 +97,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, mode="auto", num_direc
                 err = abs(a - numeric) - (atol + rtol * abs(numeric))
                 if worst is None or err > worst[0]:
                     worst = (err, f"input {i} {tuple(inputs[i].shape)}, element "
-                                  f"{np.unravel_index(j, inputs[i].shape)}", a, numeric)
+                                  f"{tuple(int(k) for k in np.unravel_index(j, inputs[i].shape))}", a, numeric)
     else:
         for _ in range(num_directions):
             directions = {i: rng.standard_normal(inputs[i].shape) for i in checked}

@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from minidl import backend
-from minidl.tensor import Function, Tensor
+from minidl.tensor import Function, MaxMinResult, Tensor
 
 
 def sum_to(g, shape):
@@ -46,6 +46,8 @@ def require_float(op, *tensors):
 
 
 class Add(Function):
+    saves_arrays = False
+
     def forward(self, a, b):
         self.a_shape, self.b_shape = a.shape, b.shape
         return a + b
@@ -59,6 +61,8 @@ def add(a, b):
 
 
 class Sub(Function):
+    saves_arrays = False
+
     def forward(self, a, b):
         self.a_shape, self.b_shape = a.shape, b.shape
         return a - b
@@ -99,6 +103,8 @@ def div(a, b):
 
 
 class Neg(Function):
+    saves_arrays = False
+
     def forward(self, x):
         return -x
 
@@ -111,7 +117,8 @@ def neg(x):
 
 
 class Pow(Function):
-    """x ** c for a constant exponent c."""
+    """x ** c for a constant exponent c. The gradient c x^(c-1) is 0 where c = 0 (x^0 is constant, also at
+    x = 0, where the formula would give 0 * inf), as in PyTorch."""
 
     def __init__(self, c):
         self.c = c
@@ -121,11 +128,17 @@ class Pow(Function):
         return x ** self.c
 
     def backward(self, gy):
+        if self.c == 0:
+            return self.xp.zeros_like(gy)
         return gy * self.c * self.x ** (self.c - 1)
 
 
 class PowTensor(Function):
-    """a ** b with both differentiable (a > 0 where b's gradient is needed)."""
+    """a ** b with both differentiable, with PyTorch's values at the edges:
+
+        d/da = b a^(b-1), taken as 0 where b = 0;   d/db = a^b log(a), taken as 0 where a = 0 and b >= 0
+        (the limit), and NaN for a < 0 (a^b is not real-differentiable in b there).
+    """
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -133,9 +146,11 @@ class PowTensor(Function):
         return self.y
 
     def backward(self, gy):
-        ga = gy * self.b * self.a ** (self.b - 1)
-        gb = gy * self.y * self.xp.log(self.xp.where(self.a > 0, self.a, 1))
-        return sum_to(ga, self.a.shape), sum_to(gb, self.b.shape)
+        xp, a, b = self.xp, self.a, self.b
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ga = xp.where(b == 0, 0, gy * b * a ** (b - 1))
+            gb = xp.where((a == 0) & (b >= 0), 0, gy * self.y * xp.log(a))
+        return sum_to(ga.astype(gy.dtype, copy=False), a.shape), sum_to(gb.astype(gy.dtype, copy=False), b.shape)
 
 
 def pow(x, exponent):
@@ -234,16 +249,38 @@ def abs(x):  # noqa: A001 - mirrors torch.abs
     return Abs()(as_tensor(x))
 
 
+def _dim_argument(op, dim, keepdim, aliases):
+    """PyTorch's ``dim`` / ``keepdim``, also accepting NumPy's ``axis`` / ``keepdims`` (as torch does)."""
+    unknown = set(aliases) - {"axis", "keepdims"}
+    if unknown:
+        raise TypeError(f"{op}: unexpected keyword argument {sorted(unknown)[0]!r}")
+    if "axis" in aliases:
+        if dim is not None:
+            raise TypeError(f"{op}: pass dim or its alias axis, not both")
+        dim = aliases["axis"]
+    if "keepdims" in aliases:
+        keepdim = aliases["keepdims"]
+    return dim, bool(keepdim)
+
+
 def _normalize_axis(axis, ndim, op):
+    """``dim`` as a sorted tuple of non-negative axes (None: every axis; an empty tuple too, as in torch)."""
     if axis is None:
         return None
     axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    if not axes:
+        return None
     out = []
     for a in axes:
-        if not -ndim <= a < builtins.max(ndim, 1):
-            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dims")
+        if not isinstance(a, numbers.Integral):
+            raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {axis!r}")
+        if not -builtins.max(ndim, 1) <= a < builtins.max(ndim, 1):
+            raise IndexError(f"{op}: dim {a} is out of range for a tensor with {ndim} dims "
+                             f"(expected in [{-builtins.max(ndim, 1)}, {builtins.max(ndim, 1) - 1}])")
         out.append(a % builtins.max(ndim, 1))
-    return tuple(sorted(out))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: dim {axis!r} names an axis twice")
+    return tuple(sorted(out)) if ndim else None
 
 
 def _expand_reduced(g, shape, axes):
@@ -256,7 +293,13 @@ def _expand_reduced(g, shape, axes):
     return g.reshape(kept)
 
 
+def _reduced_count(shape, axes):
+    return int(np.prod(shape if axes is None else [shape[a] for a in axes]))
+
+
 class Sum(Function):
+    saves_arrays = False
+
     def __init__(self, axes, keepdims):
         self.axes, self.keepdims = axes, keepdims
 
@@ -269,21 +312,60 @@ class Sum(Function):
         return self.xp.broadcast_to(g, self.x_shape).copy()
 
 
-def sum(x, axis=None, keepdims=False):  # noqa: A001 - mirrors torch.sum
+def sum(x, dim=None, keepdim=False, **aliases):  # noqa: A001 - mirrors torch.sum
+    """Sum over ``dim`` (an int, a tuple, or None for every element), as ``torch.sum``."""
     x = as_tensor(x)
-    return Sum(_normalize_axis(axis, x.ndim, "sum"), keepdims)(x)
+    dim, keepdim = _dim_argument("sum", dim, keepdim, aliases)
+    return Sum(_normalize_axis(dim, x.ndim, "sum"), keepdim)(x)
 
 
-def mean(x, axis=None, keepdims=False):
+class Mean(Function):
+    saves_arrays = False
+
+    def __init__(self, axes, keepdims):
+        self.axes, self.keepdims = axes, keepdims
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        self.count = _reduced_count(x.shape, self.axes)
+        with np.errstate(invalid="ignore", divide="ignore"):   # an empty mean is NaN, as in NumPy and torch
+            y = x.sum(axis=self.axes, keepdims=self.keepdims) / x.dtype.type(self.count)
+        return self.xp.asarray(y, dtype=x.dtype)
+
+    def backward(self, gy):
+        g = _expand_reduced(gy, self.x_shape, self.axes)
+        return self.xp.broadcast_to(g / gy.dtype.type(builtins.max(self.count, 1)), self.x_shape).copy()
+
+
+def mean(x, dim=None, keepdim=False, **aliases):
+    """Mean over ``dim``, as ``torch.mean``; the mean of no elements is NaN."""
     x = as_tensor(x)
     require_float("mean", x)
-    axes = _normalize_axis(axis, x.ndim, "mean")
-    count = x.data.size if axes is None else int(np.prod([x.shape[a] for a in axes]))
-    return mul(Sum(axes, keepdims)(x), 1.0 / builtins.max(count, 1))
+    dim, keepdim = _dim_argument("mean", dim, keepdim, aliases)
+    return Mean(_normalize_axis(dim, x.ndim, "mean"), keepdim)(x)
 
 
-class MaxMin(Function):
-    """max or min over axes; the gradient is shared equally among tied extreme elements."""
+def var(x, dim=None, *, correction=1, keepdim=False, unbiased=None):
+    """Variance over ``dim``: sum((x - mean)^2) / (n - correction), as ``torch.var`` (``unbiased=False`` is
+    ``correction=0``). With n <= correction the result is inf or NaN, as in torch."""
+    x = as_tensor(x)
+    require_float("var", x)
+    if unbiased is not None:
+        correction = 1 if unbiased else 0
+    axes = _normalize_axis(dim, x.ndim, "var")
+    dof = builtins.max(_reduced_count(x.shape, axes) - correction, 0)
+    centered = sub(x, mean(x, axes, keepdim=True))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return div(sum(mul(centered, centered), axes, keepdim), float(dof))
+
+
+def std(x, dim=None, *, correction=1, keepdim=False, unbiased=None):
+    """Standard deviation: sqrt(var), as ``torch.std``."""
+    return sqrt(var(x, dim, correction=correction, keepdim=keepdim, unbiased=unbiased))
+
+
+class AMaxMin(Function):
+    """max or min over dims; the gradient is shared equally among tied extreme elements (torch.amax)."""
 
     def __init__(self, axes, keepdims, take_max):
         self.axes, self.keepdims, self.take_max = axes, keepdims, take_max
@@ -302,17 +384,181 @@ class MaxMin(Function):
         return g * mask / mask.sum(axis=self.axes, keepdims=True)
 
 
-def max(x, axis=None, keepdims=False):  # noqa: A001 - mirrors torch.max
-    x = as_tensor(x)
-    return MaxMin(_normalize_axis(axis, x.ndim, "max"), keepdims, True)(x)
+def _check_nonempty(op, x, axes):
+    if x.numel() == 0 and (axes is None or any(x.shape[a] == 0 for a in axes)):
+        raise ValueError(f"{op}: cannot reduce an empty tensor of shape {x.shape} over "
+                         f"{'all dims' if axes is None else 'dim ' + str(axes)}: the result has no identity")
 
 
-def min(x, axis=None, keepdims=False):  # noqa: A001 - mirrors torch.min
+def amax(x, dim=(), keepdim=False):
+    """Largest value over ``dim`` (default: every dim), values only, as ``torch.amax``; ties share the
+    gradient equally."""
     x = as_tensor(x)
-    return MaxMin(_normalize_axis(axis, x.ndim, "min"), keepdims, False)(x)
+    axes = _normalize_axis(dim, x.ndim, "amax")
+    _check_nonempty("amax", x, axes)
+    return AMaxMin(axes, keepdim, True)(x)
+
+
+def amin(x, dim=(), keepdim=False):
+    """Smallest value over ``dim`` (default: every dim), as ``torch.amin``."""
+    x = as_tensor(x)
+    axes = _normalize_axis(dim, x.ndim, "amin")
+    _check_nonempty("amin", x, axes)
+    return AMaxMin(axes, keepdim, False)(x)
+
+
+class MaxMinDim(Function):
+    """max or min along one dim with the index of the (first) extreme element; the gradient goes to that
+    element alone, as in torch.max(x, dim)."""
+
+    def __init__(self, axis, keepdims, take_max):
+        self.axis, self.keepdims, self.take_max = axis, keepdims, take_max
+
+    def forward(self, x):
+        xp = self.xp
+        self.x_shape = x.shape
+        index = (x.argmax if self.take_max else x.argmin)(axis=self.axis, keepdims=True)
+        self.index = index
+        values = xp.take_along_axis(x, index, axis=self.axis)
+        if not self.keepdims:
+            values, index = values.squeeze(self.axis), index.squeeze(self.axis)
+        return values, index.astype(np.int64)
+
+    def backward(self, gy, g_index):
+        gx = self.xp.zeros(self.x_shape, dtype=gy.dtype)
+        g = gy if self.keepdims else self.xp.expand_dims(gy, self.axis)
+        self.xp.put_along_axis(gx, self.index, g, axis=self.axis)
+        return gx
+
+
+def _max_min(op, take_max, x, dim, keepdim, aliases):
+    x = as_tensor(x)
+    if isinstance(dim, Tensor):
+        if aliases or keepdim:
+            raise TypeError(f"{op}: with a tensor as second argument, {op} is elementwise and takes no other arguments")
+        return maximum(x, dim) if take_max else minimum(x, dim)
+    dim, keepdim = _dim_argument(op, dim, keepdim, aliases)
+    if dim is None:
+        _check_nonempty(op, x, None)
+        return AMaxMin(None, False, take_max)(x)
+    if not isinstance(dim, numbers.Integral):
+        raise TypeError(f"{op}: dim must be an int (use a{op} to reduce several dims), got {dim!r}")
+    axis = _normalize_axis(dim, x.ndim, op)
+    if axis is None:    # a 0-d tensor: itself, at index 0
+        return MaxMinResult(*MaxMinDim(0, False, take_max)(reshape(x, (1,))))
+    _check_nonempty(op, x, axis)
+    return MaxMinResult(*MaxMinDim(axis[0], keepdim, take_max)(x))
+
+
+def max(x, dim=None, keepdim=False, **aliases):  # noqa: A001 - mirrors torch.max
+    """As ``torch.max``: ``max(x)`` the largest value (ties share the gradient); ``max(x, dim)`` a named
+    tuple ``(values, indices)`` along ``dim`` (the gradient goes to the index); ``max(x, other)`` the
+    elementwise maximum."""
+    return _max_min("max", True, x, dim, keepdim, aliases)
+
+
+def min(x, dim=None, keepdim=False, **aliases):  # noqa: A001 - mirrors torch.min
+    """As ``torch.min``: see :func:`max`."""
+    return _max_min("min", False, x, dim, keepdim, aliases)
+
+
+def argmax(x, dim=None, keepdim=False):
+    """Index of the (first) largest value: over the flattened tensor, or along ``dim`` (int64)."""
+    x = as_tensor(x)
+    return _arg_extreme("argmax", x.data.argmax, x, dim, keepdim)
+
+
+def argmin(x, dim=None, keepdim=False):
+    """Index of the (first) smallest value, as :func:`argmax`."""
+    x = as_tensor(x)
+    return _arg_extreme("argmin", x.data.argmin, x, dim, keepdim)
+
+
+def _arg_extreme(op, reduce, x, dim, keepdim):
+    axes = None if dim is None else _normalize_axis(dim, x.ndim, op)
+    _check_nonempty(op, x, axes)
+    if axes is None:
+        index = reduce()
+        if keepdim and dim is None and x.ndim:
+            return Tensor(x.xp.asarray(index, dtype=np.int64).reshape((1,) * x.ndim))
+        return Tensor(x.xp.asarray(index, dtype=np.int64))
+    return Tensor(x.xp.asarray(reduce(axis=axes[0], keepdims=keepdim), dtype=np.int64))
+
+
+class Maximum(Function):
+    """Elementwise max or min of two tensors; where they are equal each gets half the gradient (torch)."""
+
+    def __init__(self, take_max):
+        self.take_max = take_max
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return self.xp.maximum(a, b) if self.take_max else self.xp.minimum(a, b)
+
+    def backward(self, gy):
+        a_wins = (self.a > self.b) if self.take_max else (self.a < self.b)
+        tie = self.a == self.b
+        ga = gy * (a_wins + 0.5 * tie).astype(gy.dtype)
+        gb = gy * ((~a_wins & ~tie) + 0.5 * tie).astype(gy.dtype)
+        return sum_to(ga, self.a.shape), sum_to(gb, self.b.shape)
+
+
+def maximum(a, b):
+    return Maximum(True)(*_binary(a, b))
+
+
+def minimum(a, b):
+    return Maximum(False)(*_binary(a, b))
+
+
+class Clamp(Function):
+    def __init__(self, low, high):
+        self.low, self.high = low, high
+
+    def forward(self, x):
+        self.x = x
+        return self.xp.clip(x, self.low, self.high)
+
+    def backward(self, gy):
+        inside = self.xp.ones(self.x.shape, dtype=bool)
+        if self.low is not None:
+            inside &= self.x >= self.low
+        if self.high is not None:
+            inside &= self.x <= self.high
+        return gy * inside
+
+
+def clamp(x, min=None, max=None):  # noqa: A002 - torch's argument names
+    """Limit values to [min, max] (either may be None); the gradient passes where min <= x <= max."""
+    x = as_tensor(x)
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    for name, bound in (("min", min), ("max", max)):
+        if bound is not None and not isinstance(bound, numbers.Real):
+            raise TypeError(f"clamp: {name} must be a number or None, got {type(bound).__name__}")
+    return Clamp(min, max)(x)
+
+
+clip = clamp
+
+
+class Clone(Function):
+    saves_arrays = False
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, gy):
+        return gy
+
+
+def clone(x):
+    return Clone()(as_tensor(x))
 
 
 class Reshape(Function):
+    saves_arrays = False
+
     def __init__(self, shape):
         self.shape = shape
 
@@ -336,7 +582,9 @@ def reshape(x, shape):
     return Reshape(shape)(x)
 
 
-class Transpose(Function):
+class Permute(Function):
+    saves_arrays = False
+
     def __init__(self, axes):
         self.axes = axes
 
@@ -344,19 +592,54 @@ class Transpose(Function):
         return x.transpose(self.axes)
 
     def backward(self, gy):
-        if self.axes is None:
-            return gy.transpose()
         return gy.transpose(tuple(int(a) for a in np.argsort(self.axes)))
 
 
-def transpose(x, axes=None):
-    """Permute dims (NumPy semantics: ``axes`` is a full permutation, ``None`` reverses them)."""
+def _dim(op, dim, ndim):
+    n = builtins.max(ndim, 1)
+    if not isinstance(dim, numbers.Integral) or not -n <= dim < n:
+        raise IndexError(f"{op}: dim {dim!r} is out of range for a tensor with {ndim} dims "
+                         f"(expected an int in [{-n}, {n - 1}])")
+    return int(dim) % n
+
+
+def permute(x, dims):
+    """Reorder the dims: ``permute(x, (0, 2, 3, 1))`` turns N x C x H x W into N x H x W x C."""
     x = as_tensor(x)
-    if axes is not None:
-        axes = tuple(a % x.ndim for a in axes)
-        if sorted(axes) != list(range(x.ndim)):
-            raise ValueError(f"transpose: axes {axes} are not a permutation of the {x.ndim} dims of {x.shape}")
-    return Transpose(axes)(x)
+    axes = tuple(_dim("permute", d, x.ndim) for d in dims) if x.ndim else ()
+    if sorted(axes) != list(range(x.ndim)):
+        raise ValueError(f"permute: dims {tuple(dims)} are not a permutation of the {x.ndim} dims of {x.shape}")
+    return x if axes == tuple(range(x.ndim)) else Permute(axes)(x)
+
+
+def transpose(x, dim0, dim1):
+    """Swap two dims (any rank, negative dims allowed), as ``torch.transpose``."""
+    x = as_tensor(x)
+    axes = list(range(x.ndim))
+    if x.ndim == 0:
+        _dim("transpose", dim0, 0), _dim("transpose", dim1, 0)
+        return x
+    d0, d1 = _dim("transpose", dim0, x.ndim), _dim("transpose", dim1, x.ndim)
+    axes[d0], axes[d1] = axes[d1], axes[d0]
+    return permute(x, axes)
+
+
+def unsqueeze(x, dim):
+    """Insert a dim of size 1 at ``dim`` (in [-ndim - 1, ndim])."""
+    x = as_tensor(x)
+    d = _dim("unsqueeze", dim, x.ndim + 1)
+    return reshape(x, x.shape[:d] + (1,) + x.shape[d:])
+
+
+def squeeze(x, dim=None):
+    """Drop dims of size 1: all of them, or those of ``dim`` (an int or a tuple) that have size 1."""
+    x = as_tensor(x)
+    if dim is None:
+        drop = {i for i, n in enumerate(x.shape) if n == 1}
+    else:
+        dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
+        drop = {d for d in (_dim("squeeze", d, x.ndim) for d in dims) if x.ndim and x.shape[d] == 1}
+    return reshape(x, tuple(n for i, n in enumerate(x.shape) if i not in drop))
 
 
 def flatten(x, start_dim=0, end_dim=-1):
@@ -372,6 +655,8 @@ def flatten(x, start_dim=0, end_dim=-1):
 
 
 class GetItem(Function):
+    saves_arrays = False
+
     def __init__(self, index):
         self.index = index
 
@@ -412,6 +697,8 @@ def getitem(x, index):
 
 
 class BroadcastTo(Function):
+    saves_arrays = False
+
     def __init__(self, shape):
         self.shape = shape
 
@@ -429,6 +716,8 @@ def broadcast_to(x, shape):
 
 
 class ToDevice(Function):
+    saves_arrays = False
+
     def __init__(self, device):
         self.device = device
 
@@ -445,6 +734,8 @@ def to_device(x, device):
 
 
 class AsType(Function):
+    saves_arrays = False
+
     def __init__(self, dtype):
         self.dtype = np.dtype(dtype)
 

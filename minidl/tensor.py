@@ -7,11 +7,23 @@ that :meth:`Tensor.backward` can run each ``backward`` in reverse order (see ``m
 The elementary ops that Tensor's operators stand for (add, mul, matmul, sum, reshape, indexing, ...)
 are defined in ``minidl.ops``; everything else lives in ``minidl.functions``.
 """
+import collections
+import itertools
+import numbers
 import weakref
 
 import numpy as np
 
 from minidl import autograd, backend
+
+# Functions are numbered as they are created: backprop breaks ties between Functions of the same generation
+# by this number, so the order in which gradient contributions are summed (and so every rounding) is the
+# same in every run. Ordering by id() (a memory address) made GoogLeNet and FractalNet training differ
+# from run to run under the same seed.
+_function_counter = itertools.count()
+
+# What ``max(dim=...)`` / ``min(dim=...)`` return, as ``torch.return_types.max``: ``values, indices``.
+MaxMinResult = collections.namedtuple("MaxMinResult", ["values", "indices"])
 
 
 def _as_array(data, dtype=None):
@@ -44,9 +56,12 @@ class Tensor:
 
     def __init__(self, data, requires_grad=False, dtype=None):
         self.data = _as_array(data, dtype)
-        self.grad = None
+        self._grad = None
         self.creator = None
         self._retain_grad = False
+        # Bumped by every in-place op on ``data``; shared with ``detach()``ed aliases of the same array, so
+        # backward can refuse a gradient computed from an array that was changed after the forward pass.
+        self._version = [0]
         self.requires_grad = requires_grad
 
     # -- autograd ------------------------------------------------------------------------------
@@ -80,11 +95,31 @@ class Tensor:
                 raise ValueError(f"backward: gradient has shape {grad.shape}, expected {self.shape}")
         autograd.run_backward(self, grad, retain_graph=retain_graph)
 
+    @property
+    def grad(self):
+        """The gradient accumulated by backward (a Tensor that owns its memory), or None."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"grad: expected a Tensor or None, got {type(value).__name__}")
+            if value.shape != self.shape or value.dtype != self.dtype or value.device != self.device:
+                raise ValueError(f"grad: the assigned gradient has shape {value.shape}, dtype {value.dtype} on "
+                                 f"{value.device}; this tensor has shape {self.shape}, dtype {self.dtype} on "
+                                 f"{self.device}")
+        self._grad = value
+
     def _accumulate_grad(self, g):
-        if self.grad is None:
-            self.grad = Tensor(g)
+        # The first gradient is copied: backward hands the same array to several inputs (x + y gives both
+        # the output's gradient) and the caller's own array to the root, and a leaf's .grad must not alias
+        # any of them. Later ones are added in place, as PyTorch does.
+        if self._grad is None:
+            self._grad = Tensor(g.copy())
         else:
-            self.grad = Tensor(self.grad.data + g)
+            self._grad.data += g
+            self._grad._version[0] += 1
 
     def retain_grad(self):
         """Keep ``.grad`` on a non-leaf tensor after backward (leaves always keep theirs)."""
@@ -99,8 +134,14 @@ class Tensor:
         return self
 
     def detach(self):
-        """A tensor sharing this one's data, cut from the graph."""
-        return Tensor(self.data)
+        """A tensor sharing this one's data (in-place changes show in both), cut from the graph."""
+        out = Tensor(self.data)
+        out._version = self._version
+        return out
+
+    def clone(self):
+        """A copy of the data that stays in the graph (its gradient flows back to this tensor)."""
+        return _ops().clone(self)
 
     def zero_grad(self):
         self.grad = None
@@ -164,12 +205,18 @@ class Tensor:
         return self.to(dtype=np.float64)
 
     def __repr__(self):
-        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(", threshold=60)
-        extras = [] if self.dtype == np.float32 else [f"dtype={self.dtype}"]
+        """As PyTorch prints: values, then what differs from the defaults (float32 or int64, cpu, no grad):
+        ``tensor([[1., 2.]], dtype=float64, device='gpu', grad_fn=<Mul>)``. PyTorch shows the size only
+        of an empty tensor; here ``shape=`` also follows values elided with ``...`` (over 60 elements).
+        Four digits after the point, as PyTorch's default print precision."""
+        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(", threshold=60, precision=4)
+        extras = [f"shape={tuple(self.shape)}"] if self.data.size == 0 or self.data.size > 60 else []
+        if self.dtype not in (np.float32, np.int64):
+            extras.append(f"dtype={self.dtype}")
         if self.device != "cpu":
             extras.append(f"device='{self.device}'")
         if self.creator is not None:
-            extras.append(f"grad_fn={self.creator.name}")
+            extras.append(f"grad_fn=<{self.creator.name}>")
         elif self.requires_grad:
             extras.append("requires_grad=True")
         return "tensor(" + ", ".join([body] + extras) + ")"
@@ -255,49 +302,64 @@ class Tensor:
     def all(self):
         return bool(self.data.all())
 
-    # -- methods (PyTorch names) ---------------------------------------------------------------------
+    # -- methods (PyTorch names, arguments and defaults) ---------------------------------------------
     def reshape(self, *shape):
         return _ops().reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
     view = reshape
 
-    def transpose(self, *dims):
-        """``x.transpose(d0, d1)`` swaps two dims (PyTorch); a full permutation or no argument also works."""
-        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
-            dims = tuple(dims[0])
-        if len(dims) == 2 and self.ndim != 2:
-            axes = list(range(self.ndim))
-            axes[dims[0]], axes[dims[1]] = axes[dims[1]], axes[dims[0]]
-            dims = axes
-        return _ops().transpose(self, dims or None)
+    def transpose(self, dim0, dim1):
+        """Swap dims ``dim0`` and ``dim1`` (any rank, negative dims allowed), as ``torch.Tensor.transpose``."""
+        return _ops().transpose(self, dim0, dim1)
 
     def permute(self, *dims):
-        return _ops().transpose(self, dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims)
+        return _ops().permute(self, dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims)
 
     @property
     def T(self):
-        return _ops().transpose(self, None)
+        """The dims in reverse order (a matrix's transpose)."""
+        return _ops().permute(self, tuple(reversed(range(self.ndim))))
 
     def flatten(self, start_dim=0, end_dim=-1):
         return _ops().flatten(self, start_dim, end_dim)
 
-    def sum(self, axis=None, keepdims=False, dim=None):
-        return _ops().sum(self, axis if dim is None else dim, keepdims)
+    def unsqueeze(self, dim):
+        return _ops().unsqueeze(self, dim)
 
-    def mean(self, axis=None, keepdims=False, dim=None):
-        return _ops().mean(self, axis if dim is None else dim, keepdims)
+    def squeeze(self, dim=None):
+        return _ops().squeeze(self, dim)
 
-    def max(self, axis=None, keepdims=False, dim=None):
-        return _ops().max(self, axis if dim is None else dim, keepdims)
+    def sum(self, dim=None, keepdim=False, **aliases):
+        return _ops().sum(self, dim, keepdim, **aliases)
 
-    def min(self, axis=None, keepdims=False, dim=None):
-        return _ops().min(self, axis if dim is None else dim, keepdims)
+    def mean(self, dim=None, keepdim=False, **aliases):
+        return _ops().mean(self, dim, keepdim, **aliases)
 
-    def argmax(self, axis=None, dim=None):
-        return Tensor(self.data.argmax(axis=axis if dim is None else dim))
+    def var(self, dim=None, *, correction=1, keepdim=False, unbiased=None):
+        return _ops().var(self, dim, correction=correction, keepdim=keepdim, unbiased=unbiased)
 
-    def argmin(self, axis=None, dim=None):
-        return Tensor(self.data.argmin(axis=axis if dim is None else dim))
+    def std(self, dim=None, *, correction=1, keepdim=False, unbiased=None):
+        return _ops().std(self, dim, correction=correction, keepdim=keepdim, unbiased=unbiased)
+
+    def max(self, dim=None, keepdim=False, **aliases):
+        """The largest value; with ``dim``, a named tuple ``(values, indices)``; with a tensor, ``maximum``."""
+        return _ops().max(self, dim, keepdim, **aliases)
+
+    def min(self, dim=None, keepdim=False, **aliases):
+        """The smallest value; with ``dim``, a named tuple ``(values, indices)``; with a tensor, ``minimum``."""
+        return _ops().min(self, dim, keepdim, **aliases)
+
+    def amax(self, dim=(), keepdim=False):
+        return _ops().amax(self, dim, keepdim)
+
+    def amin(self, dim=(), keepdim=False):
+        return _ops().amin(self, dim, keepdim)
+
+    def argmax(self, dim=None, keepdim=False):
+        return _ops().argmax(self, dim, keepdim)
+
+    def argmin(self, dim=None, keepdim=False):
+        return _ops().argmin(self, dim, keepdim)
 
     def exp(self):
         return _ops().exp(self)
@@ -310,6 +372,109 @@ class Tensor:
 
     def abs(self):
         return _ops().abs(self)
+
+    def pow(self, exponent):
+        return _ops().pow(self, exponent)
+
+    def clamp(self, min=None, max=None):  # noqa: A002 - torch's argument names
+        return _ops().clamp(self, min, max)
+
+    clip = clamp
+
+    # -- in-place ops ------------------------------------------------------------------------------
+    # They change ``data`` itself (aliases made by detach() see the change). Autograd allows that only where
+    # no graph can need the old value: under ``no_grad()`` (the manual SGD step
+    # ``with minidl.no_grad(): w -= lr * w.grad``), or on tensors that take no part in a graph. A later
+    # backward through a Function that saved an array changed this way is refused (see ``_version``).
+    # While gradients are recorded, the methods (add_, mul_, ...) refuse a tensor that requires grad, and
+    # the operators (+=, -=, *=, /=) on a tensor that is not a leaf compute the out-of-place result and
+    # rebind the name (``out += identity`` in a residual block works as in PyTorch); unlike PyTorch, other
+    # references to the old tensor keep the old value.
+    def _check_inplace(self, op, *others):
+        if not autograd.is_grad_enabled():
+            return
+        if self.requires_grad or any(isinstance(o, Tensor) and o.requires_grad for o in others):
+            which = "a leaf tensor that requires grad" if self.is_leaf else "a tensor that autograd records"
+            raise RuntimeError(
+                f"{op}: {which} cannot be changed in place while gradients are recorded: backward may need "
+                f"its old value. Update parameters under `with minidl.no_grad():`, or write the out-of-place "
+                f"form (y = y + x) inside a model")
+
+    def _inplace(self, op, ufunc, other):
+        self._check_inplace(op, other)
+        value = other.data if isinstance(other, Tensor) else other
+        if isinstance(value, numbers.Number) and self.dtype.kind == "f":
+            value = self.dtype.type(value)
+        try:
+            ufunc(self.data, value, out=self.data)
+        except (TypeError, ValueError) as err:
+            shape = getattr(value, "shape", ())
+            raise type(err)(f"{op}: cannot update a tensor of shape {self.shape} and dtype {self.dtype} in place "
+                            f"with a value of shape {tuple(shape)} and dtype "
+                            f"{getattr(value, 'dtype', type(value).__name__)}: {err}") from None
+        self._version[0] += 1
+        return self
+
+    def _augmented(self, op, ufunc, out_of_place, other):
+        recorded = autograd.is_grad_enabled() and (
+            self.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
+        if recorded and not (self.is_leaf and self.requires_grad):
+            return out_of_place(self, other)
+        return self._inplace(op, ufunc, other)
+
+    def __iadd__(self, other):
+        return self._augmented("+=", self.xp.add, _ops().add, other)
+
+    def __isub__(self, other):
+        return self._augmented("-=", self.xp.subtract, _ops().sub, other)
+
+    def __imul__(self, other):
+        return self._augmented("*=", self.xp.multiply, _ops().mul, other)
+
+    def __itruediv__(self, other):
+        return self._augmented("/=", self.xp.true_divide, _ops().div, other)
+
+    def add_(self, other, *, alpha=1):
+        """``self += alpha * other`` in place."""
+        return self._inplace("add_", self.xp.add, other if alpha == 1 else other * alpha)
+
+    def sub_(self, other, *, alpha=1):
+        """``self -= alpha * other`` in place."""
+        return self._inplace("sub_", self.xp.subtract, other if alpha == 1 else other * alpha)
+
+    def mul_(self, other):
+        return self._inplace("mul_", self.xp.multiply, other)
+
+    def div_(self, other):
+        return self._inplace("div_", self.xp.true_divide, other)
+
+    def copy_(self, src):
+        """Copy ``src`` (broadcast to this shape, cast to this dtype) into this tensor's data."""
+        self._check_inplace("copy_", src)
+        value = backend.as_device_array(_as_array(src), self.device)
+        try:
+            self.data[...] = self.xp.broadcast_to(value, self.shape)
+        except ValueError:
+            raise ValueError(f"copy_: a source of shape {tuple(value.shape)} does not broadcast to {self.shape}") from None
+        self._version[0] += 1
+        return self
+
+    def fill_(self, value):
+        self._check_inplace("fill_")
+        self.data.fill(value)
+        self._version[0] += 1
+        return self
+
+    def zero_(self):
+        return self.fill_(0)
+
+    def clamp_(self, min=None, max=None):  # noqa: A002 - torch's argument names
+        self._check_inplace("clamp_")
+        if min is None and max is None:
+            raise ValueError("clamp_: at least one of min and max must be given")
+        self.xp.clip(self.data, min, max, out=self.data)
+        self._version[0] += 1
+        return self
 
 
 def _ops():
@@ -353,12 +518,29 @@ class Function:
         if needs_grad:
             self.inputs = tensors
             self.generation = max(t.creator.generation if t.creator is not None else 0 for t in tensors) + 1
+            self.sequence = next(_function_counter)
             self.outputs = [weakref.ref(r) for r in results]
             self.output_meta = [(y.shape, y.dtype) for y in outputs]
+            if self.saves_arrays:
+                self.versions = [(t._version, t._version[0]) for t in tensors + results]
             for r in results:
                 if r.requires_grad:
                     r.creator = self
         return results[0] if len(results) == 1 else tuple(results)
+
+    # Whether backward reads arrays of the inputs or outputs (saved in forward). Ops whose backward needs
+    # only shapes (add, reshape, indexing, ...) say False, so that changing an input in place afterwards
+    # does not make their backward refuse to run.
+    saves_arrays = True
+
+    def check_versions(self):
+        """Refuse to run backward if an array it saved was changed in place after the forward pass."""
+        for counter, version in getattr(self, "versions", ()):
+            if counter[0] != version:
+                raise RuntimeError(
+                    f"backward: an array that {self.name} saved for its gradient was changed in place after "
+                    f"the forward pass (version {counter[0]}, expected {version}); change a copy instead "
+                    f"(x = x.clone()), or do the in-place update after backward()")
 
     @property
     def name(self):
@@ -372,7 +554,7 @@ class Function:
 
     def release(self):
         """Drop saved arrays and input references once backward has run."""
-        generation = self.generation
+        generation, sequence = self.generation, self.sequence
         self.__dict__.clear()
-        self.generation = generation
+        self.generation, self.sequence = generation, sequence
         self.inputs = None

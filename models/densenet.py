@@ -55,7 +55,7 @@ class DenseLayer(nn.Module):
         self.drop_rate = drop_rate
 
     def forward(self, features):
-        x = F.concat(features, axis=1) if len(features) > 1 else features[0]
+        x = F.cat(features, dim=1) if len(features) > 1 else features[0]
         x = self.conv1(self.relu1(self.norm1(x)))
         x = self.conv2(self.relu2(self.norm2(x)))
         return F.dropout(x, self.drop_rate, self.training) if self.drop_rate > 0 else x
@@ -74,7 +74,7 @@ class DenseBlock(nn.Module):
         features = [x]
         for layer in self.children():
             features.append(layer(features))
-        return F.concat(features, axis=1)
+        return F.cat(features, dim=1)
 
 
 class Transition(nn.Sequential):

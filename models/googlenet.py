@@ -75,7 +75,7 @@ class Inception(nn.Module):
 
     def forward(self, x):
         branches = [self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)]
-        return F.concat(branches, axis=1)
+        return F.cat(branches, dim=1)
 
 
 class NaiveInception(nn.Module):
@@ -95,7 +95,7 @@ class NaiveInception(nn.Module):
 
     def forward(self, x):
         branches = [self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)]
-        return F.concat(branches, axis=1)
+        return F.cat(branches, dim=1)
 
 
 class InceptionAux(nn.Module):

@@ -168,9 +168,9 @@ class PartialConv2d(nn.Module):
         self.dense_index[self.dense_index < 0] = offset
 
     def forward(self, x):
-        weights = F.concat([conv.weight.reshape(-1) for conv in self.convs], axis=0)
-        W = F.pad(weights, ((0, 1),))[self.dense_index]                      # K x C x KH x KW
-        b = F.concat([conv.bias for conv in self.convs], axis=0)[self.bias_index]
+        weights = F.cat([conv.weight.reshape(-1) for conv in self.convs])
+        W = F.pad(weights, (0, 1))[self.dense_index]                         # K x C x KH x KW
+        b = F.cat([conv.bias for conv in self.convs])[self.bias_index]
         return F.conv2d(x, W, b)
 
     def macs(self, input_shape, output_shape):
@@ -240,7 +240,7 @@ def lenet5_map_loss(logits, target, j=1.0):
     learned; with fixed centres it only adds a push on every wrong class whose penalty is below j.
     """
     rubbish = logits[:, :1] * 0.0 - j               # a column of -j, shaped like the batch
-    extended = F.concat([logits, rubbish], axis=1)  # N x (num_classes + 1)
+    extended = F.cat([logits, rubbish], dim=1)  # N x (num_classes + 1)
     return F.cross_entropy(extended, target)
 
 

@@ -57,7 +57,7 @@ class ZeroPadShortcut(nn.Module):
     def forward(self, x):
         if self.stride > 1:
             x = x[:, :, ::self.stride, ::self.stride]
-        return F.pad(x, ((0, 0), (0, self.out_planes - self.in_planes), (0, 0), (0, 0)))
+        return F.pad(x, (0, 0, 0, 0, 0, self.out_planes - self.in_planes))   # zero channels appended
 
     def extra_repr(self):
         return f"{self.in_planes}, {self.out_planes}, stride={self.stride}"

@@ -50,8 +50,8 @@ class Fire(nn.Module):
 
     def forward(self, x):
         x = self.squeeze_activation(self.squeeze(x))
-        return F.concat([self.expand1x1_activation(self.expand1x1(x)),
-                         self.expand3x3_activation(self.expand3x3(x))], axis=1)
+        return F.cat([self.expand1x1_activation(self.expand1x1(x)),
+                      self.expand3x3_activation(self.expand3x3(x))], dim=1)
 
 
 def ceil_max_pool():

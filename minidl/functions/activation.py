@@ -1,4 +1,7 @@
 """Activations and (log-)softmax."""
+import numbers
+import warnings
+
 from minidl.functions._checks import as_input
 from minidl.tensor import Function
 
@@ -51,9 +54,14 @@ def tanh(x):
 
 
 class Sigmoid(Function):
+    """1 / (1 + exp(-x)), written so that both tails keep full relative precision: with e = exp(-|x|),
+    sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0 (float32 sigmoid(-20) = 2.06e-9, where
+    the tanh form 0.5 tanh(x / 2) + 0.5 gives 0)."""
+
     def forward(self, x):
-        # 1 / (1 + exp(-x)) written through tanh: no overflow for large |x|
-        self.y = 0.5 * self.xp.tanh(0.5 * x) + 0.5
+        xp = self.xp
+        e = xp.exp(-xp.abs(x))
+        self.y = xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
         return self.y
 
     def backward(self, gy):
@@ -64,9 +72,66 @@ def sigmoid(x):
     return Sigmoid()(as_input(x, "sigmoid"))
 
 
-def _check_axis(x, axis, op):
-    if not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"{op}: axis {axis} is out of range for a tensor of shape {tuple(x.shape)}")
+class LogSigmoid(Function):
+    """log sigmoid(x) = min(x, 0) - log1p(exp(-|x|)), exact for large |x| of either sign; its gradient is
+    sigmoid(-x) = 1 - sigmoid(x), computed as exp(-|x|)-based too."""
+
+    def forward(self, x):
+        xp = self.xp
+        self.x = x
+        return (xp.minimum(x, 0) - xp.log1p(xp.exp(-xp.abs(x)))).astype(x.dtype, copy=False)
+
+    def backward(self, gy):
+        xp, x = self.xp, self.x
+        e = xp.exp(-xp.abs(x))
+        return gy * xp.where(x >= 0, e / (1 + e), 1 / (1 + e)).astype(gy.dtype, copy=False)
+
+
+def logsigmoid(x):
+    """log(sigmoid(x)), stable: -softplus(-x)."""
+    return LogSigmoid()(as_input(x, "logsigmoid"))
+
+
+class Softplus(Function):
+    """(1 / beta) log(1 + exp(beta x)), and x itself where beta x > threshold (as torch: the two differ by
+    less than float32's resolution there). Computed as max(z, 0) + log1p(exp(-|z|)) with z = beta x."""
+
+    def __init__(self, beta, threshold):
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, x):
+        xp = self.xp
+        self.x = x
+        z = x * self.beta
+        soft = (xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z)))) / self.beta
+        return xp.where(z > self.threshold, x, soft).astype(x.dtype, copy=False)
+
+    def backward(self, gy):
+        xp = self.xp
+        z = self.x * self.beta
+        e = xp.exp(-xp.abs(z))
+        sig = xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
+        return gy * xp.where(z > self.threshold, 1, sig).astype(gy.dtype, copy=False)
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    """A smooth ReLU: log(1 + exp(beta x)) / beta, as ``torch.nn.functional.softplus``."""
+    x = as_input(x, "softplus")
+    if beta == 0:
+        raise ValueError("softplus: beta must be non-zero")
+    return Softplus(beta, threshold)(x)
+
+
+def _softmax_dim(x, dim, op):
+    if dim is None:
+        # torch's legacy rule for an implicit dim, with its warning
+        dim = 0 if x.ndim in (0, 1, 3) else 1
+        warnings.warn(f"{op}: implicit dimension choice is deprecated (as in PyTorch); pass dim= "
+                      f"(dim={dim} was used for a {x.ndim}-D input)", UserWarning, stacklevel=3)
+    n = max(x.ndim, 1)
+    if not isinstance(dim, numbers.Integral) or not -n <= dim < n:
+        raise IndexError(f"{op}: dim {dim!r} is out of range for a tensor of shape {tuple(x.shape)}")
+    return int(dim) % n if x.ndim else None
 
 
 class Softmax(Function):
@@ -83,10 +148,13 @@ class Softmax(Function):
         return gx - self.y * gx.sum(axis=self.axis, keepdims=True)
 
 
-def softmax(x, axis=1):
-    """exp(x) / sum(exp(x)) along ``axis`` (the class axis of N x C logits by default)."""
+def softmax(x, dim=None, dtype=None):
+    """exp(x) / sum(exp(x)) along ``dim``, as ``torch.nn.functional.softmax`` (pass dim: without it the
+    deprecated implicit choice is made and warned about, as in torch). ``dtype`` casts the input first."""
     x = as_input(x, "softmax")
-    _check_axis(x, axis, "softmax")
+    axis = _softmax_dim(x, dim, "softmax")
+    if dtype is not None:
+        x = x.to(dtype=dtype)
     return Softmax(axis)(x)
 
 
@@ -107,8 +175,10 @@ class LogSoftmax(Function):
         return gy - self.xp.exp(self.y) * gy.sum(axis=self.axis, keepdims=True)
 
 
-def log_softmax(x, axis=1):
-    """x - logsumexp(x) along ``axis``, computed stably."""
+def log_softmax(x, dim=None, dtype=None):
+    """x - logsumexp(x) along ``dim``, computed stably, as ``torch.nn.functional.log_softmax``."""
     x = as_input(x, "log_softmax")
-    _check_axis(x, axis, "log_softmax")
+    axis = _softmax_dim(x, dim, "log_softmax")
+    if dtype is not None:
+        x = x.to(dtype=dtype)
     return LogSoftmax(axis)(x)

@@ -7,7 +7,7 @@ A :class:`Module` holds parameters, buffers and submodules and calls ``minidl.fu
 ``forward``; ``nn.init`` holds the weight initialisers.
 """
 from minidl.nn import init
-from minidl.nn.activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from minidl.nn.activation import LeakyReLU, LogSigmoid, LogSoftmax, ReLU, Sigmoid, Softmax, Softplus, Tanh
 from minidl.nn.container import ModuleDict, ModuleList, Sequential
 from minidl.nn.conv import Conv2d, ConvTranspose2d
 from minidl.nn.dropout import Dropout, DropPath
@@ -22,7 +22,7 @@ from minidl.tensor import Parameter
 __all__ = [
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "ConvTranspose2d",
     "CrossEntropyLoss", "DropPath", "Dropout", "Flatten", "Identity", "IncompatibleKeys", "LeakyReLU",
-    "Linear", "LocalResponseNorm", "LogSoftmax", "MSELoss", "MaxPool2d", "MaxUnpool2d", "Module",
+    "Linear", "LocalResponseNorm", "LogSigmoid", "LogSoftmax", "MSELoss", "MaxPool2d", "MaxUnpool2d", "Module",
     "ModuleDict", "ModuleList", "Parameter", "ReLU", "RemovableHandle", "Sequential", "Sigmoid", "Softmax",
-    "Tanh", "init",
+    "Softplus", "Tanh", "init",
 ]

@@ -1,6 +1,7 @@
 """Loss layers: ``CrossEntropyLoss`` and ``MSELoss``; ``reduction`` is 'mean', 'sum' or 'none'."""
 import minidl.functions as F
 from minidl.nn.module import Module
+from minidl.tensor import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -12,27 +13,35 @@ def _check_reduction(layer, reduction):
 
 
 class CrossEntropyLoss(Module):
-    """Softmax cross-entropy of logits (N, classes) against integer class targets (N,).
+    """Softmax cross-entropy of logits against class indices or probabilities, as
+    ``torch.nn.CrossEntropyLoss`` (see ``F.cross_entropy`` for shapes and the formula).
 
-    ``loss_n = -log softmax(logits_n)[target_n]``; with ``label_smoothing`` = s the target distribution
-    is ``(1 - s) * one_hot + s / classes``.
+    ``loss_n = -w[target_n] log softmax(logits_n)[target_n]``; with ``label_smoothing`` = s the target
+    distribution is ``(1 - s) * one_hot + s / classes``; targets equal to ``ignore_index`` count for nothing.
 
     >>> criterion = nn.CrossEntropyLoss()
     >>> loss = criterion(model(images), labels)
     """
 
-    def __init__(self, reduction="mean", label_smoothing=0.0):
+    def __init__(self, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         super().__init__()
         self.reduction = _check_reduction("CrossEntropyLoss", reduction)
         if not 0.0 <= label_smoothing <= 1.0:
             raise ValueError(f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing}")
         self.label_smoothing = label_smoothing
+        self.ignore_index = ignore_index
+        if weight is not None and not isinstance(weight, Tensor):
+            weight = Tensor(weight)
+        self.register_buffer("weight", weight)
 
-    def forward(self, logits, target):
-        return F.cross_entropy(logits, target, self.reduction, self.label_smoothing)
+    def forward(self, input, target):  # noqa: A002 - torch's name
+        return F.cross_entropy(input, target, self.weight, ignore_index=self.ignore_index,
+                               reduction=self.reduction, label_smoothing=self.label_smoothing)
 
     def extra_repr(self):
         text = f"reduction={self.reduction!r}"
+        if self.ignore_index != -100:
+            text += f", ignore_index={self.ignore_index}"
         return text + (f", label_smoothing={self.label_smoothing}" if self.label_smoothing else "")
 
 

@@ -70,8 +70,8 @@ def test_softmax_and_log_softmax(axis):
 
 def test_softmax_is_stable_for_huge_logits():
     x = minidl.tensor([[1000.0, 0.0, -1000.0]])
-    assert np.isfinite(F.softmax(x).data).all()
-    assert np.isfinite(F.log_softmax(x).data).all()
+    assert np.isfinite(F.softmax(x, dim=1).data).all()
+    assert np.isfinite(F.log_softmax(x, dim=1).data).all()
     assert np.isfinite(F.sigmoid(x).data).all()
 
 
@@ -80,10 +80,17 @@ def test_reductions(shape, data):
     axis = data.draw(st.one_of(st.none(), st.integers(-len(shape), len(shape) - 1)))
     keepdims = data.draw(st.booleans())
     x = tie_free(tuple(shape), scale=0.01)
-    for fn in (F.sum, F.mean, F.max, F.min):
-        check_grad(lambda t: fn(t, axis=axis, keepdims=keepdims), x)
-        np.testing.assert_allclose(fn(t64(x), axis=axis, keepdims=keepdims).data,
-                                   getattr(np, fn.__name__)(x, axis=axis, keepdims=keepdims))
+    for fn, name in ((F.sum, "sum"), (F.mean, "mean"), (F.amax, "max"), (F.amin, "min")):
+        dim = () if axis is None and fn in (F.amax, F.amin) else axis
+        check_grad(lambda t: fn(t, dim, keepdim=keepdims), x)
+        np.testing.assert_allclose(fn(t64(x), dim, keepdim=keepdims).data,
+                                   getattr(np, name)(x, axis=axis, keepdims=keepdims))
+    if axis is not None:    # max / min along a dim: (values, indices), the gradient to the index
+        for fn, name in ((F.max, "max"), (F.min, "min")):
+            check_grad(lambda t: fn(t, axis, keepdims).values, x)
+            values, indices = fn(t64(x), dim=axis, keepdim=keepdims)
+            np.testing.assert_allclose(values.data, getattr(np, name)(x, axis=axis, keepdims=keepdims))
+            np.testing.assert_array_equal(indices.data, getattr(np, "arg" + name)(x, axis=axis, keepdims=keepdims))
 
 
 def test_max_ties_share_the_gradient():
@@ -96,8 +103,10 @@ def test_shape_ops():
     x = rng.standard_normal((2, 3, 4))
     check_grad(lambda t: F.reshape(t, (4, 6)), x)
     check_grad(lambda t: t.reshape(-1, 2), x)
-    check_grad(lambda t: F.transpose(t, (2, 0, 1)), x)
+    check_grad(lambda t: F.permute(t, (2, 0, 1)), x)
     check_grad(lambda t: t.transpose(0, 2), x)
+    check_grad(lambda t: F.transpose(t, -1, 0), x)
+    check_grad(lambda t: F.unsqueeze(t, 1).squeeze(1), x)
     check_grad(lambda t: F.flatten(t, 1), x)
     check_grad(lambda t: t.T, x)
     check_grad(lambda t: F.broadcast_to(t[:, :1], (2, 3, 4)), x)
@@ -114,12 +123,13 @@ def test_getitem_accumulates_repeated_indices(index):
 
 def test_concat_split_pad():
     a, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 4))
-    check_grad(lambda s, t: F.concat([s, t], axis=1), a, b)
-    check_grad(lambda t: F.split(t, [1, 4], axis=1)[1] * 3, b)
-    check_grad(lambda t: F.split(t, 2, axis=1)[2], b)
-    check_grad(lambda t: F.pad(t, ((0, 0), (1, 2), (0, 1)), value=0.5), a)
-    parts = F.split(t64(b), [2, 3], axis=1)
-    np.testing.assert_array_equal(F.concat(parts, axis=1).data, b)
+    check_grad(lambda s, t: F.cat([s, t], dim=1), a, b)
+    check_grad(lambda s, t: F.cat([s, t]), a, a.copy())
+    check_grad(lambda t: F.split(t, [1, 4], dim=1)[1] * 3, b)
+    check_grad(lambda t: F.split(t, 2, 1)[2], b)
+    check_grad(lambda t: F.pad(t, (0, 1, 1, 2), value=0.5), a)
+    parts = F.split(t64(b), [2, 3], dim=1)
+    np.testing.assert_array_equal(F.cat(parts, dim=1).data, b)
 
 
 def test_cross_entropy_matches_definition_and_gradchecks():

@@ -9,7 +9,7 @@ import minidl
 import minidl.functions as F
 from tests.helpers import tie_free
 
-ALIASES = {"cat": "concat"}   # names in F.__all__ that are the same function as another one
+ALIASES = {"concat": "cat", "clip": "clamp"}   # names in F.__all__ that are the same function as another one
 
 
 def cases(dtype):
@@ -48,10 +48,24 @@ def cases(dtype):
         ("sum-all", F.sum, [normal(3, 4, 5)], None),
         ("sum-axes", lambda x: F.sum(x, axis=(0, 2), keepdims=True), [normal(3, 4, 5)], None),
         ("mean", lambda x: F.mean(x, axis=1), [normal(3, 4, 5)], None),
-        ("max", lambda x: F.max(x, axis=1), [distinct(3, 4, 5)], None),
+        ("max", lambda x: F.max(x, dim=1).values, [distinct(3, 4, 5)], None),
+        ("amax", lambda x: F.amax(x, dim=(0, 2)), [distinct(3, 4, 5)], None),
         ("min-all", F.min, [distinct(3, 4, 5)], None),
+        ("min-dim", lambda x: F.min(x, -1, keepdim=True), [distinct(3, 4, 5)], None),
+        ("amin", lambda x: F.amin(x, dim=1), [distinct(3, 4, 5)], None),
+        ("argmax", lambda x: F.argmax(x, dim=1), [distinct(3, 4, 5)], ()),
+        ("argmin", lambda x: F.argmin(x), [distinct(3, 4, 5)], ()),
+        ("maximum", F.maximum, [distinct(3, 4), distinct(4)], None),
+        ("minimum", F.minimum, [distinct(3, 4), distinct(3, 1)], None),
+        ("clamp", lambda x: F.clamp(x, -0.5, 0.7), [normal(3, 5)], None),
+        ("clone", F.clone, [normal(3, 5)], None),
+        ("var", lambda x: F.var(x, dim=(0, 2)), [normal(3, 4, 5)], None),
+        ("std", lambda x: F.std(x, 1, correction=0, keepdim=True), [normal(3, 4, 5)], None),
+        ("squeeze", lambda x: F.squeeze(x, 1), [normal(3, 1, 5)], None),
+        ("unsqueeze", lambda x: F.unsqueeze(x, -1), [normal(3, 5)], None),
         ("reshape", lambda x: F.reshape(x, (4, -1)), [normal(2, 3, 4)], None),
-        ("transpose", lambda x: F.transpose(x, (2, 0, 1)), [normal(2, 3, 4)], None),
+        ("permute", lambda x: F.permute(x, (2, 0, 1)), [normal(2, 3, 4)], None),
+        ("transpose", lambda x: F.transpose(x, 0, -1), [normal(2, 3, 4)], None),
         ("flatten", lambda x: F.flatten(x, 1), [x4], None),
         ("broadcast_to", lambda x: F.broadcast_to(x, (3, 4, 5)), [normal(4, 1)], None),
         ("sum_to", lambda x: minidl.Tensor(F.sum_to(x.data, (1, 5))), [normal(3, 5)], ()),   # on arrays
@@ -62,8 +76,10 @@ def cases(dtype):
         ("leaky_relu", lambda x: F.leaky_relu(x, 0.2), [normal(3, 5)], None),
         ("tanh", F.tanh, [normal(3, 5)], None),
         ("sigmoid", F.sigmoid, [normal(3, 5) * 5], None),
-        ("softmax", F.softmax, [normal(4, 6) * 3], None),
-        ("log_softmax", lambda x: F.log_softmax(x, axis=0), [normal(4, 6) * 3], None),
+        ("logsigmoid", F.logsigmoid, [normal(3, 5) * 10], None),
+        ("softplus", lambda x: F.softplus(x, beta=2.0, threshold=5.0), [normal(3, 5) * 3], None),
+        ("softmax", lambda x: F.softmax(x, dim=1), [normal(4, 6) * 3], None),
+        ("log_softmax", lambda x: F.log_softmax(x, dim=0), [normal(4, 6) * 3], None),
         ("linear", F.linear, [normal(5, 7), normal(3, 7), normal(3)], None),
         ("linear-3d-no-bias", F.linear, [normal(2, 5, 7), normal(3, 7)], None),
         ("conv2d", lambda x, w, b: F.conv2d(x, w, b, padding=1), [x4, normal(5, 4, 3, 3), normal(5)], None),
@@ -94,11 +110,15 @@ def cases(dtype):
         ("cross_entropy", lambda x, t: F.cross_entropy(x, t, label_smoothing=0.1), [normal(5, 6), labels], (0,)),
         ("cross_entropy-sum", lambda x, t: F.cross_entropy(x, t, reduction="sum"), [normal(5, 6), labels], (0,)),
         ("cross_entropy-none", lambda x, t: F.cross_entropy(x, t, reduction="none"), [normal(5, 6), labels], (0,)),
+        ("cross_entropy-weight-ignore", lambda x, t, w: F.cross_entropy(x, t, w, ignore_index=4),
+         [normal(5, 6), labels, positive(6)], (0,)),
+        ("cross_entropy-probabilities-2d", lambda x, q: F.cross_entropy(x, q, label_smoothing=0.2),
+         [normal(2, 6, 3, 2), positive(2, 6, 3, 2)], None),
         ("mse_loss", F.mse_loss, [normal(3, 5), normal(3, 5)], None),
-        ("concat", lambda a, b, c: F.concat([a, b, c], axis=1), [normal(2, 1, 3), normal(2, 4, 3), normal(2, 2, 3)],
+        ("cat", lambda a, b, c: F.cat([a, b, c], dim=1), [normal(2, 1, 3), normal(2, 4, 3), normal(2, 2, 3)],
          None),
-        ("split", lambda x: F.split(x, [1, 3, 2], axis=1), [normal(2, 6, 3)], None),
-        ("pad", lambda x: F.pad(x, ((0, 0), (0, 0), (1, 2), (2, 1)), value=0.5), [x4], None),
+        ("split", lambda x: F.split(x, [1, 3, 2], dim=1), [normal(2, 6, 3)], None),
+        ("pad", lambda x: F.pad(x, (2, 1, 1, 2), value=0.5), [x4], None),
     ]
     return table
 
