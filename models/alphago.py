@@ -166,10 +166,12 @@ class AlphaGoPolicy(nn.Module):
         _check_board(self, x)
         x = self.features(x)                       # N x k x 19 x 19
         x = self.position_bias(self.head(x))       # N x 1 x 19 x 19
-        return x.flatten(1)                        # N x 361: point (row, col) at row * 19 + col
+        return x.flatten(1)                        # N x 361 logits, point (row, col) at row * 19 + col;
+                                                   # no softmax here (deviation: it is the loss's)
 
     def move_probabilities(self, x):
-        """The paper's output: softmax over the board, as an N x 19 x 19 map that sums to 1 per position."""
+        """The paper's output: the softmax over the board, an N x 19 x 19 map of move probabilities that
+        sums to 1 for each board."""
         return F.softmax(self(x), 1).reshape(x.shape[0], self.board_size, self.board_size)
 
 

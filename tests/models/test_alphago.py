@@ -90,7 +90,8 @@ def test_equal_inputs_at_two_points_get_different_logits_from_their_own_biases()
     minidl.manual_seed(0)
     policy = AlphaGoPolicy(k=4)
     policy.position_bias.bias.data[...] = np.random.default_rng(1).standard_normal((1, BOARD, BOARD))
-    features = minidl.tensor(np.ones((2, 4, BOARD, BOARD), dtype=np.float32) * np.float32([1, -2, 3, 0.5])[:, None, None])
+    vector = np.float32([1, -2, 3, 0.5])[:, None, None]                    # the same 4 features at every point
+    features = minidl.tensor(np.ones((2, 4, BOARD, BOARD), dtype=np.float32) * vector)
     with minidl.no_grad():
         logits = policy.position_bias(policy.head(features)).flatten(1).numpy()
         shared = nn.Conv2d(4, 1, 1)(features).flatten(1).numpy()   # a convolution's one shared bias
@@ -146,7 +147,8 @@ def test_position_bias_boundaries_and_errors():
 
 def test_bad_boards_and_class_counts_are_clear_errors():
     policy = AlphaGoPolicy(k=4)
-    with pytest.raises(ValueError, match=r"AlphaGoPolicy: expected N x 48 x 19 x 19 board features, got shape \(1, 3, 32, 32\)"):
+    expected = r"AlphaGoPolicy: expected N x 48 x 19 x 19 board features, got shape \(1, 3, 32, 32\)"
+    with pytest.raises(ValueError, match=expected):
         policy(minidl.zeros(1, 3, 32, 32))
     with pytest.raises(ValueError, match="AlphaGoValue: expected N x 49 x 19 x 19"):
         AlphaGoValue(k=4)(minidl.zeros(1, 48, 19, 19))
@@ -202,20 +204,29 @@ def test_the_policy_learns_to_point_at_a_marked_point():
     assert accuracy > 0.5
 
 
-def test_matches_pytorch():
+def torch_twin(torch, layers):
+    """The same layers in PyTorch, with our weights copied in."""
+    twin = []
+    for m in layers:
+        if isinstance(m, nn.Conv2d):
+            t = torch.nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, padding=m.padding,
+                                bias=m.bias is not None)
+        elif isinstance(m, nn.Linear):
+            t = torch.nn.Linear(m.in_features, m.out_features)
+        else:
+            t = {nn.ReLU: torch.nn.ReLU, nn.Tanh: torch.nn.Tanh, nn.Flatten: torch.nn.Flatten}[type(m)]()
+        for name, param in m.named_parameters():
+            getattr(t, name).data = to_torch(torch, param.numpy())
+        twin.append(t)
+    return torch.nn.Sequential(*twin)
+
+
+def test_policy_matches_pytorch():
     torch = torch_or_skip()
     minidl.manual_seed(0)
     policy = AlphaGoPolicy(k=8)
     policy.position_bias.bias.data[...] = np.random.default_rng(3).standard_normal((1, BOARD, BOARD))
-    layers = []
-    for m in policy.features:
-        if isinstance(m, nn.Conv2d):
-            conv = torch.nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, padding=m.padding)
-            conv.weight.data, conv.bias.data = to_torch(torch, m.weight.numpy()), to_torch(torch, m.bias.numpy())
-            layers += [conv, torch.nn.ReLU()]
-    head = torch.nn.Conv2d(8, 1, 1, bias=False)
-    head.weight.data = to_torch(torch, policy.head.weight.numpy())
-    trunk = torch.nn.Sequential(*layers, head)
+    trunk = torch_twin(torch, list(policy.features) + [policy.head])
     bias = to_torch(torch, policy.position_bias.bias.numpy(), requires_grad=True)
     x = board(2).numpy()
     tx = to_torch(torch, x, requires_grad=True)
@@ -226,5 +237,26 @@ def test_matches_pytorch():
     target = np.array([5, 300])
     F.cross_entropy(ours, minidl.tensor(target)).backward()
     torch.nn.functional.cross_entropy(expected, torch.tensor(target)).backward()
-    np.testing.assert_allclose(mx.grad.numpy(), tx.grad.numpy(), rtol=1e-3, atol=1e-6)
-    np.testing.assert_allclose(policy.position_bias.bias.grad.numpy(), bias.grad.numpy(), rtol=1e-4, atol=1e-7)
+    for ours_grad, expected_grad in ((mx.grad, tx.grad), (policy.position_bias.bias.grad, bias.grad)):
+        expected_grad = expected_grad.numpy()
+        np.testing.assert_allclose(ours_grad.numpy(), expected_grad, rtol=1e-3, atol=1e-4 * np.abs(expected_grad).max())
+
+
+def test_value_matches_pytorch():
+    torch = torch_or_skip()
+    minidl.manual_seed(0)
+    value = AlphaGoValue(k=8)
+    for m in value.modules():   # non-zero biases, so that every one of them is compared
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            m.bias.data[...] = np.random.default_rng(m.bias.numel()).uniform(0.0, 0.1, m.bias.shape)
+    twin = torch_twin(torch, list(value.features) + list(value.head))
+    x = board(3, planes=49).numpy()
+    ours = value(minidl.tensor(x))
+    expected = twin(to_torch(torch, x))
+    np.testing.assert_allclose(ours.numpy(), expected.detach().numpy(), rtol=1e-4, atol=1e-5)
+    ours.sum().backward()
+    expected.sum().backward()
+    for (name, p), t in zip(value.named_parameters(), twin.parameters()):   # float32 sums in another order
+        expected = t.grad.numpy()
+        np.testing.assert_allclose(p.grad.numpy(), expected, rtol=1e-3, atol=1e-4 * np.abs(expected).max(),
+                                   err_msg=name)
