@@ -62,6 +62,7 @@ def _keep_freed_memory():
 _keep_freed_memory()
 
 from minidl.kernels import cpu, reference  # noqa: E402  (after NUMBA_CACHE_DIR and OMP_WAIT_POLICY)
+from minidl.kernels import compile_notice  # noqa: E402,F401  (says once when a kernel must compile)
 from minidl.kernels.reference import conv_output_size  # noqa: E402
 
 _NUMPY_KERNELS = {"": cpu, "numba": cpu, "cpu": cpu, "reference": reference}

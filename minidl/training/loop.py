@@ -20,12 +20,19 @@ import threading
 import time
 from contextlib import contextmanager
 
-from tqdm import tqdm
+from tqdm.auto import tqdm  # a widget bar in Jupyter (with ipywidgets), a text bar elsewhere
 
 import minidl.functions as F
 from minidl import random as _random
 from minidl.autograd import no_grad
 from minidl.training.metrics import EpochMeter
+
+
+def in_jupyter():
+    """True inside a Jupyter kernel (IPython's kernel app), where progress bars are shown by default."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -151,7 +158,10 @@ class Trainer:
 
     @property
     def progress_disabled(self):
-        return None if self.progress is None else not self.progress  # None: tqdm shows it on a terminal only
+        """progress=None: shown on a terminal (tqdm's None) and in Jupyter, where stderr is no terminal."""
+        if self.progress is None:
+            return False if in_jupyter() else None
+        return not self.progress
 
     def train_step(self, images, labels):
         """One update; returns (loss, correct predictions). Raises NonFiniteLossError before touching weights."""

@@ -188,3 +188,11 @@ def test_debian_fashion_mnist(tmp_path):
     ds = FashionMNIST(root=tmp_path, train=False, download=False)
     assert len(ds) == 10000 and ds.image_shape == (1, 28, 28) and DEBIAN in ds.source
     assert np.bincount(ds.labels).tolist() == [1000] * 10
+
+
+def test_sample_splits_are_shuffled_once_so_a_prefix_holds_every_digit():
+    # the file is sorted by digit: unshuffled, Subset(train, range(512)) would hold only zeros and ones
+    _, labels = load_mnist_sample(train=True)
+    assert np.bincount(labels[:512], minlength=10).min() >= 30
+    assert np.bincount(load_mnist_sample(train=False)[1][:100], minlength=10).min() >= 3
+    np.testing.assert_array_equal(load_mnist_sample(train=True)[1], labels)      # the same order every call
