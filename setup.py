@@ -27,6 +27,7 @@ setup(
         "minidl.viz",
         "minidl.kernels",
         "minidl.models",
+        "minidl.onnx",
     ],
     package_dir={
         "minidl": "minidl",
@@ -41,6 +42,8 @@ setup(
         "plot": ["matplotlib>=3.6"],
         "images": ["Pillow>=9"],
         "torch": ["torch==2.13.0"],
+        "weights": ["safetensors>=0.4"],
+        "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
     },
     entry_points={"console_scripts": ["minidl-train=minidl.train:main"]},
 )

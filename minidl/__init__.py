@@ -28,6 +28,7 @@ from minidl import functions, nn, optim  # noqa: E402  (they build on the core a
 from minidl.gradcheck import GradcheckError, gradcheck  # noqa: E402
 from minidl.serialization import SerializationError, load, save  # noqa: E402
 from minidl.summary import receptive_field, summary  # noqa: E402
+from minidl.weights import load_weights, save_weights  # noqa: E402
 
 float32 = "float32"
 float64 = "float64"
@@ -37,5 +38,5 @@ __all__ = [
     "Function", "Parameter", "Tensor", "arange", "backend", "cuda", "default_rng", "enable_grad", "full", "functions",
     "GradcheckError", "gradcheck", "nn", "optim", "receptive_field", "summary", "save", "load", "SerializationError",
     "get_rng_state", "is_grad_enabled", "manual_seed", "no_grad", "ones", "ones_like", "rand", "randint",
-    "randn", "set_grad_enabled", "set_rng_state", "tensor", "zeros", "zeros_like",
+    "randn", "set_grad_enabled", "set_rng_state", "tensor", "zeros", "zeros_like", "load_weights", "save_weights",
 ]
