@@ -520,16 +520,17 @@ class Clamp(Function):
         return self.xp.clip(x, self.low, self.high)
 
     def backward(self, gy):
-        inside = self.xp.ones(self.x.shape, dtype=bool)
+        inside = self.xp.ones(self.x.shape, dtype=bool)    # strictly inside, as torch: 0 at a bound itself
         if self.low is not None:
-            inside &= self.x >= self.low
+            inside &= self.x > self.low
         if self.high is not None:
-            inside &= self.x <= self.high
+            inside &= self.x < self.high
         return gy * inside
 
 
 def clamp(x, min=None, max=None):  # noqa: A002 - torch's argument names
-    """Limit values to [min, max] (either may be None); the gradient passes where min <= x <= max."""
+    """Limit values to [min, max] (either may be None); the gradient passes where min < x < max (as in
+    torch: a value exactly at a bound gets none)."""
     x = as_tensor(x)
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")

@@ -34,6 +34,7 @@ import numpy as np
 from minidl import autograd
 from minidl import nn
 from minidl.creation import zeros
+from minidl.functions.conv import string_padding
 from minidl.tensor import Tensor
 
 __all__ = ["LayerRow", "ModelSummary", "ReceptiveField", "layer_macs", "receptive_field", "summary"]
@@ -268,7 +269,14 @@ def summary(model, input_shape, depth=3, dtype="float32", count_bn=False):
     ((1, 96, 55, 55), 34944)
     """
     x = _input(model, (1,) + tuple(input_shape), dtype)
-    rows, output = _record_calls(model, x)
+    try:
+        rows, output = _record_calls(model, x)
+    except (ValueError, TypeError, RuntimeError, IndexError) as err:
+        if len(tuple(input_shape)) == 4:
+            raise ValueError(f"summary: input_shape excludes the batch dimension: {tuple(input_shape)} made a batch "
+                             f"of shape {tuple(x.shape)}; pass {tuple(input_shape)[1:]} for images of that size "
+                             f"({err})") from err
+        raise
     for row in rows:  # own MACs, then add each row's total into its parent's (children come later)
         row.macs = layer_macs(row.module, row.input_shape, row.output_shape, count_bn) if row.output_shape else 0
     for i in range(len(rows) - 1, -1, -1):
@@ -358,7 +366,10 @@ def receptive_field(model_or_layers, input_size):
             k, s, p, d = -(-in_hw // out_hw), in_hw // out_hw, np.array([0, 0]), np.array([1, 1])
         else:
             k, s = np.array(_pair(m.kernel_size)), np.array(_pair(m.stride))
-            p = np.array(_pair(getattr(m, "padding", 0)))
+            padding = getattr(m, "padding", 0)
+            if isinstance(padding, str):   # Conv2d's "same" or "valid": the padding at the top and left
+                padding = string_padding(padding, m.kernel_size, m.stride, m.dilation)[0]
+            p = np.array(_pair(padding))
             d = np.array(_pair(getattr(m, "dilation", 1)))
         start = start + ((k - 1) / 2 * d - p) * jump
         rf = rf + (k - 1) * d * jump

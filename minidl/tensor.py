@@ -181,6 +181,17 @@ class Tensor:
             raise ValueError(f"item: only a single-element tensor converts to a Python number, got shape {self.shape}")
         return self.data.reshape(()).item()
 
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.dtype.kind not in "iub":
+            raise TypeError(f"only integer tensors of a single element can be converted to an index, got dtype {self.dtype}")
+        return int(self.item())
+
     def numpy(self):
         """The data as a NumPy array (copied from the GPU if needed)."""
         return backend.as_device_array(self.data, "cpu")

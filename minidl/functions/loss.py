@@ -66,8 +66,9 @@ class CrossEntropy(Function):
         M, C = logits.shape
         self.log_p = log_p = _log_softmax(xp, logits, 1)
         target = self.target.reshape(-1)
-        self.valid = valid = target != self.ignore_index
+        valid = target != self.ignore_index
         self.t = t = xp.where(valid, target, 0)
+        self.valid = valid = valid.astype(x.dtype)
         w = xp.ones(C, dtype=x.dtype) if self.weight is None else self.weight.astype(x.dtype, copy=False)
         self.w = w
         self.w_row = w_row = w[t] * valid

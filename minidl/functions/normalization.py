@@ -100,15 +100,16 @@ class LocalResponseNorm(Function):
         return kernels.lrn_backward(gy, self.x, self.y, self.scale, self.size, self.alpha, self.beta)
 
 
-def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0, alpha_over_size=False):
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0, alpha_over_size=True):  # noqa: A002
     """Local response normalization across channels (AlexNet, Section 3.3):
 
-        b[c] = a[c] / (k + alpha * sum_{c' = c - size//2}^{c + (size - 1)//2} a[c']^2) ** beta
+        b[c] = a[c] / (k + alpha' * sum_{c' = c - size//2}^{c + (size - 1)//2} a[c']^2) ** beta
 
-    The defaults are the paper's (n=5, alpha=1e-4, beta=0.75, k=2), with alpha as written. Caffe, PyTorch and
-    ONNX divide alpha by ``size`` instead: pass ``alpha_over_size=True`` for their convention (and note
-    that Caffe's default k is 1, not 2).
+    The defaults are PyTorch's (``torch.nn.functional.local_response_norm``): alpha' = alpha / size (also
+    Caffe's and ONNX's convention) and k = 1. The AlexNet paper writes alpha' = alpha with n=5,
+    alpha=1e-4, beta=0.75, k=2: pass ``alpha_over_size=False, k=2.0`` for it (minidl's AlexNet does).
     """
+    x = input
     op = "local_response_norm"
     x = as_input(x, op)
     if x.ndim != 4:

@@ -22,12 +22,13 @@ class Concat(Function):
         return tuple(self.xp.split(gy, self.bounds, axis=self.axis))
 
 
-def _dim_or_axis(op, dim, axis, default=0):
+def _dim_or_axis(op, dim, axis):
+    """``dim`` (default 0), or NumPy's name ``axis`` for it."""
     if axis is not None:
-        if dim is not None:
+        if dim not in (None, 0):
             raise TypeError(f"{op}: pass dim or its alias axis, not both")
         return axis
-    return default if dim is None else dim
+    return 0 if dim is None else dim
 
 
 def _check_dim(op, dim, ref):

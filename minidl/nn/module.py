@@ -23,6 +23,7 @@ is an ordinary attribute read, with no ``__getattr__`` fallback. ``__setattr__``
 the two in step; names are PyTorch's, and so are ``state_dict`` keys and their order.
 """
 import itertools
+import threading
 import weakref
 from collections import OrderedDict, namedtuple
 
@@ -76,6 +77,31 @@ def _split_to_args(args, device, dtype):
     return device, dtype
 
 
+# Errors raised inside a forward pass are located for the user: the innermost module that saw the error is
+# remembered, and the outermost call (the model) prefixes the message with that module's path in the model
+# and its input shape: "features.5 (MaxPool2d), input (1, 256, 1, 1): max_pool2d: kernel (3, 3) is larger ...".
+_calls = threading.local()
+_LOCATED_ERRORS = (ValueError, TypeError, IndexError, RuntimeError, ArithmeticError)
+
+
+def _locate_error(err, module, args, outermost):
+    if getattr(err, "_minidl_located", False):
+        return
+    if not hasattr(err, "_minidl_module"):
+        shapes = [tuple(a.shape) for a in args if isinstance(a, Tensor)]
+        err._minidl_module, err._minidl_shapes = module, shapes
+    if not outermost or not err.args or not isinstance(err.args[0], str):
+        return
+    inner = err._minidl_module
+    path = next((name for name, m in module.named_modules() if m is inner), None)
+    where = f"{type(inner).__name__}" if not path else f"{path} ({type(inner).__name__})"
+    shapes = err._minidl_shapes
+    if shapes:
+        where += ", input " + ", ".join(_format_shape(s) for s in shapes)
+    err.args = (f"{where}: {err.args[0]}",) + err.args[1:]
+    err._minidl_located = True
+
+
 def _format_shape(shape):
     return "(" + ", ".join(str(n) for n in shape) + ")"
 
@@ -105,18 +131,25 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward(): define forward(self, ...) in the subclass")
 
     def __call__(self, *args, **kwargs):
-        if self._forward_pre_hooks:
-            for hook in list(self._forward_pre_hooks.values()):
-                result = hook(self, args)
-                if result is not None:
-                    args = result if isinstance(result, tuple) else (result,)
-        output = self.forward(*args, **kwargs)
-        if self._forward_hooks:
-            for hook in list(self._forward_hooks.values()):
-                result = hook(self, args, output)
-                if result is not None:
-                    output = result
-        return output
+        _calls.depth = getattr(_calls, "depth", 0) + 1
+        try:
+            if self._forward_pre_hooks:
+                for hook in list(self._forward_pre_hooks.values()):
+                    result = hook(self, args)
+                    if result is not None:
+                        args = result if isinstance(result, tuple) else (result,)
+            output = self.forward(*args, **kwargs)
+            if self._forward_hooks:
+                for hook in list(self._forward_hooks.values()):
+                    result = hook(self, args, output)
+                    if result is not None:
+                        output = result
+            return output
+        except _LOCATED_ERRORS as err:
+            _locate_error(err, self, args, outermost=_calls.depth == 1)
+            raise
+        finally:
+            _calls.depth -= 1
 
     # -- registration --------------------------------------------------------------------------------
     def _check_ready(self, what):

@@ -102,19 +102,19 @@ class LocalResponseNorm(Module):
 
     ``b[c] = a[c] / (k + alpha' * sum over the `size` channels around c of a[c']^2) ** beta``
 
-    Two conventions exist for alpha', and the defaults differ:
+    Two conventions exist for alpha':
 
-    * AlexNet paper (the defaults here): ``alpha' = alpha``; the paper uses size=5, alpha=1e-4,
-      beta=0.75, k=2.
-    * PyTorch, Caffe and ONNX: ``alpha' = alpha / size`` (``alpha_over_size=True``); PyTorch's default
-      k is 1.0 and so is Caffe's. ``nn.LocalResponseNorm(5, 1e-4, 0.75, 1.0, alpha_over_size=True)``
-      equals ``torch.nn.LocalResponseNorm(5)``.
+    * PyTorch, Caffe and ONNX (the defaults here, as in ``torch.nn.LocalResponseNorm``):
+      ``alpha' = alpha / size`` and k = 1.0. ``nn.LocalResponseNorm(5)`` equals
+      ``torch.nn.LocalResponseNorm(5)``.
+    * AlexNet paper: ``alpha' = alpha`` (``alpha_over_size=False``); the paper uses size=5, alpha=1e-4,
+      beta=0.75, k=2: ``nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0, alpha_over_size=False)``.
 
-    The same alpha thus gives a response ``size`` times weaker under the second convention: say which
+    The same alpha thus gives a response ``size`` times weaker under the first convention: say which
     one a model uses.
     """
 
-    def __init__(self, size, alpha=1e-4, beta=0.75, k=2.0, alpha_over_size=False):
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0, alpha_over_size=True):
         super().__init__()
         if not isinstance(size, (int, np.integer)) or size <= 0:
             raise ValueError(f"LocalResponseNorm: size must be a positive int, got {size!r}")

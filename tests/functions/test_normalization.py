@@ -55,10 +55,10 @@ def test_lrn_gradcheck(size, alpha_over_size):
 
 def test_lrn_paper_formula():
     x = rng.standard_normal((1, 7, 2, 2))
-    y = F.local_response_norm(t64(x), 5, alpha=0.3, beta=0.75, k=2.0).data
+    y = F.local_response_norm(t64(x), 5, alpha=0.3, beta=0.75, k=2.0, alpha_over_size=False).data
     for c in range(7):
         window = x[0, max(0, c - 2):min(7, c + 3)]
         expected = x[0, c] / (2.0 + 0.3 * (window ** 2).sum(axis=0)) ** 0.75
         np.testing.assert_allclose(y[0, c], expected, rtol=1e-12)
-    y_caffe = F.local_response_norm(t64(x), 5, alpha=0.3 * 5, alpha_over_size=True).data
+    y_caffe = F.local_response_norm(t64(x), 5, alpha=0.3 * 5, k=2.0).data   # PyTorch's convention
     np.testing.assert_allclose(y_caffe, y, rtol=1e-12)

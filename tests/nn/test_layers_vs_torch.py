@@ -68,7 +68,7 @@ def test_conv_transpose2d_output_size():
     expected = theirs(torch.from_numpy(x), output_size=[8, 8]).detach()
     assert out.shape == (1, 2, 8, 8)
     np.testing.assert_allclose(out.numpy(), expected.numpy(), rtol=1e-10)
-    with pytest.raises(ValueError, match="not reachable"):
+    with pytest.raises(ValueError, match="ConvTranspose2d: requested an output size of"):
         ours(minidl.Tensor(x), output_size=(10, 10))
 
 
@@ -117,9 +117,13 @@ def test_local_response_norm_pytorch_convention(size):
     assert_forward_equal(ours, tnn.LocalResponseNorm(size, alpha=1e-2, beta=0.75, k=1.0), randn(2, 7, 3, 3) * 3)
 
 
+def test_local_response_norm_defaults_are_pytorchs():
+    assert_forward_equal(nn.LocalResponseNorm(5), tnn.LocalResponseNorm(5), randn(2, 8, 3, 3) * 10)
+
+
 def test_local_response_norm_paper_convention_is_alpha_times_size():
     # paper: alpha as written, k=2  ==  PyTorch's form with alpha * size
-    ours = nn.LocalResponseNorm(5)  # AlexNet's defaults: alpha=1e-4, beta=0.75, k=2
+    ours = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0, alpha_over_size=False)  # AlexNet's
     theirs = tnn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
     assert_forward_equal(ours, theirs, randn(2, 8, 3, 3) * 10)
 
