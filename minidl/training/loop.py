@@ -18,9 +18,14 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from contextlib import contextmanager
 
-from tqdm.auto import tqdm  # a widget bar in Jupyter (with ipywidgets), a text bar elsewhere
+from tqdm import TqdmWarning
+
+with warnings.catch_warnings():  # Jupyter without ipywidgets: tqdm.auto falls back to text bars; no warning
+    warnings.simplefilter("ignore", TqdmWarning)
+    from tqdm.auto import tqdm  # a widget bar in Jupyter (with ipywidgets), a text bar elsewhere
 
 import minidl.functions as F
 from minidl import random as _random
@@ -82,8 +87,9 @@ def split_outputs(output):
 class Trainer:
     """Trains ``model`` with ``optimizer`` (and an optional lr ``scheduler``) on ``train_loader``.
 
-    ``device``: "cpu" or "gpu" (batches are moved there). ``progress``: a tqdm bar per epoch (None: only
-    on a terminal). ``callbacks``: functions called as ``callback(trainer)`` after every completed step.
+    ``device``: "cpu" or "gpu" (batches are moved there). ``progress``: a tqdm bar per epoch (None: on a
+    terminal and in Jupyter, not in a log). ``callbacks``: functions called as ``callback(trainer)`` after every
+    completed step.
     """
 
     def __init__(self, model, optimizer, scheduler, train_loader, val_loader, device="cpu", aux_weight=0.3,

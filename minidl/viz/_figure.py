@@ -3,7 +3,12 @@
 Figures are ``matplotlib.figure.Figure`` objects on an Agg canvas, not pyplot figures: they leave
 pyplot's global state alone, save with ``fig.savefig(path)``, and Jupyter shows a returned Figure once
 (a pyplot figure would be shown twice, once as the cell's value and once by the inline backend).
+Jupyter knows how to show a Figure only once pyplot's inline backend has registered it, so the first
+picture made in a notebook registers the same PNG display itself (:func:`show_in_jupyter`).
 """
+import io
+import sys
+
 import numpy as np
 
 
@@ -15,10 +20,32 @@ def new_figure(nrows=1, ncols=1, size=(4.0, 4.0), squeeze=False):
     except ImportError:
         raise ImportError("minidl.viz: pictures need matplotlib (pip install matplotlib, or minidl[plot]); "
                           "the numbers behind each picture (saliency_map, grad_cam_map, ...) do not") from None
+    show_in_jupyter()
     figure = Figure(figsize=size, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(nrows, ncols, squeeze=squeeze)
     return figure, axes
+
+
+def _png(figure):
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    return buffer.getvalue()
+
+
+def show_in_jupyter():
+    """In IPython/Jupyter, display a returned matplotlib Figure as a PNG, unless something (pyplot's inline
+    backend) already does; elsewhere nothing."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return
+    from matplotlib.figure import Figure
+    png = shell.display_formatter.formatters["image/png"]
+    try:
+        png.lookup_by_type(Figure)
+    except KeyError:
+        png.for_type(Figure, _png)
 
 
 def show_image(axes, image, title=None, **kwargs):

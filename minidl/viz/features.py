@@ -40,7 +40,10 @@ def filter_grid(layer_or_weight, max_filters=64, max_channels=8):
     scaled to [0, 1] by its own min and max (CS231n's convention: only the pattern is compared, not the
     size); a square-ish grid, white between tiles. Returns (H', W', 3).
 
-    Any other C: one grey tile per (filter, input channel), filters down, channels across (at most
+    C = 1 (a first layer on grey images): one tile per filter on the same square-ish grid, raw weights on
+    one shared scale (NaN between tiles). Returns (H', W').
+
+    Any other C: one tile per (filter, input channel), filters down, channels across (at most
     ``max_filters`` x ``max_channels``), raw weights on one shared scale (NaN between tiles). Returns
     (H', W').
     """
@@ -49,13 +52,16 @@ def filter_grid(layer_or_weight, max_filters=64, max_channels=8):
     if C == 3:
         tiles = np.stack([to_unit_range(f).transpose(1, 2, 0) for f in weight])
         return mosaic(tiles, math.ceil(math.sqrt(K)), 1.0)
+    if C == 1:
+        return mosaic(weight[:, 0], math.ceil(math.sqrt(K)), np.nan)
     C = min(C, max_channels)
     return mosaic(weight[:, :C].reshape(K * C, *weight.shape[2:]), C, np.nan)
 
 
 def filters(layer_or_weight, max_filters=64, max_channels=8):
-    """A Figure of a convolution's filters (see :func:`filter_grid`): RGB tiles for a first layer,
-    filter x channel grey grids (blue negative, red positive) for deeper ones.
+    """A Figure of a convolution's filters (see :func:`filter_grid`): RGB tiles for a first layer on colour
+    images, one tile per filter on grey ones, filter x channel grids for deeper layers (blue negative, red
+    positive, one scale).
 
     >>> viz.filters(model.features[0])          # AlexNet conv1: 96 RGB 11x11 filters, 10 x 10 grid
     """
@@ -63,16 +69,19 @@ def filters(layer_or_weight, max_filters=64, max_channels=8):
     weight = _weight_array(layer_or_weight)
     K, C, KH, KW = weight.shape
     shown = min(K, max_filters)
-    figure, axes = new_figure(size=(6, 6) if grid.ndim == 3 else (min(12, 1 + 0.6 * min(C, max_channels) * KW / 3),
-                                                                   min(12, 1 + 0.6 * shown * KH / 3)))
+    if C in (1, 3):
+        figure, axes = new_figure(size=(5, 5))
+        title = f"{shown} of {K} filters, {KH}x{KW}" + (", each scaled to its own range" if C == 3 else "")
+    else:
+        figure, axes = new_figure(size=(min(12, 1.5 + 0.6 * min(C, max_channels) * KW / 3),
+                                        min(12, 1 + 0.6 * shown * KH / 3)))
+        title = f"filters (rows, {shown} of {K}) x input channels (columns, {min(C, max_channels)} of {C})"
     axes = axes[0, 0]
-    if grid.ndim == 3:
-        show_image(axes, grid, f"{shown} of {K} filters, {KH}x{KW}, each scaled to its own range")
+    if C == 3:
+        show_image(axes, grid, title)
     else:
         limit = np.nanmax(np.abs(grid)) or 1.0
-        image = show_image(axes, grid, f"filters (rows, {shown} of {K}) x input channels "
-                                       f"(columns, {min(C, max_channels)} of {C})", cmap="bwr",
-                           vmin=-limit, vmax=limit)
+        image = show_image(axes, grid, title, cmap="bwr", vmin=-limit, vmax=limit)
         figure.colorbar(image, ax=axes, shrink=0.6)
     return figure
 

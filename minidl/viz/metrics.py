@@ -3,6 +3,7 @@ import csv
 from pathlib import Path
 
 from minidl.training.metrics import COLUMNS, curves_figure
+from minidl.viz._figure import show_in_jupyter
 
 
 def read_metrics(run_dir):
@@ -27,6 +28,7 @@ def curves(run_dir, title=None):
     """A Figure: loss and accuracy per epoch, train against validation (the run's curves.png).
     ``figure.history`` holds the rows drawn."""
     history = read_metrics(run_dir)
+    show_in_jupyter()
     figure = curves_figure(history, Path(run_dir).name if title is None else title)
     figure.history = history
     return figure

@@ -52,7 +52,13 @@ def test_deconv_figure_draws_each_layers_projection():
     pytest.importorskip("matplotlib")
     model, x = VGGFeatures(), minidl.randn(1, 3, 32, 32)
     figure = viz.deconv(model, x, layers=(1, 2))
-    np.testing.assert_array_equal(figure.maps[2], deconv(model, x, layer=2).numpy())
+    projection = deconv(model, x, layer=2).numpy()[0]
+    np.testing.assert_array_equal(figure.maps[2][0], projection)
+    rows, cols = np.nonzero(np.abs(projection).sum(axis=0))
+    patch = projection[:, rows.min():rows.max() + 1, cols.min():cols.max() + 1]   # cropped to its footprint
+    shown = figure.axes[2].images[0].get_array()
+    np.testing.assert_allclose(shown, (patch - patch.min()).transpose(1, 2, 0) / np.ptp(patch), rtol=1e-6)
+    assert figure.axes[2].get_title() == f"conv 2: {patch.shape[1]}x{patch.shape[2]} px patch"
     assert len(figure.axes) == 3
     with pytest.raises(ValueError, match="'bn1'"):
         viz.deconv(get_model("resnet18"), x)

@@ -60,3 +60,11 @@ def test_filters_figure_shows_the_grid():
     deep = nn.Conv2d(8, 4, 3)
     np.testing.assert_array_equal(np.ma.filled(viz.filters(deep).axes[0].images[0].get_array(), np.nan),
                                   viz.filter_grid(deep))
+
+
+def test_grey_first_layer_filters_are_one_tile_each_on_a_square_grid():
+    W = np.random.default_rng(1).standard_normal((6, 1, 5, 5))
+    grid = viz.filter_grid(W)
+    assert grid.shape == (2 * 6 - 1, 3 * 6 - 1)
+    for k in range(6):
+        np.testing.assert_array_equal(tile(grid, k, 3, 5, 5), W[k, 0])
