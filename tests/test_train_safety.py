@@ -300,6 +300,20 @@ def test_a_broken_png_stops_after_saving_and_resumes_once_fixed(tmp_path, capsys
     assert len(metrics(out)) == 2 and not (out / "interrupted.ckpt").exists()
 
 
+def test_a_png_with_a_garbage_header_is_refused_before_training(tmp_path, capsys):
+    pytest.importorskip("PIL")
+    data = tmp_path / "pets"
+    _png_folder(data)
+    garbage = data / "train" / "cat" / "3.png"
+    garbage.write_bytes(b"not a png at all" * 10)
+    before = snapshot(data)
+    out = tmp_path / "run"
+    assert main([TINY, "--dataset", "imagefolder", "--data-dir", str(data), "--input-size", "8", "--epochs", "1",
+                 "--out", str(out), "--quiet"]) == 2
+    assert f"ImageFolder: cannot read {garbage}: cannot identify image file" in one_error_line(capsys)
+    assert snapshot(data) == before and not (out / "last.ckpt").exists() and not (out / "config.json").exists()
+
+
 # -- 5. the smaller defects ---------------------------------------------------------------------------------
 def test_stale_temporaries_of_a_killed_run_are_cleaned_and_only_those(tmp_path, capsys):
     out = tmp_path / "run"
@@ -374,18 +388,21 @@ def test_the_first_step_is_timed_apart_from_the_rate(tmp_path, capsys, monkeypat
 
 
 # -- kill -9 at random moments, then resume ----------------------------------------------------------------
-CHILD = ("import sys; sys.modules['matplotlib'] = None; "  # no curves: a quicker child, same checkpoints
-         "from minidl.models import registry; from tests.test_train import TinyNet, TINY; "
-         "registry.register_model('tiny test net for CIFAR-like images', 'none', name=TINY)(TinyNet); "
-         "from minidl.train import main; sys.exit(main(sys.argv[1:]))")
+KILL_KINDS = ("step", "forward", "mid-write", "rename")  # the events tests/_train_child.py can die at
 
 
-def _child(out, *extra):
-    argv = [TINY, "--dataset", "synthetic", "--input-size", "8", "--limit", "320", "--batch-size", "16",
+def _child(out, *extra, kill_at=0):
+    """Start tests/_train_child.py: a 3-epoch tiny run that SIGKILLs itself at event ``kill_at``."""
+    argv = [TINY, "--dataset", "synthetic", "--input-size", "8", "--limit", "160", "--batch-size", "16",
             "--epochs", "3", "--quiet", "--out", str(out), *extra]
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.Popen([sys.executable, "-c", CHILD, *argv], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, str(REPO / "tests" / "_train_child.py"), str(kill_at), *argv], cwd=REPO,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(child):
+    _, err = child.communicate(timeout=180)
+    return child.returncode, err
 
 
 def _final_rows(out):
@@ -393,32 +410,42 @@ def _final_rows(out):
 
 
 def test_kill_9_at_random_moments_always_resumes_to_the_same_result(tmp_path):
+    """The child SIGKILLs itself at a seed-drawn event of each kind: a training step, a forward pass (in
+    training or validation), half-way through writing a checkpoint, or just before a rename into place.
+    Whatever it leaves must load, metrics.csv must never run ahead of the checkpoint, and resuming
+    (``--resume DIR``, or ``--overwrite`` when no checkpoint was written yet) must end bit-identical to an
+    uninterrupted run, with no temporary file or lock left behind."""
     reference = tmp_path / "reference"
-    started = time.perf_counter()
-    child = _child(reference)
-    assert child.wait(timeout=120) == 0, child.stderr.read()
-    duration = time.perf_counter() - started
+    code, err = _finish(_child(reference))
+    assert code == 0, err
+    events = err.split("events ")[-1].strip().split(",")
     expected = checkpoint_module.load_checkpoint(reference / "last.ckpt")["model"]
-    for seed in range(3):
-        out = tmp_path / f"killed-{seed}"
-        child, started = _child(out), time.perf_counter()
-        time.sleep(np.random.default_rng(seed).uniform(0.2, 0.9) * duration)
-        child.send_signal(signal.SIGKILL)
-        child.wait()
+    cases = []
+    for seed, kind in enumerate(KILL_KINDS):
+        at = [i + 1 for i, e in enumerate(events) if e == kind]
+        cases.append((tmp_path / f"killed-{kind}", int(np.random.default_rng(seed).choice(at))))
+    killed = [_child(out, kill_at=kill_at) for out, kill_at in cases]  # side by side: quicker
+    assert [_finish(child)[0] for child in killed] == [-signal.SIGKILL] * len(cases)
+    resumed = []
+    for out, kill_at in cases:
         checkpoint = next((out / name for name in ("interrupted.ckpt", "last.ckpt") if (out / name).exists()), None)
-        left = sorted(p.name for p in out.iterdir()) if out.exists() else []
-        print(f"seed {seed}: killed after {time.perf_counter() - started:.1f} s; left {left}")
+        print(f"killed at event {kill_at} of {len(events)} ({events[kill_at - 1]}): left "
+              f"{sorted(p.name for p in out.iterdir())}")
         if checkpoint is not None:  # what was left loads, and metrics.csv never runs ahead of it
             saved = checkpoint_module.load_checkpoint(checkpoint)
             rows = metrics(out) if (out / "metrics.csv").exists() else []
             assert len(rows) <= saved["progress"]["epoch"]
             for row, kept in zip(rows, saved["progress"]["history"]):
                 assert float(row["val_acc"]) == pytest.approx(kept["val_acc"], rel=1e-5)
-        resumed = _child(out, "--resume", str(out)) if checkpoint is not None else _child(out, "--overwrite")
-        assert resumed.wait(timeout=120) == 0, resumed.stderr.read()
+        resumed.append(_child(out, *(["--resume", str(out)] if checkpoint is not None else ["--overwrite"])))
+    for (out, kill_at), child in zip(cases, resumed):
+        code, err = _finish(child)
+        assert code == 0, err
         final = checkpoint_module.load_checkpoint(out / "last.ckpt")
         assert final["progress"]["epoch"] == 3
         for name, value in expected.items():
-            np.testing.assert_array_equal(final["model"][name].numpy(), value.numpy(), err_msg=f"seed {seed}: {name}")
+            np.testing.assert_array_equal(final["model"][name].numpy(), value.numpy(), err_msg=f"{out.name}: {name}")
         assert _final_rows(out) == _final_rows(reference)
+        best = checkpoint_module.load_checkpoint(out / "best.ckpt")["progress"]
+        assert best["epoch"] == checkpoint_module.load_checkpoint(reference / "best.ckpt")["progress"]["epoch"]
         assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file, no lock

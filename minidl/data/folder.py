@@ -50,6 +50,23 @@ class ImageFolder(Dataset):
         std = self.default_stats[1]
         return std if self.mode == "RGB" else (sum(std) / 3,)
 
+    def check_files(self):
+        """Open every image's header (not its pixels: fast); :class:`DataFileError` naming the first bad one.
+
+        Catches files that are not images at all or cut off inside the header; a file cut off inside its
+        pixels is found only when it is decoded (the training command then saves and stops, see
+        ``minidl.training.run``)."""
+        try:
+            from PIL import Image
+        except ImportError:
+            raise ImportError("reading image files needs Pillow: pip install 'minidl[images]'") from None
+        for path, _ in self.samples:
+            try:
+                with Image.open(path):
+                    pass
+            except Exception as err:  # Pillow raises many kinds; name the file
+                raise DataFileError(f"ImageFolder: cannot read {path}: {err}") from None
+
     def __len__(self):
         return len(self.samples)
 

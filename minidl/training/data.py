@@ -30,6 +30,7 @@ from minidl.data.mnist import MNIST, SAMPLE_DESCRIPTION
 NATIVE_SIZE = {"mnist": 28, "mnist-sample": 28, "fashion-mnist": 28, "cifar10": 32}
 SYNTHETIC_SIZES = (2000, 500)  # train, validation images of --dataset synthetic
 NETWORK_PROBE_SECONDS = 3.0
+HEADER_CHECK_LIMIT = 100_000  # image folders up to this size get every header opened before training
 
 
 class DataError(ValueError):
@@ -163,15 +164,28 @@ def _image_folders(data_dir, channels, size, seed):
     root = Path(data_dir).expanduser()
     try:
         if (root / "train").is_dir():
-            return (get_dataset("imagefolder", root=root, train=True, transform=train_transform, mode=mode),
-                    get_dataset("imagefolder", root=root, train=False, transform=val_transform, mode=mode))
+            splits = (get_dataset("imagefolder", root=root, train=True, transform=train_transform, mode=mode),
+                      get_dataset("imagefolder", root=root, train=False, transform=val_transform, mode=mode))
+            for split in splits:
+                _check_headers(split)
+            return splits
         train_all = get_dataset("imagefolder", root=root, transform=train_transform, mode=mode)
         val_all = get_dataset("imagefolder", root=root, transform=val_transform, mode=mode)
     except (FileNotFoundError, ImportError) as err:
         raise DataError(str(err)) from None
+    _check_headers(train_all)
     order = np.random.default_rng(seed).permutation(len(train_all))
     n_val = max(1, len(order) // 10)
     return Subset(train_all, np.sort(order[n_val:])), Subset(val_all, np.sort(order[:n_val]))
+
+
+def _check_headers(folder):
+    """Every image's header, before training, when there are at most HEADER_CHECK_LIMIT (a few seconds)."""
+    if len(folder) <= HEADER_CHECK_LIMIT:
+        try:
+            folder.check_files()
+        except ValueError as err:
+            raise DataError(str(err)) from None
 
 
 def _first_of_shuffled(dataset, limit, seed):

@@ -29,8 +29,8 @@ import numpy as np
 import minidl
 from minidl.data.formats import DataFileError
 from minidl.serialization import atomic_write
-from minidl.training.checkpoint import (CheckpointError, NonFiniteError, load_model_weights, make_checkpoint,
-                                       save_checkpoint)
+from minidl.training.checkpoint import (CheckpointError, NonFiniteError, load_checkpoint, load_model_weights,
+                                       make_checkpoint, save_checkpoint)
 from minidl.training.data import build_data
 from minidl.training.loop import NonFiniteLossError, Trainer
 from minidl.training.metrics import plot_curves, write_metrics_csv
@@ -73,6 +73,8 @@ class Run:
         if not self.args.eval_only and done >= self.config["epochs"]:
             self.say(f"{self.args.resume} has already trained {done} epochs; pass --epochs N "
                      f"(N > {done}) to train longer")
+            if Path(self.args.resume).parent == Path(self.args.out or Path(self.args.resume).parent):
+                self._complete_finished_run()
             return 0
         if not self.args.eval_only:
             self.out = self._output_dir()  # claimed (created, writable, locked) before any data is read
@@ -224,6 +226,21 @@ class Run:
                  f"lr {row['lr']:.3g}  {row['seconds']:.1f} s ({_rate(row['images_per_s'])} img/s{_first(row)})"
                  f"{'  *best' if row['is_best'] else ''}")
 
+    def _complete_finished_run(self):
+        """A run killed between saving its last checkpoint and the files after it: write those from it."""
+        self.out = self._output_dir()
+        try:
+            checkpoint, progress = self.checkpoint, self.checkpoint["progress"]
+            if progress["best"]["epoch"] == progress["epoch"] and _saved_epoch(self.out / "best.ckpt") != progress["epoch"]:
+                self._write(self.out / "best.ckpt", lambda path: save_checkpoint(checkpoint, path))
+                self.say(f"wrote the missing {self.out / 'best.ckpt'} (epoch {progress['epoch']})")
+            self._write(self.out / "metrics.csv", lambda path: write_metrics_csv(path, progress["history"]))
+        except OutputWriteError as err:
+            self._report(str(err))
+        finally:
+            self.lock.release()
+            self.lock = None
+
     def _write(self, path, write):
         """``write(path)``; an OSError (disk full, permissions) becomes :class:`OutputWriteError` naming the file."""
         try:
@@ -308,6 +325,13 @@ class Run:
         resuming_here = resumed_dir is not None and out.resolve() == resumed_dir.resolve()
         self.lock = claim_run_folder(out, resuming_here, getattr(self.args, "overwrite", False), say=self.say)
         return out
+
+
+def _saved_epoch(path):
+    try:
+        return load_checkpoint(path)["progress"]["epoch"]
+    except (OSError, CheckpointError):
+        return None
 
 
 def _first(row):
