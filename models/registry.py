@@ -3,7 +3,19 @@
 Each builder registers itself with ``@register_model(description, paper)``; the description is one line,
 the paper its source (authors, title, venue and year).
 """
+import difflib
+
 _REGISTRY = {}
+
+
+def _close_names(name):
+    """Registered names a mistyped one probably meant: an O typed for a 0 (or l for a 1) in the digits of
+    a name is matched exactly first, then the closest spellings."""
+    lowered = name.lower().replace("-", "_")
+    for candidate in {lowered, lowered[:1] + lowered[1:].replace("o", "0").replace("l", "1")}:
+        if candidate in _REGISTRY:
+            return [candidate]
+    return difflib.get_close_matches(lowered, sorted(_REGISTRY), n=3, cutoff=0.6)
 
 
 class ModelEntry:
@@ -37,10 +49,20 @@ def list_models(with_descriptions=False):
     return {n: _REGISTRY[n] for n in names} if with_descriptions else names
 
 
-def get_model(name, **kwargs):
-    """Build a registered model: ``get_model("resnet20", num_classes=10)``."""
+def get_model(name, weights=None, **kwargs):
+    """Build a registered model: ``get_model("resnet20", num_classes=10)``.
+
+    ``weights``: a weights file (safetensors, PyTorch .pth, .npz, minidl) to load, with the known naming
+    differences of other sources mapped (``minidl.models.pretrained``); a file made for a different network
+    of the same name is refused with the reason.
+    """
     try:
         entry = _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"get_model: unknown model {name!r}; choose one of: {', '.join(list_models())}") from None
-    return entry.builder(**kwargs)
+        close = _close_names(str(name))
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        raise ValueError(f"get_model: unknown model {name!r}; {hint}choose one of: {', '.join(list_models())}") from None
+    if weights is None:
+        return entry.builder(**kwargs)
+    from minidl.models.pretrained import load_pretrained  # it reads files: loaded when weights are asked for
+    return load_pretrained(entry.builder(**kwargs), name, weights)
