@@ -7,8 +7,9 @@ How it works: minidl is define-by-run, so the model is *traced*. It runs once on
 gradient recording on (the model in eval mode; its mode is restored afterwards), which leaves the graph of
 Functions that computed the output (``Tensor.creator`` / ``Function.inputs``, see ``minidl.autograd``).
 Each Function becomes one or a few ONNX nodes (``minidl.onnx.ops``), each parameter and buffer an
-initializer under its ``state_dict`` name, and any value that does not depend on the input (LeNet-5's C3
-weights gathered through the connection table, a constant scale) is folded into an initializer.
+initializer under its ``state_dict`` name. Ops on parameters stay ops (LeNet-5's C3 weight is gathered from
+its 1,516 parameters through the connection table, in the graph); any other value that does not depend on
+the input (a constant scale, a reshaped buffer) is folded into an initializer.
 
 Deviations and limits, named:
 

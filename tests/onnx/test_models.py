@@ -81,3 +81,26 @@ def test_model_exports_and_onnxruntime_agrees(tmp_path, name):
     error = relative_error(got[0], expected[0])
     print(f"{name}: onnxruntime max relative error {error:.2e}")
     assert error <= RTOL
+
+
+def test_lenet5_keeps_its_c3_table_and_rbf_prototypes_in_the_graph(tmp_path):
+    """The C3 weight is gathered from the table's 1,516 parameters by the graph (the dense 16 x 6 x 5 x 5
+    weight is not an initializer), and the RBF output is (x - w)^2 summed, from the fixed prototypes."""
+    import onnx
+    model = get_model("lenet5")
+    x = np.random.default_rng(0).standard_normal((2, 1, 32, 32)).astype(np.float32)
+    got, expected = export_and_run(model, x, tmp_path / "lenet5.onnx")
+    assert relative_error(got[0], expected[0]) <= RTOL
+    graph = onnx.load(str(tmp_path / "lenet5.onnx")).graph
+    shapes = {t.name: tuple(t.dims) for t in graph.initializer}
+    assert {shapes[f"c3.convs.{i}.weight"] for i in range(3)} == {(6, 3, 5, 5), (9, 4, 5, 5), (1, 6, 5, 5)}
+    assert (16, 6, 5, 5) in shapes.values()   # the table: the Gather's flat indices
+    index = next(onnx.numpy_helper.to_array(t) for t in graph.initializer if tuple(t.dims) == (16, 6, 5, 5))
+    assert index.dtype == np.int64
+    connected = (index != index.max()).any(axis=(2, 3))   # absent connections point at the padded zero
+    np.testing.assert_array_equal(connected.T, model.c3.connection_matrix())
+    ops = [n.op_type for n in graph.node]
+    assert "Gather" in ops and ops[-5:-1] == ["Sub", "Mul", "ReduceSum", "Mul"]   # RBF: sum (x - w)^2, / -8
+    prototypes = model.output.prototypes.numpy()
+    assert any(onnx.numpy_helper.to_array(t).reshape(-1).tolist() == prototypes.reshape(-1).tolist()
+               for t in graph.initializer if np.prod(t.dims) == prototypes.size)
