@@ -320,7 +320,18 @@ def test_a_png_with_a_garbage_header_is_refused_before_training(tmp_path, capsys
     assert main([TINY, "--dataset", "imagefolder", "--data-dir", str(data), "--input-size", "8", "--epochs", "1",
                  "--out", str(out), "--quiet"]) == 2
     assert f"ImageFolder: cannot read {garbage}: cannot identify image file" in one_error_line(capsys)
-    assert snapshot(data) == before and not (out / "last.ckpt").exists() and not (out / "config.json").exists()
+    assert snapshot(data) == before and not out.exists()  # the folder made for the run is gone again, empty
+
+
+def test_eval_only_of_a_run_folder_takes_its_best_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(tiny_args(out, epochs=1)) == 0
+    best = metrics(out)[0]["val_acc"]
+    capsys.readouterr()
+    assert main(tiny_args(tmp_path / "unused", "--eval-only", "--resume", str(out), epochs=1)) == 0
+    said = capsys.readouterr().out
+    assert f"accuracy {100 * float(best):.2f}%" in said and f"weights from {out / 'best.ckpt'}" in said
+    assert not (tmp_path / "unused").exists()
 
 
 # -- 5. the smaller defects ---------------------------------------------------------------------------------

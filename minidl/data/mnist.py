@@ -138,8 +138,8 @@ class MNIST(ArrayDataset):
                 if unofficial:
                     self.source += " (not the official release)"
                     _announce((type(self).__name__, "unofficial", str(directory)),
-                              f"minidl.data: note: {', '.join(p.name for p in unofficial)} in {directory} "
-                              f"differ from the official {type(self).__name__} release (SHA-256); reading them as given")
+                              f"minidl.data: note: the IDX files in {directory} differ from the official "
+                              f"{type(self).__name__} release (SHA-256); reading them as given")
             else:  # re-gzipped by the packager: only the contents' format and sizes can be checked
                 self.source = f"{type(self).__name__} (full) from system copy {directory}"
             return self._read_pair(*paths)

@@ -40,11 +40,12 @@ def claim_run_folder(out, resuming_here=False, overwrite=False, say=print):
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"--out {out} is a file, not a folder: choose another --out")
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise RunFolderError(f"--out {out}: cannot create the folder ({err.strerror or err})") from None
-    lock = RunLock(out)
+    lock = RunLock(out, created)
     stale_owner = lock.acquire()
     try:
         if stale_owner:
@@ -70,8 +71,9 @@ def claim_run_folder(out, resuming_here=False, overwrite=False, say=print):
 class RunLock:
     """``folder/.minidl-train.lock``: the PID of the run that owns the folder, held with ``flock``."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, created=False):
         self.path = Path(folder) / LOCK_NAME
+        self.created = created  # the folder was made for this run: removed again if nothing was written
         self.fd = None
 
     def acquire(self):
@@ -109,6 +111,11 @@ class RunLock:
             pass
         os.close(self.fd)
         self.fd = None
+        if self.created:
+            try:
+                self.path.parent.rmdir()  # only succeeds when empty: a run that stopped before writing
+            except OSError:
+                pass
 
 
 def _open_lock_file(path):
