@@ -196,18 +196,49 @@ def _local_response_norm(g, func, xs, ys):
     g.node("Div", [xs[0], denominator[0]], ys)
 
 
-def _pool_attrs(args):
-    kh, kw, sh, sw, ph, pw, ceil_mode = args[:7]
-    return dict(kernel_shape=[kh, kw], strides=[sh, sw], pads=[ph, pw, ph, pw], ceil_mode=int(ceil_mode))
+def _pool_geometry(func):
+    """kernel, strides, begin pads, end pads for a pooling Function, with ceil_mode made explicit.
+
+    ONNX's ceil_mode keeps a last window that starts in the right padding; minidl (and PyTorch) drop it.
+    So ceil_mode is never passed on: the end padding is grown until the floor formula gives minidl's
+    output size (each extra row or column only ever falls inside a window that minidl also has)."""
+    kh, kw, sh, sw, ph, pw = func.args[:6]
+    (H, W), (OH, OW) = func.inputs[0].shape[2:], func.output_meta[0][0][2:]
+    end = [(OH - 1) * sh + kh - H - ph, (OW - 1) * sw + kw - W - pw]
+    return [kh, kw], [sh, sw], [ph, pw], [max(e, 0) for e in end]
 
 
 def _max_pool2d(g, func, xs, ys):
-    g.node("MaxPool", xs, ys, **_pool_attrs(func.args))
+    kernel, strides, begin, end = _pool_geometry(func)
+    g.node("MaxPool", xs, ys, kernel_shape=kernel, strides=strides, pads=begin + end)   # pads count as -inf
+
+
+def _avg_divisors(n, size, k, s, p, count_include_pad):
+    """minidl's divisor per output position along one axis: the window clipped to the padded input (or to
+    the input itself without count_include_pad), as PyTorch's avg_pool2d."""
+    starts = np.arange(n) * s - p
+    ends = np.minimum(starts + k, size + p)
+    if not count_include_pad:
+        starts, ends = np.maximum(starts, 0), np.minimum(ends, size)
+    return (ends - starts).astype(np.float64)
 
 
 def _avg_pool2d(g, func, xs, ys):
+    kernel, strides, begin, end = _pool_geometry(func)
     count_include_pad = func.args[7]
-    g.node("AveragePool", xs, ys, count_include_pad=int(count_include_pad), **_pool_attrs(func.args))
+    if end == begin and (count_include_pad or begin == [0, 0]):   # ONNX's AveragePool means the same
+        g.node("AveragePool", xs, ys, kernel_shape=kernel, strides=strides, pads=begin + end,
+               count_include_pad=int(count_include_pad))
+        return
+    # Otherwise: sum each window of the zero-padded input (mean x window size), then divide by minidl's
+    # divisor, which depends on the position (clipped windows at the edges).
+    (H, W), (OH, OW) = func.inputs[0].shape[2:], func.output_meta[0][0][2:]
+    dh = _avg_divisors(OH, H, kernel[0], strides[0], begin[0], count_include_pad)
+    dw = _avg_divisors(OW, W, kernel[1], strides[1], begin[1], count_include_pad)
+    scale = (kernel[0] * kernel[1] / np.outer(dh, dw)).astype(func.inputs[0].dtype)[None, None]
+    padded = g.node("Pad", [xs[0], g.ints([0, 0] + begin + [0, 0] + end, "pads")])
+    mean = g.node("AveragePool", padded, kernel_shape=kernel, strides=strides)
+    g.node("Mul", [mean[0], g.const(scale, "divisor_scale")], ys)
 
 
 def _averaging_matrix(bins, size, dtype):

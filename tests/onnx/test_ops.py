@@ -35,7 +35,9 @@ def _x(*shape, seed=0):
 
 
 def _check(tmp_path, fn, x, *params, opset=minidl.onnx.DEFAULT_OPSET):
-    got, expected = export_and_run(Lambda(fn, *params), x, tmp_path / "op.onnx", opset=opset)
+    path = tmp_path / "op.onnx"
+    path.unlink(missing_ok=True)   # written by this test's previous case, if any
+    got, expected = export_and_run(Lambda(fn, *params), x, path, opset=opset)
     for g, e in zip(got, expected):
         if e.dtype.kind == "f":
             assert relative_error(g, e) <= RTOL
@@ -180,3 +182,25 @@ def test_boundary_values_pass_through(tmp_path):
     model = Lambda(lambda x: Concat(3)(F.relu(x), F.max_pool2d(x, (1, 2), (1, 2))))
     got, expected = export_and_run(model, x, tmp_path / "edges.onnx")
     np.testing.assert_array_equal(got[0], expected[0])
+
+
+POOLS = [dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=2, stride=2, padding=1),
+         dict(kernel_size=3, stride=3, padding=1), dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0))]
+
+
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_pooling_ceil_mode_and_padding_edges(tmp_path, pool):
+    """Where ceil_mode's last window would start in the right padding, minidl (like PyTorch) drops it and
+    ONNX's ceil_mode would keep it; and clipped windows divide by their own size. All sizes 5-7."""
+    checked = 0
+    for args in POOLS:
+        for ceil_mode in (True, False):
+            for count_include_pad in ((True, False) if pool == "avg" else (None,)):
+                kwargs = dict(args, ceil_mode=ceil_mode)
+                if count_include_pad is not None:
+                    kwargs["count_include_pad"] = count_include_pad
+                f = F.avg_pool2d if pool == "avg" else F.max_pool2d
+                for size in (5, 6, 7):
+                    _check(tmp_path, lambda x: f(x, **kwargs), _x(1, 2, size, size + 1))
+                    checked += 1
+    assert checked == (48 if pool == "avg" else 24)
