@@ -67,8 +67,9 @@ class GraphBuilder:
         for t in outputs:
             if t.creator is not None:
                 for func in self._functions_behind(t):
-                    for ref in func.outputs:
-                        self._producers[id(ref())] = func
+                    for out in (ref() for ref in func.outputs):
+                        if out is not None:
+                            self._producers[id(out)] = func
 
     def add_output(self, t, name):
         creator = t.creator or self._producers.get(id(t))
@@ -115,7 +116,7 @@ class GraphBuilder:
         return memo[id(func)]
 
     def _functions_behind(self, t, creator=None):
-        """Every input-dependent Function that ``t`` needs, oldest generation first."""
+        """Every Function ``t`` needs that is exported as nodes (see _is_live), oldest generation first."""
         seen, stack, found = set(), [creator or t.creator], []
         while stack:
             f = stack.pop()

@@ -11,8 +11,14 @@ Where ONNX's op means something else than minidl's, the converter says how it is
   even window the other way (floor/ceil swapped), so even sizes are composed from Pad and AveragePool.
 * Adaptive average pooling with bins that overlap (input not a multiple of the output): a product of two
   constant averaging matrices, ``A_H @ x @ A_W^T``, the same bins as ``AdaptiveAvgPool2d``.
-* Indexing with arrays (anything but ints and slices): a Gather from the flattened tensor with the flat
-  indices NumPy's indexing selects.
+* Pooling with ``ceil_mode``: ONNX keeps a last window that starts in the right padding, minidl and PyTorch
+  drop it; the end padding is made explicit instead. Average windows clipped at the edges divide by their
+  own size (count_include_pad counts the padding but not the overhang): Pad, AveragePool and a constant
+  per-position scale where ONNX's AveragePool would divide otherwise.
+* Indexing other than plain slices with positive steps (ints, arrays, masks): a Gather from the flattened
+  tensor with the flat indices NumPy's indexing selects.
+* LogSigmoid and Softplus: composed in minidl's stable form (ONNX has no log1p; its Softplus has neither
+  beta nor the threshold).
 """
 import numpy as np
 from onnx import helper
