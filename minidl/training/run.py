@@ -73,7 +73,7 @@ class Run:
         if not self.args.eval_only and done >= self.config["epochs"]:
             self.say(f"{self.args.resume} has already trained {done} epochs; pass --epochs N "
                      f"(N > {done}) to train longer")
-            if Path(self.args.resume).parent == Path(self.args.out or Path(self.args.resume).parent):
+            if self.args.out is None or Path(self.args.out).resolve() == Path(self.args.resume).parent.resolve():
                 self._complete_finished_run()
             return 0
         if not self.args.eval_only:
