@@ -63,7 +63,7 @@ _keep_freed_memory()
 
 from minidl.kernels import cpu, reference  # noqa: E402  (after NUMBA_CACHE_DIR and OMP_WAIT_POLICY)
 from minidl.kernels import compile_notice  # noqa: E402,F401  (says once when a kernel must compile)
-from minidl.kernels.reference import conv_output_size  # noqa: E402
+from minidl.kernels.reference import conv_output_size, window_count  # noqa: E402
 
 _NUMPY_KERNELS = {"": cpu, "numba": cpu, "cpu": cpu, "reference": reference}
 _mode = os.environ.get("MINIDL_KERNELS", "").strip().lower()
@@ -196,4 +196,4 @@ del _name
 
 __all__ = ["DEPTHWISE_KERNELS", "GEMM_LAYOUT_KERNELS", "KERNELS", "WINOGRAD_KERNELS", "conv_output_size", "cpu",
            "has_kernel", "numpy_kernels", "reference", *KERNELS, *GEMM_LAYOUT_KERNELS, *DEPTHWISE_KERNELS,
-           *WINOGRAD_KERNELS]
+           *WINOGRAD_KERNELS, "window_count"]

@@ -47,48 +47,68 @@ def _check_int(op, name, value, minimum):
         raise ValueError(f"{op}: {name} must be an integer >= {minimum}, got {value!r}")
 
 
+def window_count(size, k, s, p, d=1, ceil_mode=False):
+    """PyTorch's number of windows along one axis (``pooling_output_shape``), which may come out below 1.
+
+        out = floor((size + 2p - d*(k-1) - 1 + (s-1 if ceil_mode else 0)) / s) + 1
+
+    With ceil_mode the last window may hang past the padded input, even when the kernel is larger than
+    the padded input; it is dropped if it would start inside the right padding, i.e. if
+    (out-1)*s >= size + p, so every window overlaps the input. Arguments are not checked.
+    """
+    out = (size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
 def conv_output_size(size, k, s, p, d=1, ceil_mode=False):
-    """Number of windows along one axis of a convolution or pooling.
+    """Number of windows along one axis of a convolution or pooling (see window_count), at least 1.
 
         out = floor((size + 2p - d*(k-1) - 1) / s) + 1        (ceil instead of floor when ceil_mode)
 
-    With ceil_mode the last window is dropped if it would start inside the right padding,
-    i.e. if (out-1)*s >= size + p (PyTorch's rule): every window then overlaps the input.
+    Without ceil_mode the dilated kernel must fit in the padded input. With ceil_mode it may be larger,
+    as in PyTorch, as long as one window starts inside the input or its left padding and reaches the
+    input: size + 2p - d*(k-1) - 1 > -s.
 
     >>> conv_output_size(32, 5, 1, 0)                    # LeNet C1
     28
     >>> conv_output_size(6, 3, 2, 0, ceil_mode=True)     # windows start at 0, 2, 4; the last overhangs
     3
+    >>> conv_output_size(2, 3, 2, 0, ceil_mode=True)     # one window, larger than the input
+    1
     """
     op = "conv_output_size"
     for name, value, minimum in (("size", size, 1), ("k", k, 1), ("s", s, 1), ("p", p, 0), ("d", d, 1)):
         _check_int(op, name, value, minimum)
-    span = size + 2 * p - d * (k - 1) - 1
-    if span < 0:
-        raise ValueError(f"{op}: a kernel of {k} with dilation {d} spans {d * (k - 1) + 1}, "
-                         f"more than the padded size {size} + 2*{p} = {size + 2 * p}")
-    out = (-(-span // s) if ceil_mode else span // s) + 1
-    if ceil_mode and (out - 1) * s >= size + p:
-        out -= 1
+    out = window_count(size, k, s, p, d, ceil_mode)
+    if out < 1:
+        raise ValueError(f"{op}: a kernel of {k} with dilation {d} spans {d * (k - 1) + 1}, more than the "
+                         f"padded size {size} + 2*{p} = {size + 2 * p}"
+                         + (f" by at least the stride {s}, even with ceil_mode" if ceil_mode else ""))
     return out
 
 
 def window_geometry(op, H, W, KH, KW, SH, SW, PH, PW, DH=1, DW=1, ceil_mode=False, pool=False):
     """Check a 2-d window (kernel, stride, padding, dilation) against an H x W input; return (OH, OW).
 
-    For pooling (``pool=True``) the padding may be at most half the kernel, as in PyTorch.
+    For pooling (``pool=True``) the padding may be at most half the kernel, as in PyTorch. Without
+    ceil_mode the dilated kernel must fit in the padded input; with it, see conv_output_size.
     """
-    for name, value, minimum in (("KH", KH, 1), ("KW", KW, 1), ("SH", SH, 1), ("SW", SW, 1),
-                                 ("PH", PH, 0), ("PW", PW, 0), ("DH", DH, 1), ("DW", DW, 1)):
+    for name, value, minimum in (("H", H, 1), ("W", W, 1), ("KH", KH, 1), ("KW", KW, 1), ("SH", SH, 1),
+                                 ("SW", SW, 1), ("PH", PH, 0), ("PW", PW, 0), ("DH", DH, 1), ("DW", DW, 1)):
         _check_int(op, name, value, minimum)
     if pool and (PH > KH // 2 or PW > KW // 2):
         raise ValueError(f"{op}: padding must be at most half the kernel, got padding {PH}x{PW} "
                          f"for kernel {KH}x{KW}")
-    span_h, span_w = DH * (KH - 1) + 1, DW * (KW - 1) + 1
-    if span_h > H + 2 * PH or span_w > W + 2 * PW:
+    OH, OW = window_count(H, KH, SH, PH, DH, ceil_mode), window_count(W, KW, SW, PW, DW, ceil_mode)
+    if OH < 1 or OW < 1:
+        span_h, span_w = DH * (KH - 1) + 1, DW * (KW - 1) + 1
         raise ValueError(f"{op}: kernel {KH}x{KW} (dilation {DH}x{DW}) spans {span_h}x{span_w}, larger than "
-                         f"the padded input {H + 2 * PH}x{W + 2 * PW} (H={H}, W={W}, padding {PH}x{PW})")
-    return (conv_output_size(H, KH, SH, PH, DH, ceil_mode), conv_output_size(W, KW, SW, PW, DW, ceil_mode))
+                         f"the padded input {H + 2 * PH}x{W + 2 * PW} (H={H}, W={W}, padding {PH}x{PW})"
+                         + (f", even with ceil_mode (stride {SH}x{SW}): the output would be {OH}x{OW}"
+                            if ceil_mode else ""))
+    return OH, OW
 
 
 def check_output_hw(op, name, got, expected, H, W):

@@ -25,6 +25,9 @@ Differences from torchvision's ``googlenet``, which this model does not try to l
 torchvision's 5x5 branch is a 3x3 convolution, a bug kept to stay compatible with the weights it
 ported (its source says so), and it puts batch norm after every convolution (which Inception v1
 predates) and has no LRN. Here the 5x5 branch is 5x5, as in the paper, and there is no batch norm.
+torchvision's maxpool4 is 2x2/2 where the paper's Table 1 (and bvlc_googlenet) has 3x3/2: both give
+14 -> 7, but on the 1x1 maps of 15 to 30 px inputs only the 2x2 window fits (with ceil_mode a window may
+overhang by less than the stride), so torchvision runs from 15 px and this model from 31 px.
 
 Deviations from the paper, named: the final 7x7 average pool is an adaptive (global) average pool,
 identical at 224 x 224 and usable on other sizes; LRN is the one in the reference Caffe model
@@ -124,9 +127,9 @@ def googlenet_lrn():
 
 class GoogLeNet(nn.Module):
     """GoogLeNet on 224 x 224 inputs (the auxiliary heads need 4a's 14 x 14 maps; without them any
-    size from 32 up works). In training mode with ``aux_logits=True``, ``forward`` returns
-    ``(logits, aux1, aux2)``; in eval mode (or ``aux_logits=False``) only ``logits``: the auxiliary
-    classifiers are "discarded at inference time". Train with :func:`googlenet_loss`.
+    size from 31 up works, CIFAR's 32 x 32 included). In training mode with ``aux_logits=True``,
+    ``forward`` returns ``(logits, aux1, aux2)``; in eval mode (or ``aux_logits=False``) only ``logits``:
+    the auxiliary classifiers are "discarded at inference time". Train with :func:`googlenet_loss`.
 
     >>> model = GoogLeNet().eval()
     >>> model(minidl.zeros(1, 3, 224, 224)).shape

@@ -23,10 +23,12 @@ def pair(value, op, name, minimum=None):
     """Turn an int or a pair into a pair of ints, checking ``value >= minimum``."""
     if isinstance(value, numbers.Integral):
         value = (int(value), int(value))
+    elif isinstance(value, str):   # tuple(int(v) for v in "12") would read it as (1, 2)
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     else:
         try:
             value = tuple(int(v) for v in value)
-        except TypeError:
+        except (TypeError, ValueError):   # ValueError: int("a")
             raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}") from None
         if len(value) != 2:
             raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")

@@ -212,6 +212,54 @@ class Conv2d(Function):
         return gx, gW, gb
 
 
+class Conv2dExtraPadding(Conv2d):
+    """Conv2d of x with (EH, EW) more zero rows and columns at the bottom and right than at the top and
+    left: padding="same" with an even dilated kernel span, whose DH (KH - 1) rows of padding do not split
+    evenly (PyTorch, too, pads the input by the difference and then runs the symmetric convolution).
+    A subclass, so that the common, symmetric convolution pays nothing for it."""
+
+    def __init__(self, stride, padding, dilation, groups, extra):
+        super().__init__(stride, padding, dilation, groups)
+        self.extra = extra
+
+    def forward(self, x, W, b=None):
+        self.x_hw = x.shape[2:]
+        x = self.xp.pad(x, ((0, 0), (0, 0), (0, self.extra[0]), (0, self.extra[1])))
+        return super().forward(x, W, b)
+
+    def backward(self, gy):
+        gx, *rest = super().backward(gy)
+        if gx is not None:   # the gradient of the padded x, cut back to x
+            gx = self.xp.ascontiguousarray(gx[:, :, :self.x_hw[0], :self.x_hw[1]])
+        return (gx, *rest)
+
+
+PADDING_STRINGS = ("same", "valid")
+
+
+def string_padding(padding, kernel_size, stride=1, dilation=1, op="conv2d"):
+    """PyTorch's padding strings as zero padding: ((PH, PW) on every side, (EH, EW) more at the bottom/right).
+
+        "valid"   no padding: (0, 0), (0, 0)
+        "same"    an output as large as the input (stride 1 only): DH (KH - 1) rows in all, PH = DH (KH - 1) // 2
+                  at the top and the rest at the bottom, so an even kernel (KH = 4: 1 above, 2 below) pads
+                  one more row at the bottom (EH = 1) and one more column at the right, as PyTorch does.
+
+    >>> string_padding("same", (4, 3))
+    ((1, 1), (1, 0))
+    """
+    if padding not in PADDING_STRINGS:
+        raise ValueError(f"{op}: padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
+    stride, dilation = pair(stride, op, "stride", minimum=1), pair(dilation, op, "dilation", minimum=1)
+    if padding == "valid":
+        return (0, 0), (0, 0)
+    if stride != (1, 1):
+        raise ValueError(f"{op}: padding='same' needs stride 1 (PyTorch does not support it for strided "
+                         f"convolutions), got stride {stride}")
+    total = [d * (k - 1) for k, d in zip(pair(kernel_size, op, "kernel_size", minimum=1), dilation)]
+    return tuple(t // 2 for t in total), tuple(t % 2 for t in total)
+
+
 def _grouped_matmul(a, b):
     """a (G, M, K) @ b (G, K, P) -> (G, M, P): a single 2-D GEMM when G == 1, which BLAS runs best."""
     if a.shape[0] == 1:
@@ -224,7 +272,8 @@ def _conv_args(op, x, W, b, stride, padding, dilation, groups):
     check_ndim(x, 4, op)
     check_ndim(W, 4, op, "W", "K x C/groups x KH x KW" if op == "conv2d" else "C x K/groups x KH x KW")
     stride = pair(stride, op, "stride", minimum=1)
-    padding = pair(padding, op, "padding", minimum=0)
+    if not (op == "conv2d" and isinstance(padding, str)):   # conv2d resolves "same" and "valid" itself
+        padding = pair(padding, op, "padding", minimum=0)
     dilation = pair(dilation, op, "dilation", minimum=1)
     if not isinstance(groups, int) or groups < 1:
         raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
@@ -241,9 +290,11 @@ def conv2d(x, W, b=None, stride=1, padding=0, dilation=1, groups=1):
     K x C/groups x KH x KW filters ``W`` and an optional bias of shape (K,).
 
     ``groups`` splits the channels into independent convolutions: AlexNet's two towers (groups=2),
-    ResNeXt's cardinality, and Xception's depthwise convolutions (groups=C).
+    ResNeXt's cardinality, and Xception's depthwise convolutions (groups=C). ``padding`` is an int, a
+    pair, or PyTorch's "valid" (none) or "same" (stride 1: OH = H, OW = W; see string_padding).
 
     >>> y = conv2d(minidl.randn(8, 3, 32, 32), minidl.randn(16, 3, 5, 5), padding=2)   # 8 x 16 x 32 x 32
+    >>> y = conv2d(minidl.randn(8, 3, 32, 32), minidl.randn(16, 3, 4, 4), padding="same")   # the same
     """
     op = "conv2d"
     inputs, stride, padding, dilation = _conv_args(op, x, W, b, stride, padding, dilation, groups)
@@ -255,13 +306,18 @@ def conv2d(x, W, b=None, stride=1, padding=0, dilation=1, groups=1):
         raise ValueError(f"conv2d: x has {C} channels but W {tuple(W.shape)} with groups={groups} expects {expected}")
     if K % groups:
         raise ValueError(f"conv2d: {K} filters cannot be split into {groups} groups")
-    for size, k, s, p, d, axis in ((H, KH, stride[0], padding[0], dilation[0], "height"),
-                                   (W_in, KW, stride[1], padding[1], dilation[1], "width")):
-        if d * (k - 1) + 1 > size + 2 * p:
+    extra = (0, 0)
+    if isinstance(padding, str):
+        padding, extra = string_padding(padding, (KH, KW), stride, dilation)
+    for size, k, p, e, d, axis in ((H, KH, padding[0], extra[0], dilation[0], "height"),
+                                   (W_in, KW, padding[1], extra[1], dilation[1], "width")):
+        if d * (k - 1) + 1 > size + 2 * p + e:
             raise ValueError(f"conv2d: kernel {axis} {k} (dilation {d}) is larger than the padded input {axis} "
                              f"{size} + 2*{p}; x has shape {tuple(x.shape)}")
     if len(inputs) == 3 and inputs[2].shape != (K,):
         raise ValueError(f"conv2d: b must have shape ({K},), got {tuple(inputs[2].shape)}")
+    if extra != (0, 0):
+        return Conv2dExtraPadding(stride, padding, dilation, groups, extra)(*inputs)
     return Conv2d(stride, padding, dilation, groups)(*inputs)
 
 
@@ -281,9 +337,28 @@ class ConvTranspose2d(Function):
         self.x, self.W = x, W
         Wm = W.reshape(G, C // G, Kg * KH * KW)
         col = Wm.swapaxes(-1, -2) @ x.reshape(N, G, C // G, H * W_in)  # (N, G, K/G*KH*KW, H*W)
-        y = kernels.col2im(col.reshape(N, G * Kg, KH, KW, H, W_in), OH, OW, SH, SW, PH, PW, DH, DW)
+        col = col.reshape(N, G * Kg, KH, KW, H, W_in)
+        if kernels.window_count(OH, KH, SH, PH, DH) == H and kernels.window_count(OW, KW, SW, PW, DW) == W_in:
+            y = kernels.col2im(col, OH, OW, SH, SW, PH, PW, DH, DW)
+        else:
+            y = self._col2im_past_the_windows(col)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
+        return y
+
+    def _col2im_past_the_windows(self, col):
+        """col2im when output_padding >= stride (allowed while it is smaller than the dilation): a conv2d
+        over the OH x OW output would have more than H x W windows, so col2im cannot take OH x OW. Sum the
+        windows onto the unpadded canvas they cover, FH = (H - 1) SH + DH (KH - 1) + 1 tall, then cut the
+        output out of it: y[h] = canvas[h + PH], zero where h + PH is past the canvas."""
+        N, K, KH, KW, H, W_in = col.shape
+        (SH, SW), (PH, PW), (DH, DW) = self.stride, self.padding, self.dilation
+        OH, OW = self.out_size
+        FH, FW = (H - 1) * SH + DH * (KH - 1) + 1, (W_in - 1) * SW + DW * (KW - 1) + 1
+        canvas = kernels.col2im(col, FH, FW, SH, SW, 0, 0, DH, DW)
+        rows, cols = max(0, min(OH, FH - PH)), max(0, min(OW, FW - PW))
+        y = self.xp.zeros((N, K, OH, OW), dtype=canvas.dtype)
+        y[:, :, :rows, :cols] = canvas[:, :, PH:PH + rows, PW:PW + cols]
         return y
 
     def backward(self, gy):
@@ -319,7 +394,8 @@ def conv_transpose2d(x, W, b=None, stride=1, padding=0, output_padding=0, groups
     if C % groups:
         raise ValueError(f"{op}: {C} input channels cannot be split into {groups} groups")
     if output_padding[0] >= max(stride[0], dilation[0]) or output_padding[1] >= max(stride[1], dilation[1]):
-        raise ValueError(f"{op}: output_padding {output_padding} must be smaller than stride {stride} or dilation")
+        raise ValueError(f"{op}: output_padding {output_padding} must be smaller than either stride {stride} "
+                         f"or dilation {dilation} (PyTorch's rule), in each dimension")
     out_size = tuple((n - 1) * s - 2 * p + d * (k - 1) + op_ + 1 for n, s, p, d, k, op_ in
                      zip((H, W_in), stride, padding, dilation, (KH, KW), output_padding))
     if min(out_size) < 1:

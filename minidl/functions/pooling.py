@@ -1,14 +1,16 @@
 """Max, average and adaptive average pooling, and max unpooling (with the pooling switches).
 
 Shape letters as in ``minidl.functions.conv``. With ``ceil_mode`` the output size rounds up, so the last
-window may hang over the edge (it must still start inside the input or its left padding).
+window may hang over the edge (it must still start inside the input or its left padding), and the kernel
+may be larger than the padded input (PyTorch: max_pool2d of a 2x4 input with a 3x3/2 window, ceil_mode,
+is 1x2): see ``minidl.kernels.reference.window_count``.
 """
 from minidl import backend, kernels
 from minidl.functions._checks import as_input, check_ndim, pair
 from minidl.tensor import Function, Tensor
 
 
-def _pool_args(op, x, kernel_size, stride, padding):
+def _pool_args(op, x, kernel_size, stride, padding, ceil_mode):
     x = as_input(x, op)
     check_ndim(x, 4, op)
     kernel = pair(kernel_size, op, "kernel_size", minimum=1)
@@ -17,8 +19,12 @@ def _pool_args(op, x, kernel_size, stride, padding):
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{op}: padding {padding} must be at most half the kernel size {kernel}")
     H, W = x.shape[2:]
-    if kernel[0] > H + 2 * padding[0] or kernel[1] > W + 2 * padding[1]:
-        raise ValueError(f"{op}: kernel {kernel} is larger than the padded input {H}x{W} + 2*{padding}; "
+    if min(H, W) < 1:
+        raise ValueError(f"{op}: x must have at least one row and one column, got shape {tuple(x.shape)}")
+    if min(kernels.window_count(n, k, s, p, ceil_mode=bool(ceil_mode))
+           for n, k, s, p in zip((H, W), kernel, stride, padding)) < 1:
+        overhang = f" by at least the stride {stride}, even with ceil_mode" if ceil_mode else ""
+        raise ValueError(f"{op}: kernel {kernel} is larger than the padded input {H}x{W} + 2*{padding}{overhang}; "
                          f"x has shape {tuple(x.shape)}")
     return x, kernel, stride, padding
 
@@ -43,7 +49,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, return_i
     winning input in its plane (PyTorch's convention), which ``max_unpool2d`` uses to put values back,
     as Zeiler & Fergus's deconvnet does.
     """
-    x, kernel, stride, padding = _pool_args("max_pool2d", x, kernel_size, stride, padding)
+    x, kernel, stride, padding = _pool_args("max_pool2d", x, kernel_size, stride, padding, ceil_mode)
     f = MaxPool2d(kernel, stride, padding, ceil_mode)
     y = f(x)
     if return_indices:
@@ -114,7 +120,7 @@ class AvgPool2d(Function):
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
     """The mean of each KH x KW window. ``count_include_pad`` counts zero padding in the divisor (the
     default, as PyTorch); windows cut off by ``ceil_mode`` count only the part inside the padded input."""
-    x, kernel, stride, padding = _pool_args("avg_pool2d", x, kernel_size, stride, padding)
+    x, kernel, stride, padding = _pool_args("avg_pool2d", x, kernel_size, stride, padding, ceil_mode)
     return AvgPool2d(kernel, stride, padding, ceil_mode, count_include_pad)(x)
 
 

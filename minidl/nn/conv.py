@@ -48,8 +48,12 @@ class _ConvNd(Module):
         self.out_channels = int(out_channels)
         self.kernel_size = _pair(kernel_size, "kernel_size", layer, 1)
         self.stride = _pair(stride, "stride", layer, 1)
-        self.padding = _pair(padding, "padding", layer, 0)
         self.dilation = _pair(dilation, "dilation", layer, 1)
+        if layer == "Conv2d" and isinstance(padding, str):   # "same" or "valid", kept as the string (PyTorch)
+            F.conv.string_padding(padding, self.kernel_size, self.stride, self.dilation, op=layer)
+            self.padding = padding
+        else:
+            self.padding = _pair(padding, "padding", layer, 0)
         self.groups = int(groups)
         self.weight = Parameter(np.empty(weight_shape + self.kernel_size, dtype=np.float32))
         if bias:
@@ -88,7 +92,9 @@ class _ConvNd(Module):
 
 
 class Conv2d(_ConvNd):
-    """2-D cross-correlation over (N, C, H, W) inputs; see the module docstring for shapes.
+    """2-D cross-correlation over (N, C, H, W) inputs; see the module docstring for shapes. ``padding``
+    may also be "valid" (none) or "same" (stride 1 only; OH = H, OW = W), as in PyTorch, and stays that
+    string in ``self.padding``; F.conv2d says what it means (an even kernel pads one more row at the bottom).
 
     >>> conv1 = nn.Conv2d(3, 96, kernel_size=11, stride=4)      # AlexNet's first layer
     >>> conv1(minidl.randn(1, 3, 227, 227)).shape
@@ -132,19 +138,21 @@ class ConvTranspose2d(_ConvNd):
                                  f"either stride {self.stride} or dilation {self.dilation}")
 
     def _output_padding_for(self, x, output_size):
-        """The output_padding that makes the output (OH, OW) == output_size."""
-        output_size = tuple(output_size)[-2:]
-        padding = []
-        for i in range(2):
-            smallest = ((x.shape[2 + i] - 1) * self.stride[i] - 2 * self.padding[i]
-                        + self.dilation[i] * (self.kernel_size[i] - 1) + 1)
-            extra = output_size[i] - smallest
-            if not 0 <= extra < max(self.stride[i], self.dilation[i]):
-                raise ValueError(f"ConvTranspose2d: output_size {output_size} is not reachable from input "
-                                 f"{tuple(x.shape)}: dim {i} can be {smallest} to "
-                                 f"{smallest + max(self.stride[i], self.dilation[i]) - 1}")
-            padding.append(extra)
-        return tuple(padding)
+        """The output_padding that makes the output (OH, OW) == output_size.
+
+        As in PyTorch, output_size may exceed the smallest output by at most stride - 1, even where
+        the dilation would allow a larger output_padding when it is given directly: an output_size asks
+        for the input size of the strided Conv2d that this layer inverts, and the stride alone decides those.
+        """
+        output_size = tuple(int(n) for n in tuple(output_size)[-2:])
+        smallest = tuple((x.shape[2 + i] - 1) * self.stride[i] - 2 * self.padding[i]
+                         + self.dilation[i] * (self.kernel_size[i] - 1) + 1 for i in range(2))
+        largest = tuple(n + s - 1 for n, s in zip(smallest, self.stride))
+        if not all(lo <= n <= hi for n, lo, hi in zip(output_size, smallest, largest)):
+            raise ValueError(f"ConvTranspose2d: requested an output size of {output_size}, but valid sizes range "
+                             f"from {smallest} to {largest} for an input of {tuple(x.shape[2:])} (stride "
+                             f"{self.stride}, padding {self.padding}, dilation {self.dilation})")
+        return tuple(n - lo for n, lo in zip(output_size, smallest))
 
     def forward(self, x, output_size=None):
         self._check_input(x)

@@ -24,7 +24,8 @@ import pytest
 from minidl import kernels
 from minidl.kernels import gpu
 from minidl.kernels import reference as ref
-from tests.kernels.test_gpu import DTYPES, assert_matches_reference, kernel_calls, nan_and_infinity_case
+from tests.kernels.test_gpu import (DTYPES, assert_matches_reference, kernel_calls, nan_and_infinity_case,
+                                    oversized_ceil_mode_cases)
 from tests.kernels.test_reference import argument_errors
 
 SOURCES = sorted({source for source, _ in gpu.SIGNATURES.values()})
@@ -216,6 +217,12 @@ def test_every_kernel_on_the_host_shim(shim, dtype, seed):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_max_pool_nan_and_infinities_on_the_host_shim(shim, dtype):
     assert_matches_reference(*shim, *nan_and_infinity_case(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pool_kernels_larger_than_the_input_with_ceil_mode_on_the_host_shim(shim, dtype):
+    for name, args, backward in oversized_ceil_mode_cases(dtype):
+        assert_matches_reference(*shim, name, args, backward)
 
 
 def test_argument_errors_on_the_host_shim(shim):

@@ -117,6 +117,24 @@ def nan_and_infinity_case(dtype):
     return "max_pool2d_forward", (x, 3, 3, 2, 2, 1, 1, True)
 
 
+def oversized_ceil_mode_cases(dtype):
+    """Pooling calls whose kernel is larger than the padded input, which only ceil_mode allows (PyTorch's
+    rule: one window, starting inside the input or its left padding), and windows hanging past the edge."""
+    rng = np.random.default_rng(7)
+    calls = []
+    for shape, pool in [((1, 2, 2, 4), (3, 3, 2, 2, 0, 0)), ((2, 1, 1, 1), (3, 2, 3, 2, 1, 1)),
+                        ((1, 3, 3, 2), (5, 4, 4, 3, 2, 0)), ((1, 1, 5, 4), (4, 4, 3, 3, 1, 2))]:
+        x = tie_free(shape, rng).astype(dtype)
+        y, indices = ref.max_pool2d_forward(x, *pool, True)
+        gy = rng.standard_normal(y.shape).astype(dtype)
+        calls += [("max_pool2d_forward", (x, *pool, True), False),
+                  ("max_pool2d_backward", (gy, indices, *shape[2:]), True)]
+        for count_include_pad in (True, False):
+            calls += [("avg_pool2d_forward", (x, *pool, True, count_include_pad), False),
+                      ("avg_pool2d_backward", (gy, *shape[2:], *pool, True, count_include_pad), True)]
+    return calls
+
+
 @pytest.fixture(scope="module")
 def cuda():
     """(gpu module, to_device, to_host) on the real device."""
@@ -136,6 +154,12 @@ def test_every_kernel_matches_reference(cuda, dtype, seed):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_max_pool_nan_and_infinities(cuda, dtype):
     assert_matches_reference(*cuda, *nan_and_infinity_case(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pool_kernels_larger_than_the_input_with_ceil_mode(cuda, dtype):
+    for name, args, backward in oversized_ceil_mode_cases(dtype):
+        assert_matches_reference(*cuda, name, args, backward)
 
 
 def test_large_grid_stride_and_64_bit_indices(cuda):

@@ -48,13 +48,16 @@ def conv_cases(draw):
 
 @st.composite
 def pool_cases(draw):
-    """(N, C, H, W), a pooling Window (padding at most half the kernel) and ceil_mode."""
+    """(N, C, H, W), a pooling Window (padding at most half the kernel) and ceil_mode. With ceil_mode the
+    kernel may be up to SH - 1 (SW - 1) larger than the padded input, as PyTorch allows."""
     KH, KW, SH, SW = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
     PH, PW = draw(st.integers(0, KH // 2)), draw(st.integers(0, KW // 2))
-    min_h, min_w = max(1, KH - 2 * PH), max(1, KW - 2 * PW)
+    ceil_mode = draw(st.booleans())
+    slack_h, slack_w = (SH - 1, SW - 1) if ceil_mode else (0, 0)
+    min_h, min_w = max(1, KH - 2 * PH - slack_h), max(1, KW - 2 * PW - slack_w)
     shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)),
              draw(st.integers(min_h, min_h + 6)), draw(st.integers(min_w, min_w + 6)))
-    return shape, Window(KH, KW, SH, SW, PH, PW), draw(st.booleans())
+    return shape, Window(KH, KW, SH, SW, PH, PW), ceil_mode
 
 
 seeds = st.integers(0, 2**32 - 1)
@@ -68,11 +71,12 @@ def tie_free(shape, rng):
 
 def brute_force_output_size(size, k, s, p, d, ceil_mode):
     """Count windows one by one. Floor mode: a window must fit the padded input. Ceil mode: it must start
-    before the right padding, and the previous window must not already have reached the padded end."""
+    before the right padding, and the previous window (even the one before the first) must not already
+    have reached the padded end; so a first window larger than the padded input counts if it overhangs
+    by less than the stride."""
     span, padded = d * (k - 1) + 1, size + 2 * p
     count, start = 0, 0                                  # start in padded coordinates
-    while start + span <= padded or (ceil_mode and count > 0 and start < size + p
-                                     and start - s + span < padded):
+    while start + span <= padded or (ceil_mode and start < size + p and start - s + span < padded):
         count, start = count + 1, start + s
     return count
 
@@ -96,6 +100,11 @@ def test_conv_output_size_examples():
     assert ref.conv_output_size(6, 3, 2, 0, ceil_mode=True) == 3
     # ceil would give 4, but the 4th window would start in the right padding: dropped, as in PyTorch
     assert ref.conv_output_size(5, 2, 2, 1, ceil_mode=True) == 3
+    # ceil_mode: a kernel larger than the input, overhanging by less than the stride (PyTorch: 1, not an error)
+    assert ref.conv_output_size(2, 3, 2, 0, ceil_mode=True) == 1
+    assert ref.conv_output_size(4, 3, 2, 0, ceil_mode=True) == 2
+    with pytest.raises(ValueError, match="conv_output_size: .* even with ceil_mode"):
+        ref.conv_output_size(1, 3, 2, 0, ceil_mode=True)
 
 
 @given(conv_cases(), seeds)
