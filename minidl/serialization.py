@@ -114,7 +114,11 @@ def atomic_write(path, write):
 
 
 def process_alive(pid):
-    """True when a process ``pid`` exists (POSIX: signal 0); a zombie still counts, its PID is not free."""
+    """True when a process ``pid`` exists (POSIX: signal 0); a zombie still counts, its PID is not free.
+
+    Elsewhere always True (Windows' ``os.kill`` would terminate the process): nothing is then cleaned up."""
+    if os.name != "posix":
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -137,8 +137,9 @@ def _load(key, data_dir, train, **options):
     try:
         return get_dataset(key, root=data_dir, train=train, **options)
     except (FileNotFoundError, RuntimeError) as err:  # no local copy and no download
-        raise DataError(f"{key}: {err} (give the files with --data-dir DIR, or use --dataset synthetic for a "
-                        f"smoke run)") from None
+        hint = "" if "--dataset" in str(err) else " (give the files with --data-dir DIR, or use --dataset synthetic " \
+                                                  "for a smoke run)"
+        raise DataError(f"{key}: {err}{hint}") from None
     except (ValueError, OSError) as err:  # a file that is there but cannot be read: its reader names it
         raise DataError(f"{key}: {err}") from None
 

@@ -11,8 +11,9 @@ exactly those files (the ones minidl wrote) and nothing else.
 
 The lock is ``.minidl-train.lock`` holding the owner's PID, host and start time, and an advisory
 ``fcntl.flock`` on it while the run lives. The kernel drops the flock when the process dies, however it
-dies, so a lock file left by ``kill -9`` is stale by construction; where ``fcntl`` does not exist the
-PID is checked instead. A second run into a locked folder stops at once with the owner's PID.
+dies, so a lock file left by ``kill -9`` is stale by construction; where ``fcntl`` does not exist (Windows)
+a lock file naming another PID is taken as held: delete it by hand once that run is gone. A second run
+into a locked folder stops at once with the owner's PID.
 """
 import json
 import os
@@ -98,7 +99,8 @@ class RunLock:
             os.close(fd)  # the previous owner removed the file between our open and our flock: start again
         record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
         os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, (json.dumps(record) + "\n").encode())
         self.fd = fd
         return owner if owner not in (None, os.getpid()) else None
 
@@ -134,7 +136,8 @@ def _try_flock(fd):
 
 def _read_owner(fd):
     try:
-        return int(json.loads(os.pread(fd, 4096, 0).decode() or "{}").get("pid"))
+        os.lseek(fd, 0, os.SEEK_SET)
+        return int(json.loads(os.read(fd, 4096).decode() or "{}").get("pid"))
     except (ValueError, TypeError, AttributeError):
         return None
 
