@@ -884,7 +884,7 @@ def _affine(x, center, scale, shift):
 
 
 def batch_norm_forward_train(x, gamma, beta, eps):
-    """Numba training-mode batch norm: -> y, mean, invstd. See reference.batch_norm_forward_train."""
+    """Numba training-mode batch norm: -> y, mean, invstd, var. See reference.batch_norm_forward_train."""
     op = "batch_norm_forward_train"
     N, C, H, W = ref.check_array(op, "x", x, 4).shape
     ref.check_per_channel(op, "gamma", gamma, C)
@@ -896,7 +896,7 @@ def batch_norm_forward_train(x, gamma, beta, eps):
     mean, var = _channel_mean_var(x.reshape(N, C, H * W))
     invstd = 1.0 / np.sqrt(var + eps)
     y = _affine(x, mean, np.asarray(gamma, dtype=np.float64) * invstd, beta)
-    return y, mean.astype(x.dtype), invstd.astype(x.dtype)
+    return y, mean.astype(x.dtype), invstd.astype(x.dtype), var
 
 
 def batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, eps):

@@ -187,7 +187,7 @@ def _channel_affine(x, center, scale, shift):
 
 
 def batch_norm_forward_train(x, gamma, beta, eps):
-    """CUDA training-mode batch norm: -> y, mean, invstd. See reference.batch_norm_forward_train.
+    """CUDA training-mode batch norm: -> y, mean, invstd, var. See reference.batch_norm_forward_train.
 
     The per-channel mean and (biased) variance are CuPy reductions accumulated in float64.
     """
@@ -203,7 +203,7 @@ def batch_norm_forward_train(x, gamma, beta, eps):
     var = x.var(axis=(0, 2, 3), dtype=np.float64)
     invstd = 1.0 / cupy.sqrt(var + eps)
     y = _channel_affine(x, mean, _c(gamma, np.float64) * invstd, beta)
-    return y, mean.astype(x.dtype), invstd.astype(x.dtype)
+    return y, mean.astype(x.dtype), invstd.astype(x.dtype), var
 
 
 def batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, eps):

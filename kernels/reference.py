@@ -488,8 +488,9 @@ def batch_norm_forward_train(x, gamma, beta, eps):
         mean[c] = mean of x[:, c] over N, H, W;   var[c] = biased variance;   invstd = 1 / sqrt(var + eps)
         y = gamma[c] * (x - mean[c]) * invstd[c] + beta[c]
 
-    x (N, C, H, W) (reshape (N, C) to (N, C, 1, 1)), gamma, beta (C,) -> y (N, C, H, W), mean, invstd (C,).
-    Statistics are accumulated in float64.
+    x (N, C, H, W) (reshape (N, C) to (N, C, 1, 1)), gamma, beta (C,) -> y (N, C, H, W), mean, invstd (C,)
+    in x's dtype, and var (C,) in float64 (for the running statistics: rebuilding it from a float32 invstd
+    loses it where var is small next to eps). Statistics are accumulated in float64.
     """
     op = "batch_norm_forward_train"
     N, C, H, W = check_array(op, "x", x, 4).shape
@@ -503,7 +504,7 @@ def batch_norm_forward_train(x, gamma, beta, eps):
     var = x64.var(axis=(0, 2, 3))
     invstd = 1.0 / np.sqrt(var + eps)
     y = _per_channel(gamma) * (x64 - _per_channel(mean)) * _per_channel(invstd) + _per_channel(beta)
-    return y.astype(x.dtype), mean.astype(x.dtype), invstd.astype(x.dtype)
+    return y.astype(x.dtype), mean.astype(x.dtype), invstd.astype(x.dtype), var
 
 
 def batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, eps):

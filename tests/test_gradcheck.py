@@ -32,3 +32,10 @@ def test_passes_a_right_gradient_in_both_modes():
 def test_refuses_float32():
     with pytest.raises(TypeError, match="float64"):
         gradcheck(lambda t: t * 2, [minidl.randn(3, requires_grad=True)])
+
+
+def test_gradcheck_nudges_non_contiguous_inputs():
+    # a transposed array: the checker must perturb the elements the function reads, not a copy of them
+    data = np.random.default_rng(3).standard_normal((3, 4)).T
+    x = minidl.Tensor(data, requires_grad=True)
+    assert gradcheck(lambda t: (t * t).sum(dim=0), [x])

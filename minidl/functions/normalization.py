@@ -16,7 +16,7 @@ class BatchNormTrain(Function):
     def forward(self, x, gamma, beta):
         self.x_shape = x.shape
         x4 = _as_4d(x)
-        y, self.mean, self.invstd = kernels.batch_norm_forward_train(x4, gamma, beta, self.eps)
+        y, self.mean, self.invstd, self.batch_var = kernels.batch_norm_forward_train(x4, gamma, beta, self.eps)
         self.x4, self.gamma = x4, gamma
         return y.reshape(x.shape)
 
@@ -74,7 +74,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         y = f(x, gamma, beta)
         if running_mean is not None or running_var is not None:
             with no_grad():
-                var = 1.0 / (f.invstd.astype(xp.float64) ** 2) - eps
+                var = f.batch_var    # float64, as computed: not rebuilt from the float32 invstd
                 if running_mean is not None:
                     running_mean.data *= 1 - momentum
                     running_mean.data += (momentum * f.mean).astype(running_mean.dtype)

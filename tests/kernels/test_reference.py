@@ -170,7 +170,8 @@ def test_bn_train_output_has_zero_mean_unit_variance():
     rng = np.random.default_rng(0)
     x = rng.normal(5.0, 3.0, (8, 3, 4, 5))
     gamma, beta = np.array([1.0, 2.0, 0.5]), np.array([0.0, -1.0, 3.0])
-    y, mean, invstd = ref.batch_norm_forward_train(x, gamma, beta, eps=1e-12)
+    y, mean, invstd, var = ref.batch_norm_forward_train(x, gamma, beta, eps=1e-12)
+    np.testing.assert_allclose(var, x.var(axis=(0, 2, 3)), rtol=1e-12)
     xhat = (y - beta[:, None, None]) / gamma[:, None, None]
     np.testing.assert_allclose(xhat.mean(axis=(0, 2, 3)), 0, atol=1e-10)
     np.testing.assert_allclose(xhat.var(axis=(0, 2, 3)), 1, rtol=1e-8)
@@ -203,7 +204,7 @@ def test_backward_kernels_match_finite_differences():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 5, 4, 3))
     gamma, beta = rng.standard_normal(5), rng.standard_normal(5)
-    _, mean, invstd = ref.batch_norm_forward_train(x, gamma, beta, 1e-5)
+    _, mean, invstd, _ = ref.batch_norm_forward_train(x, gamma, beta, 1e-5)
     check_backward_numerically(lambda v: ref.batch_norm_forward_train(v, gamma, beta, 1e-5)[0],
                                lambda g: ref.batch_norm_backward(g, x, gamma, mean, invstd)[0], x, rng)
     y, scale = ref.lrn_forward(x, 3, 0.4, 0.75, 1.0)
@@ -402,7 +403,7 @@ def test_batch_norm_matches_torch(shape):
     C = shape[1]
     x, gy = rng.normal(2.0, 3.0, shape), rng.standard_normal(shape)
     gamma, beta = rng.standard_normal(C), rng.standard_normal(C)
-    y, mean, invstd = ref.batch_norm_forward_train(x, gamma, beta, 1e-5)
+    y, mean, invstd, _ = ref.batch_norm_forward_train(x, gamma, beta, 1e-5)
     tx, tgamma, tbeta = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
     ty = torch.nn.functional.batch_norm(tx, None, None, tgamma, tbeta, training=True, eps=1e-5)
     ty.backward(torch.tensor(gy))
