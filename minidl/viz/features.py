@@ -98,12 +98,14 @@ def activations(model, x, layers, max_maps=16, ncols=8):
     with inspecting(model):
         _, caught = capture(model, as_input(x, "viz.activations")[:1], layers)
     maps = {name: tensor.numpy()[0] for name, tensor in caught.items()}
-    figure, axes = new_figure(len(maps), 1, size=(1.4 * ncols, 1.6 * len(maps) * math.ceil(max_maps / ncols)))
-    for row, (name, fmap) in enumerate(maps.items()):
+    for name, fmap in maps.items():
         if fmap.ndim != 3:
-            raise ValueError(f"viz.activations: layer {name!r} gives shape {fmap.shape[1:]} per image, "
+            raise ValueError(f"viz.activations: layer {name!r} gives shape {fmap.shape} per image, "
                              "not feature maps K x h x w")
-        grid = mosaic(fmap[:max_maps], min(ncols, len(fmap[:max_maps])), np.nan)
+    grids = [mosaic(fmap[:max_maps], min(ncols, len(fmap[:max_maps])), np.nan) for fmap in maps.values()]
+    width = 1.4 * ncols
+    figure, axes = new_figure(len(maps), 1, size=(width, sum(0.5 + width * g.shape[0] / g.shape[1] for g in grids)))
+    for row, ((name, fmap), grid) in enumerate(zip(maps.items(), grids)):
         show_image(axes[row, 0], grid, f"{name}: {min(max_maps, len(fmap))} of {len(fmap)} maps, "
                                        f"{fmap.shape[1]}x{fmap.shape[2]}", cmap="viridis")
     figure.maps = maps
