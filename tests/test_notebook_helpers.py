@@ -64,7 +64,8 @@ def test_summary_html_escapes_names():
 @pytest.mark.parametrize("make, expected", [
     (lambda: minidl.tensor([1.5, 2.0]), "tensor([1.5, 2. ])"),
     (lambda: minidl.tensor([1, 2]), "tensor([1, 2])"),                                   # int64: default
-    (lambda: minidl.tensor([1.0], dtype="float64", requires_grad=True), "tensor([1.], dtype=float64, requires_grad=True)"),
+    (lambda: minidl.tensor([1.0], dtype="float64", requires_grad=True),
+     "tensor([1.], dtype=float64, requires_grad=True)"),
     (lambda: minidl.tensor([1.0, 2.0], requires_grad=True) * 2, "tensor([2., 4.], grad_fn=<Mul>)"),
     (lambda: minidl.zeros(0, 3), "tensor([], shape=(0, 3))"),                           # PyTorch: size=(0, 3)
     (lambda: minidl.tensor([np.inf, -np.inf, np.nan]), "tensor([ inf, -inf,  nan])"),

@@ -34,7 +34,8 @@ def test_deeper_filters_are_raw_weights_filter_by_channel():
 
 
 def test_filters_refuse_what_is_not_a_conv_weight():
-    with pytest.raises(ValueError, match=r"viz.filters: expected a Conv2d or a weight K x C x KH x KW, got shape \(4, 3\)"):
+    with pytest.raises(ValueError, match=r"viz.filters: expected a Conv2d or a weight K x C x KH x KW, "
+                                         r"got shape \(4, 3\)"):
         viz.filter_grid(nn.Linear(3, 4))
 
 
