@@ -21,8 +21,8 @@ def _pool_args(op, x, kernel_size, stride, padding, ceil_mode):
     H, W = x.shape[2:]
     if min(H, W) < 1:
         raise ValueError(f"{op}: x must have at least one row and one column, got shape {tuple(x.shape)}")
-    if min(kernels.window_count(n, k, s, p, ceil_mode=bool(ceil_mode))
-           for n, k, s, p in zip((H, W), kernel, stride, padding)) < 1:
+    if (kernels.window_count(H, kernel[0], stride[0], padding[0], 1, ceil_mode) < 1
+            or kernels.window_count(W, kernel[1], stride[1], padding[1], 1, ceil_mode) < 1):
         overhang = f" by at least the stride {stride}, even with ceil_mode" if ceil_mode else ""
         raise ValueError(f"{op}: kernel {kernel} is larger than the padded input {H}x{W} + 2*{padding}{overhang}; "
                          f"x has shape {tuple(x.shape)}")

@@ -70,8 +70,8 @@ def test_conv_transpose2d_output_padding_past_the_stride_gradchecks(stride, padd
 
 @st.composite
 def transpose_configs(draw):
-    """Any small configuration, including output_padding up to max(stride, dilation) and paddings larger than
-    the output, which PyTorch refuses: those must be refused here too."""
+    """(shapes of x, W and maybe b; keyword arguments) of small configurations, including output_padding up to
+    max(stride, dilation) and paddings larger than the output, which PyTorch refuses: so must minidl."""
     groups = draw(st.sampled_from([1, 1, 2]))
     C, Kg = draw(st.integers(1, 2)) * groups, draw(st.integers(1, 2))
     KH, KW = draw(st.integers(1, 3)), draw(st.integers(1, 3))
@@ -80,22 +80,26 @@ def transpose_configs(draw):
     padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
     refused = draw(st.integers(0, 5)) == 0    # now and then an output_padding PyTorch refuses
     output_padding = tuple(draw(st.integers(0, max(s, d) - (0 if refused else 1))) for s, d in zip(stride, dilation))
-    shape = (draw(st.integers(1, 2)), C, draw(st.integers(1, 4)), draw(st.integers(1, 4)))
-    return dict(shape=shape, weight=(C, Kg, KH, KW), bias=draw(st.booleans()), stride=stride, padding=padding,
-                dilation=dilation, output_padding=output_padding, groups=groups)
+    shapes = [(draw(st.integers(1, 2)), C, draw(st.integers(1, 4)), draw(st.integers(1, 4))), (C, Kg, KH, KW)]
+    if draw(st.booleans()):
+        shapes.append((Kg * groups,))
+    return shapes, dict(stride=stride, padding=padding, dilation=dilation, output_padding=output_padding,
+                        groups=groups)
+
+
+def _compare_with_torch(op, shapes, args, seed):
+    """F.<op> against torch.nn.functional.<op> on random float64 arrays of these shapes."""
+    torch = torch_or_skip()
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(shape) for shape in shapes]
+    ours, theirs = getattr(F, op), getattr(torch.nn.functional, op)
+    _assert_matches_torch(torch, lambda *t: ours(*t, **args), lambda *t: theirs(*t, **args), arrays, op)
 
 
 @settings(max_examples=150)
 @given(transpose_configs())
 def test_conv_transpose2d_matches_torch(cfg):
-    torch = torch_or_skip()
-    rng = np.random.default_rng(3)
-    arrays = [rng.standard_normal(cfg["shape"]), rng.standard_normal(cfg["weight"])]
-    if cfg["bias"]:
-        arrays.append(rng.standard_normal(cfg["weight"][1] * cfg["groups"]))
-    args = {k: cfg[k] for k in ("stride", "padding", "dilation", "output_padding", "groups")}
-    _assert_matches_torch(torch, lambda *t: F.conv_transpose2d(*t, **args),
-                          lambda *t: torch.nn.functional.conv_transpose2d(*t, **args), arrays, "conv_transpose2d")
+    _compare_with_torch("conv_transpose2d", *cfg, seed=3)
 
 
 def test_output_padding_not_smaller_than_stride_or_dilation_is_refused():
@@ -166,21 +170,14 @@ def same_configs(draw):
     K = draw(st.integers(1, 2)) * groups
     padding = draw(st.sampled_from(["same", "valid"]))
     stride = (1, 1) if padding == "same" else (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    return dict(shape=shape, weight=(K, shape[1] // groups) + kernel, bias=draw(st.booleans()), stride=stride,
-                padding=padding, dilation=dilation, groups=groups)
+    shapes = [shape, (K, shape[1] // groups) + kernel] + ([(K,)] if draw(st.booleans()) else [])
+    return shapes, dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
 
 
 @settings(max_examples=100)
 @given(same_configs())
 def test_conv2d_padding_strings_match_torch(cfg):
-    torch = torch_or_skip()
-    rng = np.random.default_rng(7)
-    arrays = [rng.standard_normal(cfg["shape"]), rng.standard_normal(cfg["weight"])]
-    if cfg["bias"]:
-        arrays.append(rng.standard_normal(cfg["weight"][0]))
-    args = {k: cfg[k] for k in ("stride", "padding", "dilation", "groups")}
-    _assert_matches_torch(torch, lambda *t: F.conv2d(*t, **args),
-                          lambda *t: torch.nn.functional.conv2d(*t, **args), arrays, "conv2d")
+    _compare_with_torch("conv2d", *cfg, seed=7)
 
 
 def test_conv2d_padding_same_in_float32_runs_in_float32():
