@@ -109,3 +109,22 @@ def test_figures_draw_the_maps():
     figure = viz.grad_cam(model, x, 2, layer="3")
     np.testing.assert_allclose(figure.axes[3].images[1].get_array(), viz.grad_cam_map(model, x, 2, layer="3")[1])
     assert len(figure.axes) == 4
+
+
+@pytest.mark.parametrize("name, shape, layer, cam_shape", [
+    ("lenet5", (1, 32, 32), "s4", (5, 5)),                     # the paper's LeNet-5, RBF output
+    ("squeezenet1_1", (3, 64, 64), "classifier.2", (3, 3)),    # class maps of the last 1x1 conv
+    ("nin_cifar", (3, 32, 32), "features.6", (8, 8)),
+    ("googlenet", (3, 64, 64), "inception5b", (2, 2)),         # eval mode: no auxiliary outputs
+])
+def test_zoo_models_get_maps_with_the_default_layer(name, shape, layer, cam_shape):
+    from minidl.viz._hooks import last_spatial_layer
+    model = get_model(name).train()
+    x = minidl.randn(2, *shape)
+    assert last_spatial_layer(model.eval(), x, "test") == layer
+    model.train()
+    cam = viz.grad_cam_map(model, x, [0, 1])
+    assert cam.shape == (2,) + cam_shape and np.all(cam >= 0)
+    np.testing.assert_array_equal(cam, viz.grad_cam_map(model, x, [0, 1], layer=layer))
+    assert viz.saliency_map(model, x, 1).shape == (2,) + shape[1:]
+    assert model.training
