@@ -104,7 +104,7 @@ def run_with_switches(features, x, stop=None):
     for layer in list(features)[:stop]:
         if isinstance(layer, nn.MaxPool2d):
             shape = x.shape
-            x, switches = F.max_pool2d(x, layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode,
+            x, switches = F.max_pool2d(x, layer.kernel_size, layer.stride, layer.padding, ceil_mode=layer.ceil_mode,
                                        return_indices=True)
             record.append((layer, shape, switches))
         else:

@@ -18,9 +18,9 @@ class ReLU(Function):
         return gy * (self.y > 0)
 
 
-def relu(x):
+def relu(input):  # noqa: A002 - torch's name
     """max(x, 0)."""
-    return ReLU()(as_input(x, "relu"))
+    return ReLU()(as_input(input, "relu"))
 
 
 class LeakyReLU(Function):
@@ -35,9 +35,9 @@ class LeakyReLU(Function):
         return self.xp.where(self.mask, gy, gy * self.slope)
 
 
-def leaky_relu(x, negative_slope=0.01):
+def leaky_relu(input, negative_slope=0.01):  # noqa: A002 - torch's name
     """x if x > 0 else negative_slope * x."""
-    return LeakyReLU(negative_slope)(as_input(x, "leaky_relu"))
+    return LeakyReLU(negative_slope)(as_input(input, "leaky_relu"))
 
 
 class Tanh(Function):
@@ -49,8 +49,8 @@ class Tanh(Function):
         return gy * (1 - self.y * self.y)
 
 
-def tanh(x):
-    return Tanh()(as_input(x, "tanh"))
+def tanh(input):  # noqa: A002 - torch's name
+    return Tanh()(as_input(input, "tanh"))
 
 
 class Sigmoid(Function):
@@ -68,8 +68,8 @@ class Sigmoid(Function):
         return gy * self.y * (1 - self.y)
 
 
-def sigmoid(x):
-    return Sigmoid()(as_input(x, "sigmoid"))
+def sigmoid(input):  # noqa: A002 - torch's name
+    return Sigmoid()(as_input(input, "sigmoid"))
 
 
 class LogSigmoid(Function):
@@ -87,9 +87,9 @@ class LogSigmoid(Function):
         return gy * xp.where(x >= 0, e / (1 + e), 1 / (1 + e)).astype(gy.dtype, copy=False)
 
 
-def logsigmoid(x):
+def logsigmoid(input):  # noqa: A002 - torch's name
     """log(sigmoid(x)), stable: -softplus(-x)."""
-    return LogSigmoid()(as_input(x, "logsigmoid"))
+    return LogSigmoid()(as_input(input, "logsigmoid"))
 
 
 class Softplus(Function):
@@ -114,9 +114,9 @@ class Softplus(Function):
         return gy * xp.where(z > self.threshold, 1, sig).astype(gy.dtype, copy=False)
 
 
-def softplus(x, beta=1.0, threshold=20.0):
+def softplus(input, beta=1.0, threshold=20.0):  # noqa: A002 - torch's name
     """A smooth ReLU: log(1 + exp(beta x)) / beta, as ``torch.nn.functional.softplus``."""
-    x = as_input(x, "softplus")
+    x = as_input(input, "softplus")
     if beta == 0:
         raise ValueError("softplus: beta must be non-zero")
     return Softplus(beta, threshold)(x)
@@ -148,10 +148,10 @@ class Softmax(Function):
         return gx - self.y * gx.sum(axis=self.axis, keepdims=True)
 
 
-def softmax(x, dim=None, dtype=None):
+def softmax(input, dim=None, _stacklevel=3, dtype=None):  # noqa: A002 - torch's names
     """exp(x) / sum(exp(x)) along ``dim``, as ``torch.nn.functional.softmax`` (pass dim: without it the
     deprecated implicit choice is made and warned about, as in torch). ``dtype`` casts the input first."""
-    x = as_input(x, "softmax")
+    x = as_input(input, "softmax")
     axis = _softmax_dim(x, dim, "softmax")
     if dtype is not None:
         x = x.to(dtype=dtype)
@@ -175,9 +175,9 @@ class LogSoftmax(Function):
         return gy - self.xp.exp(self.y) * gy.sum(axis=self.axis, keepdims=True)
 
 
-def log_softmax(x, dim=None, dtype=None):
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):  # noqa: A002 - torch's names
     """x - logsumexp(x) along ``dim``, computed stably, as ``torch.nn.functional.log_softmax``."""
-    x = as_input(x, "log_softmax")
+    x = as_input(input, "log_softmax")
     axis = _softmax_dim(x, dim, "log_softmax")
     if dtype is not None:
         x = x.to(dtype=dtype)

@@ -285,7 +285,7 @@ def _conv_args(op, x, W, b, stride, padding, dilation, groups):
     return inputs, stride, padding, dilation
 
 
-def conv2d(x, W, b=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002 - torch's names
     """2-D convolution (cross-correlation, as in every framework) of N x C x H x W ``x`` with
     K x C/groups x KH x KW filters ``W`` and an optional bias of shape (K,).
 
@@ -297,6 +297,7 @@ def conv2d(x, W, b=None, stride=1, padding=0, dilation=1, groups=1):
     >>> y = conv2d(minidl.randn(8, 3, 32, 32), minidl.randn(16, 3, 4, 4), padding="same")   # the same
     """
     op = "conv2d"
+    x, W, b = input, weight, bias
     inputs, stride, padding, dilation = _conv_args(op, x, W, b, stride, padding, dilation, groups)
     x, W = inputs[0], inputs[1]
     N, C, H, W_in = x.shape
@@ -377,13 +378,15 @@ class ConvTranspose2d(Function):
         return gx, gW, gy.sum(axis=(0, 2, 3))
 
 
-def conv_transpose2d(x, W, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,  # noqa: A002
+                     dilation=1):
     """Transposed convolution ("deconvolution", Zeiler & Fergus's deconvnet): the gradient of conv2d with
     respect to its input, used as a layer. ``W`` has shape C x K/groups x KH x KW, and
 
         OH = (H - 1) SH - 2 PH + DH (KH - 1) + output_padding + 1.
     """
     op = "conv_transpose2d"
+    x, W, b = input, weight, bias
     inputs, stride, padding, dilation = _conv_args(op, x, W, b, stride, padding, dilation, groups)
     x, W = inputs[0], inputs[1]
     output_padding = pair(output_padding, op, "output_padding", minimum=0)

@@ -32,10 +32,12 @@ def _check_p(p, op):
         raise ValueError(f"{op}: drop probability must be in [0, 1], got {p}")
 
 
-def dropout(x, p=0.5, training=True):
+def dropout(input, p=0.5, training=True, inplace=False):  # noqa: A002 - torch's names
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p) ("inverted" dropout, so the
     expected value is unchanged and evaluation is the identity). Identity when not ``training``."""
-    x = as_input(x, "dropout")
+    if inplace:
+        raise NotImplementedError("dropout: inplace=True is not implemented (autograd keeps every input)")
+    x = as_input(input, "dropout")
     _check_p(p, "dropout")
     if not training or p == 0.0:
         return x

@@ -19,10 +19,10 @@ class Linear(Function):
         return gx, gW, gy2.sum(axis=0)
 
 
-def linear(x, W, b=None):
+def linear(input, weight, bias=None):  # noqa: A002 - torch's names
     """y = x W^T + b, with W of shape (out_features, in_features) as in PyTorch."""
     op = "linear"
-    x, W = as_input(x, op), as_input(W, op)
+    x, W, b = as_input(input, op), as_input(weight, op), bias
     inputs = [x, W]
     if W.ndim != 2:
         raise ValueError(f"{op}: W must be 2-D (out_features x in_features), got shape {tuple(W.shape)}")

@@ -194,9 +194,9 @@ class MSELoss(Function):
         return gx, -gx
 
 
-def mse_loss(x, y, reduction="mean"):
+def mse_loss(input, target, *, reduction="mean"):  # noqa: A002 - torch's names (its third slot is size_average)
     """Mean (or summed) squared error between two tensors of the same shape."""
-    x, y = as_input(x, "mse_loss"), as_input(y, "mse_loss")
+    x, y = as_input(input, "mse_loss"), as_input(target, "mse_loss")
     _check_reduction(reduction, "mse_loss")
     if x.shape != y.shape:
         raise ValueError(f"mse_loss: input shape {tuple(x.shape)} and target shape {tuple(y.shape)} differ")

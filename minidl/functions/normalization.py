@@ -46,7 +46,8 @@ class BatchNormEval(Function):
         return gx, (gy * xhat).sum(axis=axes), gy.sum(axis=axes)
 
 
-def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,  # noqa: A002
+               eps=1e-5):
     """Normalize each channel of an N x C or N x C x H x W tensor.
 
     Training: use the batch's mean and (biased) variance over N, H, W, and update the running statistics
@@ -54,7 +55,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     Evaluation: use the running statistics. ``weight`` (gamma) and ``bias`` (beta) scale and shift.
     """
     op = "batch_norm"
-    x = as_input(x, op)
+    x = as_input(input, op)
     if x.ndim not in (2, 4):
         raise ValueError(f"{op}: x must be 2-D (N x C) or 4-D (N x C x H x W), got shape {tuple(x.shape)}")
     C = x.shape[1]

@@ -42,13 +42,19 @@ class MaxPool2d(Function):
         return kernels.max_pool2d_backward(gy, self.indices, *self.x_hw)
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, return_indices=False):
-    """The maximum of each KH x KW window (stride defaults to the kernel size).
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002 - torch's
+               return_indices=False):
+    """The maximum of each KH x KW window (stride defaults to the kernel size), with
+    ``torch.nn.functional.max_pool2d``'s arguments in its order.
 
     With ``return_indices`` also returns the *switches*: for each output, the flat index h*W + w of the
     winning input in its plane (PyTorch's convention), which ``max_unpool2d`` uses to put values back,
-    as Zeiler & Fergus's deconvnet does.
+    as Zeiler & Fergus's deconvnet does. Dilated pooling is not implemented (``dilation`` must be 1).
     """
+    x = input
+    if pair(dilation, "max_pool2d", "dilation", minimum=1) != (1, 1):
+        raise NotImplementedError(f"max_pool2d: dilation {dilation} is not implemented, only 1 (no network of the "
+                                  "notes uses dilated pooling)")
     x, kernel, stride, padding = _pool_args("max_pool2d", x, kernel_size, stride, padding, ceil_mode)
     f = MaxPool2d(kernel, stride, padding, ceil_mode)
     y = f(x)
@@ -81,13 +87,13 @@ class MaxUnpool2d(Function):
         return gx.reshape(self.indices.shape)
 
 
-def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=None):
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):  # noqa: A002 - torch's
     """Partial inverse of max_pool2d: put each value back where its switch says, zeros elsewhere.
 
     The output is (H - 1) SH - 2 PH + KH tall unless ``output_size`` (H, W) says otherwise.
     """
     op = "max_unpool2d"
-    x = as_input(x, op)
+    x = as_input(input, op)
     check_ndim(x, 4, op)
     idx = backend.as_device_array(indices.data if isinstance(indices, Tensor) else indices, x.device)
     if tuple(idx.shape) != tuple(x.shape):
@@ -117,10 +123,14 @@ class AvgPool2d(Function):
         return kernels.avg_pool2d_backward(gy, *self.x_hw, *self.args)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,  # noqa: A002
+               divisor_override=None):
     """The mean of each KH x KW window. ``count_include_pad`` counts zero padding in the divisor (the
     default, as PyTorch); windows cut off by ``ceil_mode`` count only the part inside the padded input."""
-    x, kernel, stride, padding = _pool_args("avg_pool2d", x, kernel_size, stride, padding, ceil_mode)
+    if divisor_override is not None:
+        raise NotImplementedError("avg_pool2d: divisor_override is not implemented (the divisor is the window's "
+                                  "count, as count_include_pad says)")
+    x, kernel, stride, padding = _pool_args("avg_pool2d", input, kernel_size, stride, padding, ceil_mode)
     return AvgPool2d(kernel, stride, padding, ceil_mode, count_include_pad)(x)
 
 
@@ -151,11 +161,11 @@ class AdaptiveAvgPool2d(Function):
         return gx
 
 
-def adaptive_avg_pool2d(x, output_size):
+def adaptive_avg_pool2d(input, output_size):  # noqa: A002 - torch's name
     """Average pooling to a fixed ``output_size`` whatever the input size; ``output_size=1`` is global
     average pooling (NiN, GoogLeNet, ResNet: one number per channel instead of big FC layers)."""
     op = "adaptive_avg_pool2d"
-    x = as_input(x, op)
+    x = as_input(input, op)
     check_ndim(x, 4, op)
     out_hw = pair(output_size, op, "output_size", minimum=1)
     H, W = x.shape[2:]

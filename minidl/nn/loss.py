@@ -53,7 +53,7 @@ class MSELoss(Module):
         self.reduction = _check_reduction("MSELoss", reduction)
 
     def forward(self, x, y):
-        return F.mse_loss(x, y, self.reduction)
+        return F.mse_loss(x, y, reduction=self.reduction)
 
     def extra_repr(self):
         return f"reduction={self.reduction!r}"

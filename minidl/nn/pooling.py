@@ -26,9 +26,12 @@ class MaxPool2d(Module):
     (1, 96, 27, 27)
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0, return_indices=False, ceil_mode=False):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         super().__init__()
         _check_pool_args("MaxPool2d", kernel_size, stride, padding)
+        if dilation not in (1, (1, 1)):
+            raise NotImplementedError(f"MaxPool2d: dilation {dilation} is not implemented, only 1")
+        self.dilation = 1
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding = padding
@@ -36,7 +39,8 @@ class MaxPool2d(Module):
         self.ceil_mode = ceil_mode
 
     def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.return_indices)
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, ceil_mode=self.ceil_mode,
+                            return_indices=self.return_indices)
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "

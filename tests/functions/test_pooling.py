@@ -51,7 +51,7 @@ def test_avg_pool2d(cfg, count_include_pad):
                 count_include_pad=count_include_pad)
     check_grad(lambda t: F.avg_pool2d(t, **args), x)
     y = F.avg_pool2d(t64(x), **args)
-    assert y.shape == F.max_pool2d(t64(x), cfg["kernel"], cfg["stride"], cfg["padding"], cfg["ceil_mode"]).shape
+    assert y.shape == F.max_pool2d(t64(x), cfg["kernel"], cfg["stride"], cfg["padding"], ceil_mode=cfg["ceil_mode"]).shape
 
 
 def test_avg_pool2d_known_values():
