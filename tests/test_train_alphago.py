@@ -9,6 +9,7 @@ from minidl.models import list_models
 from minidl.models.alphago import POLICY_RECIPE
 from minidl.train import main
 from minidl.training import build_data, load_checkpoint, recipe_for
+from tests.test_train import one_error_line
 
 
 def test_the_recipe_is_the_one_registered_with_the_model(capsys):
@@ -46,6 +47,5 @@ def test_one_epoch_on_synthetic_boards(tmp_path, capsys):
 def test_the_value_network_is_refused_in_one_line(tmp_path, capsys):
     assert main(["alphago_value", "--dataset", "synthetic", "--limit", "2", "--out", str(tmp_path / "v"),
                  "--quiet"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    err = one_error_line(capsys)
     assert "cannot build alphago_value" in err and "regression" in err

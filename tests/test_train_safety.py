@@ -24,18 +24,9 @@ from minidl.training import run as run_module
 from minidl.training import rundir
 
 from .data.fakes import cifar_arrays, write_cifar_batch, write_idx
-from .test_train import TINY, tiny_args, tiny_model  # noqa: F401  (tiny_model: autouse fixture)
+from .test_train import TINY, one_error_line, tiny_args, tiny_model  # noqa: F401  (tiny_model: autouse fixture)
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def one_error_line(capsys):
-    """The one line on stderr (the one-time 'compiling CPU kernels' notice of a cold Numba cache aside)."""
-    from minidl.kernels.compile_notice import MESSAGE
-    lines = [line for line in capsys.readouterr().err.strip().splitlines()
-             if not line.startswith(MESSAGE.split("{")[0])]
-    assert len(lines) == 1 and "Traceback" not in lines[0], lines
-    return lines[0]
 
 
 def snapshot(folder):
