@@ -1,5 +1,7 @@
 """Every registered model exports to ONNX, passes onnx.checker's full check, and onnxruntime computes
-minidl's outputs to 1e-4 relative (float32, eval mode), at the smallest input each architecture allows.
+minidl's outputs to 1e-4 relative (float32, eval mode), at the smallest input each architecture allows
+(SENet-154 at 32 x 32: with random weights its float32 result is only good to ~6e-5 against float64, in
+minidl and onnxruntime alike, and 1 x 1 maps at 16 x 16 make that worse).
 
 The models marked heavy (tens of millions of parameters, or hundreds of layers: 5-60 s each on two
 cores) run only with ``MINIDL_TEST_ALL_MODELS=1``; the rest run always (about a minute on two cores).
@@ -24,12 +26,12 @@ INPUTS = {
     "alphago_policy": (48, 19), "alphago_value": (49, 19),
     "alexnet": (3, 227), "zfnet": (3, 224), "zfnet_wide": (3, 224), "nin": (3, 48), "nin_cifar": (3, 16),
     "googlenet": (3, 32), "squeezenet1_0": (3, 28), "squeezenet1_1": (3, 28), "xception": (3, 16),
-    "densenet_bc_100_12": (3, 16), "fractalnet_cifar_small": (3, 16),
+    "densenet_bc_100_12": (3, 16), "fractalnet_cifar_small": (3, 16), "senet154": (3, 32),
     "fractalnet_cifar": (3, 32), "fractalnet40_cifar": (3, 32),
     **{name: (3, 32) for name in ("densenet121", "densenet161", "densenet169", "densenet201")},
     **{name: (3, 32) for name in list_models() if name.startswith("vgg")},
     **{name: (3, 16) for name in list_models() if name.startswith(("resnet", "preact_resnet", "resnext", "wrn",
-                                                                    "wide_resnet", "se_resnet", "senet"))},
+                                                                    "wide_resnet", "se_resnet"))},
 }
 
 HEAVY = {
@@ -50,20 +52,21 @@ def _params():
         yield pytest.param(name, marks=marks, id=name)
 
 
-def calibrate_batch_norm(model, channels, size):
-    """Running statistics from one training-mode batch (momentum 1), so activations stay near unit scale.
+def calibrate_batch_norm(model, channels, size, batch=32):
+    """Running statistics from one training-mode pass over ``batch`` random inputs (momentum 1), so that
+    activations stay near unit scale at every depth, as in a trained net.
 
-    With random weights and made-up statistics a 150-layer net's activations grow to 1e5-1e17 and float32
-    rounding differences between any two implementations are amplified past 1e-4 (SENet-154: 5e-2; each
-    of its blocks alone agrees to 1e-4); with the statistics a trained net would have, they are not.
+    With random weights and made-up statistics a deep net's activations grow by orders of magnitude
+    (1e5-1e17 here) and it becomes so sensitive that float32 rounding differences between any two
+    implementations are amplified past 1e-4: SENet-154 reached 5e-2 while each of its blocks alone agreed
+    to 1e-4. Statistics from a small batch are no better where feature maps are 1 x 1 (SE-ResNet-50 at a
+    16 x 16 input: 4 values per channel gave 0.5).
     """
-    norms = [m for m in model.modules() if getattr(m, "running_mean", None) is not None]
-    if not norms:
-        return
-    for m in norms:
-        m.momentum = 1.0
+    for m in model.modules():
+        if getattr(m, "running_mean", None) is not None:
+            m.momentum = 1.0
     model.train()
-    x = np.random.default_rng(1).standard_normal((4, channels, size, size)).astype(np.float32)
+    x = np.random.default_rng(1).standard_normal((batch, channels, size, size)).astype(np.float32)
     with minidl.no_grad():
         model(minidl.tensor(x))
     model.eval()
