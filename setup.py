@@ -40,7 +40,7 @@ setup(
         "test": ["pytest>=7", "hypothesis>=6.80"],
         "gpu": ["cupy-cuda13x"],
         "plot": ["matplotlib>=3.6"],
-        "notebooks": ["matplotlib>=3.6", "nbclient>=0.7", "ipykernel>=6"],
+        "notebooks": ["matplotlib>=3.6", "nbclient>=0.7", "ipykernel>=6", "ipywidgets>=8"],
         "images": ["Pillow>=9"],
         "torch": ["torch==2.13.0"],
         "weights": ["safetensors>=0.4"],
