@@ -62,10 +62,11 @@ def calibrate_batch_norm(model, channels, size, batch=32):
     to 1e-4. Statistics from a small batch are no better where feature maps are 1 x 1 (SE-ResNet-50 at a
     16 x 16 input: 4 values per channel gave 0.5).
     """
+    model.eval()   # only the batch norms train: no dropout, no auxiliary classifiers (GoogLeNet)
     for m in model.modules():
         if getattr(m, "running_mean", None) is not None:
             m.momentum = 1.0
-    model.train()
+            m.train()
     x = np.random.default_rng(1).standard_normal((batch, channels, size, size)).astype(np.float32)
     with minidl.no_grad():
         model(minidl.tensor(x))
