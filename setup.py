@@ -28,6 +28,7 @@ setup(
         "minidl.kernels",
         "minidl.models",
         "minidl.onnx",
+        "minidl.distributed",
     ],
     package_dir={
         "minidl": "minidl",
@@ -45,6 +46,7 @@ setup(
         "torch": ["torch==2.13.0"],
         "weights": ["safetensors>=0.4"],
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
+        "mpi": ["mpi4py", "mpich"],
     },
     entry_points={"console_scripts": ["minidl-train=minidl.train:main"]},
 )

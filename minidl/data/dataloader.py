@@ -36,24 +36,28 @@ class DataLoader:
     call when it handles batches). seed: seeds shuffling and augmentation; None draws it from minidl's
     global generator (so ``minidl.manual_seed`` fixes it). prefetch: batches prepared ahead in a
     background thread (0: load in the caller's thread). num_workers: threads loading batches (0: one
-    thread when prefetching).
+    thread when prefetching). sampler: an object with ``__len__`` and ``indices(epoch)`` (the order of the
+    dataset indices to load in that epoch), such as ``minidl.distributed.DistributedSampler``; it replaces
+    ``shuffle`` (which must then stay False).
 
     One iteration at a time: starting a new ``for`` loop abandons an unfinished epoch and begins the next.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, transform=None, seed=None,
-                 prefetch=2, num_workers=0):
+                 prefetch=2, num_workers=0, sampler=None):
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         if prefetch < 0 or num_workers < 0:
             raise ValueError(f"DataLoader: prefetch and num_workers must be >= 0, got {prefetch}, {num_workers}")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: pass either shuffle=True or a sampler (the sampler decides the order)")
         if seed is None:
             seed = int(_random.default_rng().integers(2**63 - 1))
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"DataLoader: seed must be a non-negative int, got {seed!r}")
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, int(batch_size), shuffle, drop_last
         self.transform, self.prefetch, self.num_workers = transform, int(prefetch), int(num_workers)
-        self.seed = int(seed)
+        self.seed, self.sampler = int(seed), sampler
         self._rng = np.random.default_rng(self.seed)
         self.epoch = 0                 # the epoch under way, or the next one to start
         self._batch = 0                # batches of it handed out so far
@@ -61,7 +65,7 @@ class DataLoader:
         self._in_progress = False      # an epoch was started and not finished
 
     def __len__(self):
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self):
@@ -69,7 +73,10 @@ class DataLoader:
             self._finish_epoch()
         self._rng.bit_generator.state = self._epoch_start_state
         n = len(self.dataset)
-        order = self._rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.sampler is not None:
+            order = np.asarray(self.sampler.indices(self.epoch))
+        else:
+            order = self._rng.permutation(n) if self.shuffle else np.arange(n)
         self._in_progress = True
         return self._iterate(self.epoch, order, self._batch)
 
