@@ -14,7 +14,7 @@ job instead of leaving the others waiting). Without mpi4py and without a launche
 world of one and the script runs plainly.
 
 BatchNorm: each rank normalises with the statistics of its own B/N images (the default, as PyTorch DDP);
-so N ranks x B/N with BatchNorm do *not* compute what one process with B would. ``SyncBatchNorm2d``
+so N ranks x B/N with BatchNorm do *not* compute what one process with B would. ``SyncBatchNorm``
 computes the statistics over all ranks' images instead (one extra allreduce in forward and in backward).
 """
 from minidl.distributed.comm import (
@@ -22,8 +22,9 @@ from minidl.distributed.comm import (
 )
 from minidl.distributed.optimizer import DistributedOptimizer
 from minidl.distributed.sampler import DistributedSampler
+from minidl.distributed.sync_batchnorm import SyncBatchNorm
 
 __all__ = [
     "DEFAULT_BUCKET_BYTES", "DistributedOptimizer", "DistributedSampler", "MPICommunicator", "NCCLCommunicator",
-    "SingleProcessCommunicator", "buckets", "init", "pack", "unpack",
+    "SingleProcessCommunicator", "SyncBatchNorm", "buckets", "init", "pack", "unpack",
 ]

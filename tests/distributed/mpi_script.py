@@ -2,6 +2,7 @@
 
 Each mode prints one result line per rank (or fails on purpose); the test reads them.
 """
+import functools
 import os
 import signal
 import sys
@@ -55,14 +56,16 @@ def train(model, comm, sampler, batch):
 
 
 def equivalence(comm, batchnorm=None):
-    """N ranks x batch B/N against one process with batch B (computed on every rank, from rank 0's init)."""
+    """N ranks x batch B/N against one process with batch B (computed on every rank, from rank 0's init).
+
+    batchnorm: None, or a function of a communicator giving the BN layer class to use with it."""
+    world_of_one = dist.SingleProcessCommunicator()
     minidl.manual_seed(100)  # rank 0's initial weights
-    reference_model = small_cnn(batchnorm)
+    reference_model = small_cnn(batchnorm and batchnorm(world_of_one))
     initial = {k: v.numpy().copy() for k, v in reference_model.state_dict().items()}
     minidl.manual_seed(100 + comm.rank)  # different initial weights per rank: the broadcast must fix them
-    model = small_cnn(batchnorm)
+    model = small_cnn(batchnorm and batchnorm(comm))
     mine = train(model, comm, dist.DistributedSampler(Images(), comm, seed=7), B // comm.size)
-    world_of_one = dist.SingleProcessCommunicator()
     ref = train(reference_model, world_of_one, dist.DistributedSampler(Images(), world_of_one, seed=7), B)
     diff = max(float(np.abs(mine[k] - ref[k]).max()) for k in ref)
     ranks = comm.allgather_object(mine)
@@ -77,9 +80,9 @@ def main():
     if mode == "equivalence":
         equivalence(comm)
     elif mode == "equivalence-syncbn":
-        equivalence(comm, dist.SyncBatchNorm2d.factory(comm))
+        equivalence(comm, lambda c: functools.partial(dist.SyncBatchNorm, comm=c))
     elif mode == "equivalence-bn":
-        equivalence(comm, nn.BatchNorm2d)
+        equivalence(comm, lambda c: nn.BatchNorm2d)
     elif mode == "mismatch":
         minidl.manual_seed(0)
         model = nn.Sequential(nn.Linear(4, 3 if comm.rank == 0 else 5))

@@ -60,6 +60,16 @@ def test_two_ranks_half_batch_equal_one_process_full_batch_float64():
         assert float(r["across"]) == 0.0   # both ranks hold identical parameters
 
 
+def test_two_ranks_with_sync_batchnorm_equal_one_process_float64():
+    """SyncBatchNorm: parameters AND running statistics as one process with the whole batch."""
+    rc, out, err, _ = run_mpi("equivalence-syncbn")
+    assert rc == 0, err
+    for r in results(out):
+        assert float(r["moved"]) > 1e-3
+        assert float(r["diff"]) <= 1e-12
+        assert float(r["across"]) == 0.0
+
+
 def test_per_rank_batchnorm_differs_from_one_process():
     """The documented default: per-rank BN statistics, so 2 x B/2 is not 1 x B."""
     rc, out, err, _ = run_mpi("equivalence-bn")
