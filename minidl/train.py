@@ -7,6 +7,7 @@
     python -m minidl.train lenet5 --resume runs/lenet5-20250101-120000/last.ckpt --epochs 12
     python -m minidl.train lenet5 --resume runs/lenet5-20250101-120000        # a run folder: its newest checkpoint
     python -m minidl.train lenet5 --eval-only --resume runs/lenet5-20250101-120000/best.ckpt
+    mpiexec -n 2 python -m mpi4py -m minidl.train resnet20 --distributed        # data-parallel (pip install 'minidl[mpi]')
 
 Every model of ``minidl.models`` gets its paper's dataset, input size and hyper-parameters by default
 (``minidl.training.recipes``); options override them. A run writes to ``--out`` (default
@@ -23,6 +24,15 @@ in use, holding another run), a data or checkpoint file that cannot be read (che
 a file that fails mid-epoch stops the run after saving interrupted.ckpt); 3 training stopped on a
 non-finite loss or weights; 4 an output could not be written (disk full: the previous checkpoint stays
 intact); 130 interrupted (Ctrl-C).
+
+--distributed (under ``mpiexec -n N``, see ``minidl.distributed``): the global batch (--batch-size, the
+recipe's by default) is split into N per-rank batches of B/N over disjoint shards of each epoch's order, the
+gradients are averaged before every step, so the run follows the same steps as one process with batch B
+(BatchNorm statistics stay per rank: see minidl.distributed). Only rank 0 claims and locks the run folder,
+prints and writes config.json, metrics.csv, curves.png and checkpoints. The training loss and accuracy in
+them are rank 0's (its shard), images/s is per rank; validation runs on the whole set on every rank. A run is
+resumed on the same number of ranks (another number is refused in one line: the data order depends on it).
+An error on one rank ends all of them (MPI_Abort). CPU only (MPI); GPUs: minidl.distributed.init("nccl").
 """
 import argparse
 import difflib
@@ -101,19 +111,42 @@ def build_parser():
     add("--data-dir", metavar="DIR", help="where the dataset is (imagefolder: the class folders)")
     add("--input-size", type=int, metavar="PX", help="image side the model sees")
     add("--num-workers", type=int, default=0, metavar="N", help="threads loading batches (default 0: one)")
+    add("--distributed", action="store_true", help="data-parallel over the ranks of `mpiexec -n N python -m "
+        "mpi4py -m minidl.train ...`: the batch is split across ranks; rank 0 prints and writes")
     return parser
 
 
 def main(argv=None):
     """Run the command; returns the exit code."""
+    session = {"comm": None, "started": False}  # --distributed: the communicator, and whether ranks diverged
     try:
-        return _main(argv)
+        return _finish(session, _main(argv, session))
     except (UsageError, DataError, CheckpointError, RunFolderError) as err:
-        print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
-        return EXIT_USAGE
+        _error(session, f"error: {_one_line(err)}")
+        return _finish(session, EXIT_USAGE)
     except KeyboardInterrupt:  # before training started (or during --eval-only): nothing to save
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        _error(session, "interrupted")
+        return _finish(session, EXIT_INTERRUPTED)
+
+
+def _error(session, message):
+    """One line on stderr; on every rank once training started, else (the same on all ranks) on rank 0."""
+    comm = session["comm"]
+    if comm is None or comm.size == 1 or comm.rank == 0:
+        print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+    elif session["started"]:
+        print(f"{PROG} (rank {comm.rank}): {message}", file=sys.stderr, flush=True)
+
+
+def _finish(session, code):
+    """A --distributed rank that stops with an error once training started ends every rank (MPI_Abort):
+    the others would otherwise wait for it forever in the next collective."""
+    comm = session["comm"]
+    if code and session["started"] and comm is not None and comm.size > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        comm.abort(code)
+    return code
 
 
 def _one_line(message):
@@ -121,7 +154,8 @@ def _one_line(message):
     return re.sub(r"(:?)\s*\n\s*", lambda m: ": " if m.group(1) else "; ", str(message).strip())
 
 
-def _main(argv):
+def _main(argv, session=None):
+    session = {} if session is None else session
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -135,10 +169,41 @@ def _main(argv):
         raise UsageError(f"unknown model {args.model!r}{hint}; choose one of: {', '.join(models)}")
     args.argv = list(sys.argv[1:] if argv is None else argv)
     _check_values(args)
+    args.comm = session["comm"] = _init_distributed(args)
     checkpoint, weights = _read_resume(args)
     config = resolve_config(args, models[args.model].description, checkpoint)
     _check_device(config["device"])
+    _check_world(args, config, checkpoint)
+    session["started"] = True
     return Run(args, config, checkpoint, weights).execute()
+
+
+def _init_distributed(args):
+    """The communicator of a --distributed run (None without the flag)."""
+    if not args.distributed:
+        return None
+    if args.eval_only or args.device == "gpu":
+        raise UsageError(f"--distributed trains on the CPU (MPI); it does not go with "
+                         f"{'--eval-only' if args.eval_only else '--device gpu'}")
+    from minidl.distributed import init
+    try:
+        return init("mpi")
+    except RuntimeError as err:
+        raise UsageError(f"--distributed: {err}") from None
+
+
+def _check_world(args, config, checkpoint):
+    """A resumed run keeps its number of ranks; the global batch must split evenly across them."""
+    size = args.comm.size if args.comm is not None else 1
+    saved = checkpoint["config"].get("world_size", 1) if checkpoint is not None else size
+    if saved != size and not args.eval_only:
+        raise UsageError(f"--resume {args.resume} was trained on {saved} rank(s), this run has {size}: resume it on "
+                         f"{saved} (mpiexec -n {saved} ... --distributed); the data order depends on the number")
+    if args.comm is not None:
+        if config["batch_size"] % size:
+            raise UsageError(f"--batch-size {config['batch_size']} does not split evenly across {size} ranks "
+                             f"(--distributed divides the global batch)")
+        config["world_size"] = size
 
 
 def _check_values(args):

@@ -81,13 +81,17 @@ def dataset_key(name):
 
 
 def build_data(dataset, channels, input_size, batch_size, seed, data_dir=None, limit=None, num_workers=0,
-               num_classes=None, sample_fallback=True):
+               num_classes=None, sample_fallback=True, comm=None):
     """Train and validation loaders for ``dataset`` shaped as ``channels`` x ``input_size``^2 images,
     normalised per channel to mean 0 and std 1 over the training set.
 
     ``sample_fallback``: MNIST may switch to the shipped sample (saying so) when the full set cannot be
     had; the training command allows it only when the user named neither the dataset nor a --data-dir.
-    A data file that cannot be read is a :class:`DataError` naming it; no file is ever deleted."""
+    A data file that cannot be read is a :class:`DataError` naming it; no file is ever deleted.
+
+    ``comm`` (a ``minidl.distributed`` communicator): data-parallel training; ``batch_size`` is the global
+    batch, each rank loads ``batch_size // comm.size`` images of its shard of every epoch's permutation
+    (``DistributedSampler``); the validation loader still holds the whole validation set on every rank."""
     key = dataset_key(dataset)
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
         raise DataError(f"--data-dir {data_dir} does not exist (or is not a directory)")
@@ -125,8 +129,13 @@ def build_data(dataset, channels, input_size, batch_size, seed, data_dir=None, l
     shape_for_model = [T.Normalize(mean, std), MatchChannels(channels)]
     train_transform = T.Compose(spatial + augment + shape_for_model)
     val_transform = T.Compose(spatial + shape_for_model)
-    train_loader = DataLoader(train_set, batch_size, shuffle=True, transform=train_transform, seed=seed,
-                              num_workers=num_workers)
+    if comm is None:
+        train_loader = DataLoader(train_set, batch_size, shuffle=True, transform=train_transform, seed=seed,
+                                  num_workers=num_workers)
+    else:
+        from minidl.distributed import DistributedSampler
+        train_loader = DataLoader(train_set, batch_size // comm.size, transform=train_transform, seed=seed,
+                                  num_workers=num_workers, sampler=DistributedSampler(train_set, comm, seed=seed))
     val_loader = DataLoader(val_set, batch_size, shuffle=False, transform=val_transform, seed=seed,
                             num_workers=num_workers)
     return TrainingData(train_loader, val_loader, classes, (channels, input_size, input_size), source,

@@ -57,6 +57,8 @@ class Run:
 
     def __init__(self, args, config, checkpoint=None, weights=None):
         self.args, self.config, self.checkpoint, self.weights = args, config, checkpoint, weights
+        self.comm = getattr(args, "comm", None)  # --distributed: only rank 0 claims the folder, writes and prints
+        self.is_root = self.comm is None or self.comm.rank == 0
         self.quiet = args.quiet
         self.trainer = None
         self.out = None
@@ -66,18 +68,22 @@ class Run:
             self.latest = f"{args.resume} (epoch {checkpoint['progress']['epoch']})"
 
     def say(self, message):
-        print(message, flush=True)
+        if self.is_root:
+            print(message, flush=True)
 
     def execute(self):
         done = self.checkpoint["progress"]["epoch"] if self.checkpoint is not None else 0
         if not self.args.eval_only and done >= self.config["epochs"]:
             self.say(f"{self.args.resume} has already trained {done} epochs; pass --epochs N "
                      f"(N > {done}) to train longer")
-            if self.args.out is None or Path(self.args.out).resolve() == Path(self.args.resume).parent.resolve():
+            if self.is_root and (self.args.out is None or
+                                 Path(self.args.out).resolve() == Path(self.args.resume).parent.resolve()):
                 self._complete_finished_run()
             return 0
         if not self.args.eval_only:
-            self.out = self._output_dir()  # claimed (created, writable, locked) before any data is read
+            self.out = self._output_dir() if self.is_root else None  # claimed (created, writable, locked) first
+            if self.comm is not None:  # the other ranks learn the folder's name (they never write in it)
+                self.out = Path(self.comm.bcast_object(None if self.out is None else str(self.out)))
         try:
             return self._execute()
         finally:
@@ -91,7 +97,7 @@ class Run:
         data = build_data(config["dataset"], config["channels"], config["input_size"], config["batch_size"],
                           config["seed"], data_dir=config["data_dir"], limit=config["limit"],
                           num_workers=config["num_workers"], sample_fallback=not named,
-                          num_classes=config.get("num_classes"))
+                          num_classes=config.get("num_classes"), comm=self.comm)
         if data.dataset and data.dataset != config["dataset"]:  # MNIST fell back to the sample: say which was used
             config.update(dataset_requested=config["dataset"], dataset=data.dataset)
         config.update(num_classes=data.num_classes, data_source=data.source, train_size=data.train_size,
@@ -100,8 +106,12 @@ class Run:
         optimizer = make_optimizer(config["optimizer"], model.parameters(), config["lr"], config["momentum"],
                                    config["weight_decay"])
         scheduler = make_scheduler(config["schedule"], optimizer, config["epochs"], config["schedule_options"])
+        if self.comm is not None:  # rank 0's weights to all, gradients averaged before every step
+            from minidl.distributed import DistributedOptimizer
+            optimizer = DistributedOptimizer(optimizer, self.comm, model=model)
         self.trainer = trainer = Trainer(model, optimizer, scheduler, data.train_loader, data.val_loader,
-                                         device=config["device"], progress=False if self.quiet else None)
+                                         device=config["device"],
+                                         progress=False if self.quiet or not self.is_root else None)
         if self.weights is not None:
             load_model_weights(model, self.weights, self.args.resume, config["model"])
         if self.checkpoint is not None:
@@ -242,7 +252,10 @@ class Run:
             self.lock = None
 
     def _write(self, path, write):
-        """``write(path)``; an OSError (disk full, permissions) becomes :class:`OutputWriteError` naming the file."""
+        """``write(path)``; an OSError (disk full, permissions) becomes :class:`OutputWriteError` naming the file.
+        Only rank 0 of a --distributed run writes."""
+        if not self.is_root:
+            return None
         try:
             return write(path)
         except OSError as err:
@@ -254,7 +267,7 @@ class Run:
         """After a resume from interrupted.ckpt, the new last.ckpt supersedes it: remove it (it is ours)."""
         resumed = Path(self.args.resume) if self.args.resume is not None else None
         stale = self.out / "interrupted.ckpt"
-        if resumed is not None and resumed.name == "interrupted.ckpt" and stale.exists() and \
+        if self.is_root and resumed is not None and resumed.name == "interrupted.ckpt" and stale.exists() and \
                 stale.resolve() == resumed.resolve():
             stale.unlink()
 
@@ -276,6 +289,8 @@ class Run:
                                trainer.progress_state(), trainer.rng_state())
 
     def _interrupted(self):
+        if not self.is_root:
+            return EXIT_INTERRUPTED
         trainer = self.trainer
         where = f"step {trainer.step} (epoch {trainer.epoch + 1}, batch {trainer.batches_done})"
         if trainer.mid_step:
@@ -298,6 +313,8 @@ class Run:
     def _save_interrupted(self):
         """Save the last completed step in interrupted.ckpt (as Ctrl-C does); returns what happened, in words."""
         path = self.out / "interrupted.ckpt"
+        if not self.is_root:
+            return "rank 0 saves"
         if self.trainer.step == 0 or self.trainer.mid_step:
             return f"nothing new to save (latest checkpoint: {self.latest})"
         try:

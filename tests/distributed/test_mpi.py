@@ -24,16 +24,21 @@ def _mpiexec():
     return found
 
 
-def run_mpi(mode, n=2, timeout=TIMEOUT):
-    """Run the script under mpiexec; returns (returncode, stdout, stderr, seconds)."""
+def launch(args, n=2, timeout=TIMEOUT, cwd=None):
+    """``mpiexec -n N python -m mpi4py ARGS`` with one thread per rank; returns (returncode, stdout, stderr,
+    seconds). A run that outlives ``timeout`` fails the test (it is killed: CI never hangs)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     start = time.monotonic()
     try:
-        done = subprocess.run([_mpiexec(), "-n", str(n), sys.executable, "-m", "mpi4py", str(SCRIPT), mode],
-                              capture_output=True, text=True, timeout=timeout, env=env)
+        done = subprocess.run([_mpiexec(), "-n", str(n), sys.executable, "-m", "mpi4py", *args],
+                              capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"mpiexec -n {n} ... {mode} did not finish within {timeout} s (a hang)")
+        pytest.fail(f"mpiexec -n {n} ... {' '.join(args)} did not finish within {timeout} s (a hang)")
     return done.returncode, done.stdout, done.stderr, time.monotonic() - start
+
+
+def run_mpi(mode, n=2, timeout=TIMEOUT):
+    return launch([str(SCRIPT), mode], n=n, timeout=timeout)
 
 
 def results(stdout, n=2):
