@@ -94,6 +94,13 @@ def main():
         total = comm.allreduce(comm.rank + 1, op="sum")
         mean = comm.allreduce(np.array([comm.rank, 2.0 * comm.rank]))
         print(f"RESULT rank={comm.rank} sum={total} mean={mean.tolist()}", flush=True)
+    elif mode == "nccl":  # gradients 1 and 2 on two GPUs average to 1.5
+        comm = dist.init("nccl")
+        model = nn.Linear(3, 2).to("gpu")
+        for p in model.parameters():
+            p.grad = minidl.Tensor(np.full(p.shape, comm.rank + 1.0, np.float32)).to("gpu")
+        comm.allreduce_gradients(model)
+        print(f"RESULT rank={comm.rank} grad={float(model.weight.grad.numpy().mean())}", flush=True)
     elif mode in ("raise", "kill"):
         if comm.rank == 1:
             if mode == "kill":
