@@ -32,16 +32,16 @@ class Images:
         return self.x[i], int(self.y[i])
 
 
-def small_cnn(batchnorm=None):
+def small_cnn(batchnorm=None, dtype=np.float64):
     layers = [nn.Conv2d(2, 4, 3, padding=1)]
     if batchnorm is not None:
         layers.append(batchnorm(4))
     layers += [nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 3 * 3, 3)]
-    return nn.Sequential(*layers).double()
+    return nn.Sequential(*layers).to(dtype=dtype)
 
 
 def train(model, comm, sampler, batch):
-    """STEPS steps of SGD with momentum on float64 copies of the batches; returns the parameters."""
+    """STEPS steps of SGD with momentum (batches in the model's dtype); returns the parameters and buffers."""
     opt = dist.DistributedOptimizer(optim.SGD(model.parameters(), lr=0.1, momentum=0.9), comm, model=model)
     loader = DataLoader(Images(), batch, sampler=sampler, seed=0, prefetch=0)
     loss_fn = nn.CrossEntropyLoss()
@@ -49,22 +49,22 @@ def train(model, comm, sampler, batch):
         if step == STEPS:
             break
         opt.zero_grad()
-        loss = loss_fn(model(x.double()), y)
+        loss = loss_fn(model(x.to(dtype=model[0].weight.dtype)), y)
         loss.backward()
         opt.step()
     return {k: v.numpy().copy() for k, v in model.state_dict().items()}
 
 
-def equivalence(comm, batchnorm=None):
+def equivalence(comm, batchnorm=None, dtype=np.float64):
     """N ranks x batch B/N against one process with batch B (computed on every rank, from rank 0's init).
 
     batchnorm: None, or a function of a communicator giving the BN layer class to use with it."""
     world_of_one = dist.SingleProcessCommunicator()
     minidl.manual_seed(100)  # rank 0's initial weights
-    reference_model = small_cnn(batchnorm and batchnorm(world_of_one))
+    reference_model = small_cnn(batchnorm and batchnorm(world_of_one), dtype)
     initial = {k: v.numpy().copy() for k, v in reference_model.state_dict().items()}
     minidl.manual_seed(100 + comm.rank)  # different initial weights per rank: the broadcast must fix them
-    model = small_cnn(batchnorm and batchnorm(comm))
+    model = small_cnn(batchnorm and batchnorm(comm), dtype)
     mine = train(model, comm, dist.DistributedSampler(Images(), comm, seed=7), B // comm.size)
     ref = train(reference_model, world_of_one, dist.DistributedSampler(Images(), world_of_one, seed=7), B)
     diff = max(float(np.abs(mine[k] - ref[k]).max()) for k in ref)
@@ -79,6 +79,8 @@ def main():
     comm = dist.init("mpi")
     if mode == "equivalence":
         equivalence(comm)
+    elif mode == "equivalence-float32":
+        equivalence(comm, dtype=np.float32)
     elif mode == "equivalence-syncbn":
         equivalence(comm, lambda c: functools.partial(dist.SyncBatchNorm, comm=c))
     elif mode == "equivalence-bn":

@@ -65,6 +65,15 @@ def test_two_ranks_half_batch_equal_one_process_full_batch_float64():
         assert float(r["across"]) == 0.0   # both ranks hold identical parameters
 
 
+def test_two_ranks_half_batch_equal_one_process_full_batch_float32_to_rounding():
+    rc, out, err, _ = run_mpi("equivalence-float32")
+    assert rc == 0, err
+    for r in results(out):
+        assert float(r["moved"]) > 1e-3
+        assert float(r["diff"]) <= 1e-5    # only the order of float32 sums differs
+        assert float(r["across"]) == 0.0
+
+
 def test_two_ranks_with_sync_batchnorm_equal_one_process_float64():
     """SyncBatchNorm: parameters AND running statistics as one process with the whole batch."""
     rc, out, err, _ = run_mpi("equivalence-syncbn")
