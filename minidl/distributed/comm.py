@@ -95,8 +95,9 @@ def _first_difference(mine, root_sig, rank, root):
         if (n0, s0, d0) != (n1, s1, d1):
             return (f"rank {rank} has {n1} {s1} {d1} where rank {root} has {n0} {s0} {d0}")
     if len(mine) != len(root_sig):
+        longer = mine if len(mine) > len(root_sig) else root_sig
         return (f"rank {rank} has {len(mine)} parameters and buffers, rank {root} has {len(root_sig)} "
-                f"(first unmatched: {(mine + root_sig)[min(len(mine), len(root_sig))][0]})")
+                f"(first unmatched: {longer[min(len(mine), len(root_sig))][0]})")
     return None
 
 
@@ -174,12 +175,16 @@ class _CommunicatorBase:
             return
         grads = [p.grad.data if p.grad is not None else p.xp.zeros_like(p.data) for p in params]
 
+        def reduce(buf):
+            self._allreduce_sum_(buf)
+            self.allreduce_calls += 1
+
         def store(i, averaged):
             if params[i].grad is None:
                 params[i].grad = Tensor(averaged.copy())
             else:
                 params[i].grad.data[...] = averaged
-        self._collective(grads, self._allreduce_sum_, store, scale=1.0 / self.size)
+        self._collective(grads, reduce, store, scale=1.0 / self.size)
 
     def _collective(self, arrays, run, store, scale=None):
         for group in buckets(arrays, self.bucket_bytes):
@@ -187,7 +192,6 @@ class _CommunicatorBase:
             xp = backend.get_array_module(members[0])
             flat = pack(members, xp)
             run(flat)
-            self.allreduce_calls += run == self._allreduce_sum_
             if scale is not None:
                 flat *= flat.dtype.type(scale)
             for i, piece in zip(group, unpack(flat, members)):
