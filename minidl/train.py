@@ -29,8 +29,8 @@ intact); 130 interrupted (Ctrl-C).
 recipe's by default) is split into N per-rank batches of B/N over disjoint shards of each epoch's order, the
 gradients are averaged before every step, so the run follows the same steps as one process with batch B
 (BatchNorm statistics stay per rank: see minidl.distributed). Only rank 0 claims and locks the run folder,
-prints and writes config.json, metrics.csv, curves.png and checkpoints. The training loss and accuracy in
-them are rank 0's (its shard), images/s is per rank; validation runs on the whole set on every rank. A run is
+prints and writes config.json, metrics.csv, curves.png and checkpoints. The epoch's training loss and
+accuracy are averaged over the ranks, images/s summed; validation runs on the whole set on every rank. A run is
 resumed on the same number of ranks (another number is refused in one line: the data order depends on it).
 An error on one rank ends all of them (MPI_Abort). CPU only (MPI); GPUs: minidl.distributed.init("nccl").
 """

@@ -221,6 +221,10 @@ class Run:
 
     def _end_of_epoch(self, row):
         config, trainer = self.config, self.trainer
+        if self.comm is not None:  # every rank saw as many images: the mean of the ranks' means is the run's
+            for key in ("train_loss", "train_acc"):
+                row[key] = self.comm.allreduce(float(row[key]))
+            row["images_per_s"] = self.comm.allreduce(float(row["images_per_s"]), op="sum")
         checkpoint = self._checkpoint()
         self._write(self.out / "last.ckpt", lambda path: save_checkpoint(checkpoint, path))
         self.latest = f"{self.out / 'last.ckpt'} (epoch {row['epoch']})"
