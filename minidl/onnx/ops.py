@@ -153,7 +153,10 @@ def _conv_attrs(func, W):
 
 
 def _conv2d(g, func, xs, ys):
-    g.node("Conv", xs, ys, **_conv_attrs(func, func.inputs[1]))
+    attrs = _conv_attrs(func, func.inputs[1])
+    extra = getattr(func, "extra", (0, 0))    # padding="same" with an even span: more at the bottom and right
+    attrs["pads"] = attrs["pads"][:2] + [attrs["pads"][2] + extra[0], attrs["pads"][3] + extra[1]]
+    g.node("Conv", xs, ys, **attrs)
 
 
 def _conv_transpose2d(g, func, xs, ys):
@@ -299,7 +302,7 @@ CONVERTERS = {
     "Maximum": _maximum, "Clamp": _clamp, "Clone": _identity,
     "Reshape": _reshape, "Transpose": _transpose, "Permute": _transpose, "GetItem": _getitem,
     "BroadcastTo": _broadcast_to, "AsType": _astype, "ToDevice": _identity,
-    "Conv2d": _conv2d, "ConvTranspose2d": _conv_transpose2d, "Linear": _linear,
+    "Conv2d": _conv2d, "Conv2dExtraPadding": _conv2d, "ConvTranspose2d": _conv_transpose2d, "Linear": _linear,
     "BatchNormEval": _batch_norm_eval, "LocalResponseNorm": _local_response_norm,
     "MaxPool2d": _max_pool2d, "AvgPool2d": _avg_pool2d, "AdaptiveAvgPool2d": _adaptive_avg_pool2d,
     "Concat": _concat, "Split": _split, "Pad": _pad,

@@ -50,6 +50,8 @@ CASES = {
     "conv groups, stride, padding, dilation": (lambda x, w: F.conv2d(x, w, stride=2, padding=(2, 1), dilation=2,
                                                                      groups=2), (2, 4, 11, 9), [W]),
     "conv with bias, 1x1": (lambda x, w, b: F.conv2d(x, w, b), (1, 4, 5, 5), [_x(3, 4, 1, 1), _x(3)]),
+    "conv padding same, even kernel": (lambda x, w: F.conv2d(x, w, padding="same", dilation=(1, 3)), (2, 4, 7, 6),
+                                       [_x(5, 4, 4, 2, seed=2)]),
     "max pool ceil_mode": (lambda x: F.max_pool2d(x, 3, 2, ceil_mode=True), (2, 3, 8, 8), []),
     "max pool padding": (lambda x: F.max_pool2d(x, 3, 2, padding=1), (2, 3, 7, 6), []),
     "avg pool count_include_pad": (lambda x: F.avg_pool2d(x, 3, 2, padding=1), (2, 3, 7, 7), []),
