@@ -74,6 +74,8 @@ class DataLoader:
         self._rng.bit_generator.state = self._epoch_start_state
         n = len(self.dataset)
         if self.sampler is not None:
+            if hasattr(self.sampler, "set_epoch"):
+                self.sampler.set_epoch(self.epoch)
             order = np.asarray(self.sampler.indices(self.epoch))
         else:
             order = self._rng.permutation(n) if self.shuffle else np.arange(n)
@@ -141,15 +143,22 @@ class DataLoader:
         return np.stack([image for image, _ in items]), np.array([label for _, label in items], np.int64)
 
     def state_dict(self):
-        """Where the loader is: epoch, batches already handed out in it, and its generator state."""
+        """Where the loader is: epoch, batches already handed out in it, and its generator state (and the
+        sampler's ``state_dict()``, when it has one)."""
         if self._in_progress and self._batch >= len(self):  # every batch handed out: next epoch
-            return {"seed": self.seed, "epoch": self.epoch + 1, "batch": 0,
-                    "generator": self._rng.bit_generator.state}
-        state = self._epoch_start_state if self._in_progress else self._rng.bit_generator.state
-        return {"seed": self.seed, "epoch": self.epoch, "batch": self._batch, "generator": state}
+            state = {"seed": self.seed, "epoch": self.epoch + 1, "batch": 0,
+                     "generator": self._rng.bit_generator.state}
+        else:
+            generator = self._epoch_start_state if self._in_progress else self._rng.bit_generator.state
+            state = {"seed": self.seed, "epoch": self.epoch, "batch": self._batch, "generator": generator}
+        if hasattr(self.sampler, "state_dict"):
+            state["sampler"] = self.sampler.state_dict()
+        return state
 
     def load_state_dict(self, state):
         """Continue from ``state``: the next ``for`` loop yields the batches after the saved position."""
+        if "sampler" in state and hasattr(self.sampler, "load_state_dict"):
+            self.sampler.load_state_dict(state["sampler"])  # refuses a state saved for another world or dataset
         if not 0 <= state["batch"] <= len(self):
             raise ValueError(f"DataLoader.load_state_dict: batch {state['batch']} is out of range for a loader "
                              f"of {len(self)} batches (was the state saved with another batch size?)")

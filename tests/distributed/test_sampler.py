@@ -131,6 +131,19 @@ def test_dataloader_with_sampler_loads_the_shard_and_resumes_mid_epoch():
     assert _labels(again) == epoch1
 
 
+def test_dataloader_state_holds_the_sampler_state_and_refuses_another_world():
+    loader = DataLoader(Items(20), batch_size=2, sampler=DistributedSampler(Items(20), num_replicas=2, rank=1, seed=4),
+                        prefetch=0)
+    it = iter(loader)
+    next(it)
+    state = loader.state_dict()
+    assert state["sampler"]["num_replicas"] == 2 and state["sampler"]["seed"] == 4 and state["sampler"]["epoch"] == 0
+    other = DataLoader(Items(20), batch_size=2, sampler=DistributedSampler(Items(20), num_replicas=4, rank=0),
+                       prefetch=0)
+    with pytest.raises(ValueError, match="saved with 2 ranks, this run has 4"):
+        other.load_state_dict(state)
+
+
 def test_dataloader_refuses_shuffle_with_a_sampler():
     sampler = DistributedSampler(Items(4), num_replicas=1, rank=0)
     with pytest.raises(ValueError, match="DataLoader: pass either shuffle=True or a sampler"):
