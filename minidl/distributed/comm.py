@@ -304,10 +304,11 @@ _NCCL_DTYPES = {"float16": "NCCL_FLOAT16", "float32": "NCCL_FLOAT32", "float64":
 
 
 class NCCLCommunicator(MPICommunicator):
-    """NCCL (``cupy.cuda.nccl``) for the buffers, MPI for the rest; one GPU per local rank.
+    """NCCL (``cupy.cuda.nccl``) for CuPy buffers, MPI for the rest; one GPU per local rank.
 
     Rank 0 creates the NCCL unique id and broadcasts it over MPI; each rank selects GPU ``local_rank``.
-    Buffers must be CuPy arrays on that GPU (``model.gpu()`` after ``init``).
+    CuPy buffers (a model moved with ``.gpu()`` after ``init``) go through NCCL on the current stream;
+    NumPy buffers (``allreduce`` of a Python number for metrics, say) go through MPI.
     """
 
     def __init__(self, mpi_comm=None, bucket_bytes=DEFAULT_BUCKET_BYTES):
@@ -325,19 +326,20 @@ class NCCLCommunicator(MPICommunicator):
         self.nccl_comm = nccl.NcclCommunicator(self.size, uid, self.rank)
 
     def _nccl_args(self, buf, op):
-        if isinstance(buf, np.ndarray):
-            raise TypeError(f"NCCLCommunicator.{op}: expected a CuPy array on GPU {self.local_rank}, got a NumPy "
-                            "array (move the model with .gpu() after init)")
         name = _NCCL_DTYPES.get(str(buf.dtype))
         if name is None:
             raise TypeError(f"NCCLCommunicator.{op}: dtype {buf.dtype} is not supported by NCCL here")
         return buf.data.ptr, buf.size, getattr(self.nccl, name), self.cupy.cuda.get_current_stream().ptr
 
     def _allreduce_sum_(self, buf):
+        if isinstance(buf, np.ndarray):
+            return super()._allreduce_sum_(buf)
         ptr, count, dtype, stream = self._nccl_args(buf, "allreduce")
         self.nccl_comm.allReduce(ptr, ptr, count, dtype, self.nccl.NCCL_SUM, stream)
 
     def _bcast_(self, buf, root):
+        if isinstance(buf, np.ndarray):
+            return super()._bcast_(buf, root)
         ptr, count, dtype, stream = self._nccl_args(buf, "bcast")
         self.nccl_comm.bcast(ptr, count, dtype, root, stream)
 
