@@ -184,24 +184,24 @@ class _CommunicatorBase:
                 params[i].grad = Tensor(averaged.copy())
             else:
                 params[i].grad.data[...] = averaged
-        self._collective(grads, reduce, store, scale=1.0 / self.size)
+        self._collective(grads, reduce, store, divide_by=self.size)
 
-    def _collective(self, arrays, run, store, scale=None):
+    def _collective(self, arrays, run, store, divide_by=None):
         for group in buckets(arrays, self.bucket_bytes):
             members = [arrays[i] for i in group]
             xp = backend.get_array_module(members[0])
             flat = pack(members, xp)
             run(flat)
-            if scale is not None:
-                flat *= flat.dtype.type(scale)
+            if divide_by is not None:
+                flat /= divide_by
             for i, piece in zip(group, unpack(flat, members)):
                 store(i, piece)
 
     def allreduce(self, value, op="mean"):
         """Sum or mean of ``value`` (a number, NumPy/CuPy array or Tensor) over all ranks, for metrics.
 
-        Returns a float for a number, an array for an array, a Tensor for a Tensor. Integers are summed
-        exactly as int64 (op="sum"); a mean is always floating point.
+        Returns a Python number for a number, an array for an array, a Tensor for a Tensor. Integers (and
+        booleans) are summed exactly as int64 (op="sum"); a mean is always floating point.
         """
         if op not in ("sum", "mean"):
             raise ValueError(f"allreduce: op must be 'sum' or 'mean', got {op!r}")
