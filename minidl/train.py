@@ -32,7 +32,9 @@ gradients are averaged before every step, so the run follows the same steps as o
 prints and writes config.json, metrics.csv, curves.png and checkpoints. The epoch's training loss and
 accuracy are averaged over the ranks, images/s summed; validation runs on the whole set on every rank. A run is
 resumed on the same number of ranks (another number is refused in one line: the data order depends on it).
-An error on one rank ends all of them (MPI_Abort). CPU only (MPI); GPUs: minidl.distributed.init("nccl").
+An error on one rank ends all of them (MPI_Abort). Ctrl-C (mpiexec passes it to every rank): rank 0 saves
+interrupted.ckpt if it stops first, else the last epoch's checkpoint is the one to resume from (untested).
+CPU only (MPI); GPUs: minidl.distributed.init("nccl").
 """
 import argparse
 import difflib
