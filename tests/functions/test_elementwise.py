@@ -186,3 +186,17 @@ def test_drop_path_drops_whole_samples():
     np.testing.assert_allclose(per_sample[per_sample[:, 0] > 0], 1 / 0.75, rtol=1e-6)
     x = minidl.ones(2, 3)
     assert F.drop_path(x, 0.5, training=False) is x
+
+
+def test_new_reductions_and_elementwise_ops_gradcheck():
+    x = tie_free((3, 4), scale=0.37)
+    y = tie_free((4,), rng=np.random.default_rng(5), scale=0.29)
+    check_grad(lambda t: F.var(t, dim=1), x)
+    check_grad(lambda t: F.std(t, 0, correction=0, keepdim=True), x)
+    check_grad(lambda t: t.var(), x)
+    check_grad(lambda a, b: F.maximum(a, b), x, y)
+    check_grad(lambda a, b: F.minimum(a, b), x, y)
+    check_grad(lambda t: F.clamp(t, -0.5, 0.6), x)        # tie_free values never sit on a bound
+    check_grad(lambda t: F.clone(t) * t, x)
+    check_grad(lambda t: F.amax(t, dim=(0, 1)), x)
+    check_grad(lambda t: F.min(t, dim=0).values, x)
