@@ -26,3 +26,12 @@ __all__ = [
     "ModuleDict", "ModuleList", "Parameter", "ReLU", "RemovableHandle", "Sequential", "Sigmoid", "Softmax",
     "Softplus", "Tanh", "init",
 ]
+
+
+def __getattr__(name):
+    # nn.SyncBatchNorm, PyTorch's name for it: the layer needs a communicator, so it lives in
+    # minidl.distributed (a layer above nn) and is looked up only when asked for.
+    if name == "SyncBatchNorm":
+        from minidl.distributed import SyncBatchNorm
+        return SyncBatchNorm
+    raise AttributeError(f"module 'minidl.nn' has no attribute {name!r}")

@@ -92,3 +92,11 @@ def test_bad_input_is_named():
         layer(minidl.ones(3))
     with pytest.raises(ValueError, match="more than one value per channel over all ranks"):
         layer(minidl.ones(1, 3))
+
+
+def test_nn_sync_batchnorm_is_pytorchs_name_for_it():
+    from minidl import nn
+    from minidl.distributed import SyncBatchNorm
+    assert nn.SyncBatchNorm is SyncBatchNorm
+    with pytest.raises(AttributeError, match="has no attribute 'SyncBatchNorn'"):
+        nn.SyncBatchNorn
