@@ -46,3 +46,15 @@ def randomise_torch_batchnorm(model, seed):
                 m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
                 m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
                 m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+
+
+def outputs_on_one_input(ours, reference, size):
+    """(minidl's, PyTorch's) eval-mode outputs of two models on the same random 2 x 3 x size x size batch."""
+    import torch
+    x = np.random.default_rng(0).standard_normal((2, 3, size, size)).astype(np.float32)
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(x)).numpy()
+    ours.eval()
+    with minidl.no_grad():
+        got = ours(minidl.tensor(x)).numpy()
+    return got, expected

@@ -9,7 +9,7 @@ import pytest
 import minidl
 from minidl.models import get_model
 from tests.models.fast_init import fast_init
-from tests.helpers import randomise_torch_batchnorm as _randomise_batchnorm
+from tests.helpers import outputs_on_one_input, randomise_torch_batchnorm as _randomise_batchnorm
 
 torch = pytest.importorskip("torch")
 tv_models = pytest.importorskip("torchvision.models")
@@ -30,12 +30,7 @@ def test_torchvision_weights_give_the_same_outputs(name, size):
     result = ours.load_state_dict(reference.state_dict())
     assert result.missing_keys == [] and result.unexpected_keys == []
     assert [n for n, _ in ours.named_parameters()] == [n for n, _ in reference.named_parameters()]
-    x = np.random.default_rng(0).standard_normal((2, 3, size, size)).astype(np.float32)
-    with torch.no_grad():
-        expected = reference(torch.from_numpy(x)).numpy()
-    ours.eval()
-    with minidl.no_grad():
-        got = ours(minidl.tensor(x)).numpy()
+    got, expected = outputs_on_one_input(ours, reference, size)
     scale = np.abs(expected).max()
     assert scale > 0
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * scale)

@@ -13,17 +13,12 @@ import pytest
 import minidl
 from minidl.models import get_model
 from minidl.models.pretrained import PretrainedWeightsError, imagenet_eval_transform
-from tests.helpers import randomise_torch_batchnorm
+from tests.helpers import outputs_on_one_input, randomise_torch_batchnorm
 from tests.models.fast_init import fast_init
 
 
-def _outputs_equal(ours, reference, size, torch):
-    x = np.random.default_rng(0).standard_normal((2, 3, size, size)).astype(np.float32)
-    with torch.no_grad():
-        expected = reference(torch.from_numpy(x)).numpy()
-    ours.eval()
-    with minidl.no_grad():
-        got = ours(minidl.tensor(x)).numpy()
+def _outputs_equal(ours, reference, size):
+    got, expected = outputs_on_one_input(ours, reference, size)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
@@ -45,7 +40,7 @@ def test_densenet_files_with_torchvisions_old_names_load(tmp_path):
     torch.save(old, tmp_path / "densenet121-old.pth")
     with fast_init():
         ours = get_model("densenet121", weights=tmp_path / "densenet121-old.pth")
-    _outputs_equal(ours, reference, 32, torch)
+    _outputs_equal(ours, reference, 32)
 
 
 def test_cadene_xception_names_load(tmp_path):
@@ -59,7 +54,7 @@ def test_cadene_xception_names_load(tmp_path):
     torch.save({"state_dict": cadene}, tmp_path / "xception.pth")   # wrapped, as training checkpoints are
     with fast_init():
         ours = get_model("xception", weights=tmp_path / "xception.pth")
-    _outputs_equal(ours, reference, 71, torch)
+    _outputs_equal(ours, reference, 71)
 
 
 def test_data_parallel_prefix_is_dropped(tmp_path):

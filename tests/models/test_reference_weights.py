@@ -7,7 +7,7 @@ import pytest
 
 import minidl
 from tests.models.residual_checks import build
-from tests.helpers import randomise_torch_batchnorm as _randomise_batchnorm
+from tests.helpers import outputs_on_one_input, randomise_torch_batchnorm as _randomise_batchnorm
 
 torch = pytest.importorskip("torch")
 
@@ -18,12 +18,7 @@ def _compare(reference, ours, size, rtol=1e-4):
     result = ours.load_state_dict(reference.state_dict())
     assert result.missing_keys == [] and result.unexpected_keys == []
     assert list(dict(ours.named_parameters())) == [n for n, _ in reference.named_parameters()]  # same order
-    x = np.random.default_rng(0).standard_normal((2, 3, size, size)).astype(np.float32)
-    with torch.no_grad():
-        expected = reference(torch.from_numpy(x)).numpy()
-    ours.eval()
-    with minidl.no_grad():
-        got = ours(minidl.tensor(x)).numpy()
+    got, expected = outputs_on_one_input(ours, reference, size)
     scale = np.abs(expected).max()
     np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * scale)
 
