@@ -307,17 +307,54 @@ class Tensor:
             raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; use .any() or .all()")
         return bool(self.data)
 
-    def any(self):
-        return bool(self.data.any())
+    def any(self, dim=None, keepdim=False):
+        """Whether any element (along ``dim``) is non-zero: a bool tensor, as ``torch.Tensor.any``."""
+        return Tensor(self.xp.asarray(self.data.any(axis=dim, keepdims=keepdim)))
 
-    def all(self):
-        return bool(self.data.all())
+    def all(self, dim=None, keepdim=False):
+        """Whether every element (along ``dim``) is non-zero: a bool tensor, as ``torch.Tensor.all``."""
+        return Tensor(self.xp.asarray(self.data.all(axis=dim, keepdims=keepdim)))
 
     # -- methods (PyTorch names, arguments and defaults) ---------------------------------------------
     def reshape(self, *shape):
         return _ops().reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
     view = reshape
+
+    def dim(self):
+        """The number of dims (``ndim``), as ``torch.Tensor.dim``."""
+        return self.data.ndim
+
+    def contiguous(self):
+        """This tensor if its data is C-contiguous, else a contiguous copy that stays in the graph."""
+        return self if self.data.flags.c_contiguous else _ops().clone(self)
+
+    def expand(self, *sizes):
+        """Broadcast to ``sizes`` (-1 keeps a dim), as ``torch.Tensor.expand``."""
+        sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
+        lead = len(sizes) - self.ndim
+        if lead < 0:
+            raise ValueError(f"expand: {len(sizes)} sizes given for a tensor with {self.ndim} dims")
+        shape = tuple(self.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(sizes))
+        return _ops().broadcast_to(self, shape)
+
+    def add(self, other, *, alpha=1):
+        return _ops().add(self, other if alpha == 1 else other * alpha)
+
+    def sub(self, other, *, alpha=1):
+        return _ops().sub(self, other if alpha == 1 else other * alpha)
+
+    def mul(self, other):
+        return _ops().mul(self, other)
+
+    def div(self, other):
+        return _ops().div(self, other)
+
+    def matmul(self, other):
+        return _ops().matmul(self, other)
+
+    def neg(self):
+        return _ops().neg(self)
 
     def transpose(self, dim0, dim1):
         """Swap dims ``dim0`` and ``dim1`` (any rank, negative dims allowed), as ``torch.Tensor.transpose``."""

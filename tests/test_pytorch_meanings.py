@@ -401,3 +401,11 @@ def test_get_model_suggests_the_closest_name():
     from minidl.models import get_model
     with pytest.raises(ValueError, match="did you mean resnet50\\?"):
         get_model("resnet5O")
+
+
+def test_tensor_methods_users_expect():
+    x = minidl.tensor([[0.0, 2.0], [0.0, 0.0]])
+    assert x.dim() == 2 and x.any().item() is True and x.all().item() is False
+    assert x.any(dim=1).tolist() == [True, False]
+    assert x.T.contiguous().data.flags.c_contiguous and x.contiguous() is x
+    assert x[:1].expand(3, -1).shape == (3, 2)

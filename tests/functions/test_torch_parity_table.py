@@ -122,6 +122,13 @@ ROWS = [
     ("pad-channels", lambda M, a: M.pad(a, (0, 0, 0, 0, 0, 2)), [normal(1, 2, 3, 3)], None),
     ("getitem", lambda M, a: a[1:, ::2], [normal(3, 4)], None),
     ("clone", lambda M, a: a.clone() * 2, [normal(3, 4)], None),
+    ("method-expand", lambda M, a: a.expand(2, -1, 4), [normal(3, 1)], None),
+    ("method-contiguous", lambda M, a: a.T.contiguous() * 3, [normal(3, 4)], None),
+    ("method-add-alpha", lambda M, a, b: a.add(b, alpha=2.0).sub(b).mul(a).div(b.abs() + 1), [normal(3, 4), normal(4)],
+     None),
+    ("method-matmul-neg", lambda M, a, b: a.matmul(b).neg(), [normal(3, 4), normal(4, 2)], None),
+    ("method-any-all", lambda M, a: (a.any(), a.all(dim=1), a.any(1, keepdim=True)), [np.array([[0.0, 1.0], [0.0, 0.0]])],
+     ()),
     # activations, at extreme logits
     ("relu", lambda M, a: M.relu(a), [edges(INF, -INF)], None),
     ("leaky_relu", lambda M, a: M.leaky_relu(a, negative_slope=0.2), [edges(INF, -INF)], None),
