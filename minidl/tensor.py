@@ -344,17 +344,10 @@ class Tensor:
     def sub(self, other, *, alpha=1):
         return _ops().sub(self, other if alpha == 1 else other * alpha)
 
-    def mul(self, other):
-        return _ops().mul(self, other)
-
-    def div(self, other):
-        return _ops().div(self, other)
-
-    def matmul(self, other):
-        return _ops().matmul(self, other)
-
-    def neg(self):
-        return _ops().neg(self)
+    mul = __mul__
+    div = __truediv__
+    matmul = __matmul__
+    neg = __neg__
 
     def transpose(self, dim0, dim1):
         """Swap dims ``dim0`` and ``dim1`` (any rank, negative dims allowed), as ``torch.Tensor.transpose``."""

@@ -58,3 +58,13 @@ def outputs_on_one_input(ours, reference, size):
     with minidl.no_grad():
         got = ours(minidl.tensor(x)).numpy()
     return got, expected
+
+
+def torchvision_reference(name):
+    """torchvision's ``name`` (no weights, seeded, eval mode, BatchNorm statistics randomised), or a skip."""
+    torch = pytest.importorskip("torch")
+    tv_models = pytest.importorskip("torchvision.models")
+    torch.manual_seed(0)
+    reference = getattr(tv_models, name)(weights=None).eval()
+    randomise_torch_batchnorm(reference, 0)
+    return reference

@@ -83,11 +83,8 @@ def test_torch_save_read_without_torch_equals_torch_load(tmp_path):
 
 def test_torchvision_resnet18_file_loads_without_torch_and_gives_torchs_outputs(tmp_path):
     torch = pytest.importorskip("torch")
-    tv_models = pytest.importorskip("torchvision.models")
-    from tests.helpers import randomise_torch_batchnorm
-    torch.manual_seed(0)
-    reference = tv_models.resnet18(weights=None).eval()
-    randomise_torch_batchnorm(reference, 0)
+    from tests.helpers import torchvision_reference
+    reference = torchvision_reference("resnet18")
     path = tmp_path / "resnet18.pth"
     torch.save(reference.state_dict(), path)
     x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)

@@ -13,7 +13,7 @@ import pytest
 import minidl
 from minidl.models import get_model
 from minidl.models.pretrained import PretrainedWeightsError, imagenet_eval_transform
-from tests.helpers import outputs_on_one_input, randomise_torch_batchnorm
+from tests.helpers import outputs_on_one_input, randomise_torch_batchnorm, torchvision_reference
 from tests.models.fast_init import fast_init
 
 
@@ -24,10 +24,7 @@ def _outputs_equal(ours, reference, size):
 
 def test_densenet_files_with_torchvisions_old_names_load(tmp_path):
     torch = pytest.importorskip("torch")
-    tv_models = pytest.importorskip("torchvision.models")
-    torch.manual_seed(0)
-    reference = tv_models.densenet121(weights=None).eval()
-    randomise_torch_batchnorm(reference, 0)
+    reference = torchvision_reference("densenet121")
     # torchvision's published densenet files predate its module names ("norm.1" for "norm1": its own loader
     # renames them with the same pattern) and BN's num_batches_tracked (PyTorch 0.4.1)
     old = {}
