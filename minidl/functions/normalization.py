@@ -9,7 +9,20 @@ def _as_4d(a):
     return a.reshape(a.shape[0], a.shape[1], 1, 1) if a.ndim == 2 else a
 
 
+def _channel_axes(x):
+    """The axes a per-channel statistic reduces over, and the shape that broadcasts a (C,) vector on x."""
+    return ((0,), (1, -1)) if x.ndim == 2 else ((0, 2, 3), (1, -1, 1, 1))
+
+
 class BatchNormTrain(Function):
+    """Training-mode batch norm on the batch's statistics (kernels.batch_norm_forward_train / _backward).
+
+    Second order: ``backward_graph`` writes the first-order gradient (the formula of
+    kernels.batch_norm_backward) in differentiable minidl ops, recomputing mean and invstd from x, so
+    create_graph=True records it and differentiating it again goes through those primitive ops, not the
+    kernel. (The kernel accumulates in float64; in float32 this path accumulates in float32.)
+    """
+
     def __init__(self, eps):
         self.eps = eps
 
@@ -23,6 +36,20 @@ class BatchNormTrain(Function):
     def backward(self, gy):
         gx, ggamma, gbeta = kernels.batch_norm_backward(_as_4d(gy), self.x4, self.gamma, self.mean, self.invstd)
         return gx.reshape(self.x_shape), ggamma, gbeta
+
+    def backward_graph(self, gy):
+        """xhat = (x - mean) invstd;  dbeta = sum(gy);  dgamma = sum(gy xhat);
+        gx = gamma invstd (gy - dbeta / M - xhat dgamma / M)   (sums and means over N, H, W; M values)."""
+        x, gamma, _ = self.inputs
+        axes, shape = _channel_axes(x)
+        M = x.numel() // x.shape[1]
+        centered = x - x.mean(dim=axes, keepdim=True)
+        invstd = ((centered * centered).mean(dim=axes, keepdim=True) + self.eps) ** -0.5
+        xhat = centered * invstd
+        gbeta = gy.sum(dim=axes)
+        ggamma = (gy * xhat).sum(dim=axes)
+        gx = gamma.reshape(shape) * invstd * (gy - gbeta.reshape(shape) / M - xhat * ggamma.reshape(shape) / M)
+        return gx, ggamma, gbeta
 
 
 class BatchNormEval(Function):
@@ -44,6 +71,15 @@ class BatchNormEval(Function):
         xhat = (self.x - self.running_mean.reshape(shape)) * invstd.reshape(shape)
         gx = gy * (self.gamma * invstd).reshape(shape)
         return gx, (gy * xhat).sum(axis=axes), gy.sum(axis=axes)
+
+    def backward_graph(self, gy):
+        """The same affine map in minidl ops (running statistics are constants): linear in x."""
+        x, gamma, _ = self.inputs
+        axes, shape = _channel_axes(x)
+        xp = self.xp
+        invstd = Tensor((1.0 / xp.sqrt(self.running_var + self.eps)).astype(x.dtype).reshape(shape))
+        xhat = (x - Tensor(self.running_mean.astype(x.dtype).reshape(shape))) * invstd
+        return gy * gamma.reshape(shape) * invstd, (gy * xhat).sum(dim=axes), gy.sum(dim=axes)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,  # noqa: A002
@@ -89,6 +125,15 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 class LocalResponseNorm(Function):
+    """LRN by its kernels (kernels.lrn_forward / lrn_backward).
+
+    Second order: ``backward_graph`` writes the gradient of kernels.lrn_backward in differentiable minidl
+    ops, with the window sum over channels as a product with a C x C band matrix B (B[c, c'] = 1 when c'
+    is in c's window):  scale = k + alpha B (x^2),  y = x scale^-beta,
+        gx = gy scale^-beta - 2 alpha beta x B^T (gy x scale^(-beta-1)),
+    so create_graph=True records it and higher derivatives go through those primitive ops, not the kernel.
+    """
+
     def __init__(self, size, alpha, beta, k):
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
@@ -99,6 +144,20 @@ class LocalResponseNorm(Function):
 
     def backward(self, gy):
         return kernels.lrn_backward(gy, self.x, self.y, self.scale, self.size, self.alpha, self.beta)
+
+    def backward_graph(self, gy):
+        x = self.inputs[0]
+        C = x.shape[1]
+        band = self.xp.zeros((C, C), dtype=x.dtype)   # band[c, c'] = 1 for c - size//2 <= c' <= c + (size-1)//2
+        for c in range(C):
+            band[c, max(0, c - self.size // 2):c + (self.size - 1) // 2 + 1] = 1
+
+        def over_channels(a, matrix):   # out[n, c] = sum over c' of matrix[c', c] a[n, c']
+            return (a.permute(0, 2, 3, 1) @ Tensor(matrix)).permute(0, 3, 1, 2)
+
+        scale = self.k + self.alpha * over_channels(x * x, band.T)
+        gx = gy * scale ** -self.beta
+        return gx - 2 * self.alpha * self.beta * x * over_channels(gy * x * scale ** (-self.beta - 1), band)
 
 
 def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0, alpha_over_size=True):  # noqa: A002

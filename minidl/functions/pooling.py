@@ -4,6 +4,14 @@ Shape letters as in ``minidl.functions.conv``. With ``ceil_mode`` the output siz
 window may hang over the edge (it must still start inside the input or its left padding), and the kernel
 may be larger than the padded input (PyTorch: max_pool2d of a 2x4 input with a 3x3/2 window, ceil_mode,
 is 1x2): see ``minidl.kernels.reference.window_count``.
+
+Second order (``backward(create_graph=True)``): every pooling gradient is linear in dY, so each is a Function
+whose own gradient is its adjoint, and all orders run the first-order kernels:
+    max_pool2d     dX = scatter of dY by the switches (MaxPool2dBackward), whose adjoint is the gather of
+                   the same switches (SwitchGather); the switches are constants, so d2y/dx2 = 0 (x without ties)
+    max_unpool2d   dX = the gather of dY by the switches (times the mask of the switches that were written)
+    avg_pool2d, adaptive_avg_pool2d   y = A x, dX = A^T dY (AvgPool2dBackward, AdaptiveAvgPool2dBackward),
+                   whose adjoint is the pooling A again
 """
 from minidl import backend, kernels
 from minidl.functions._checks import as_input, check_ndim, pair
@@ -40,6 +48,52 @@ class MaxPool2d(Function):
 
     def backward(self, gy):
         return kernels.max_pool2d_backward(gy, self.indices, *self.x_hw)
+
+    def backward_graph(self, gy):
+        return MaxPool2dBackward(self.indices, self.x_hw)(gy)
+
+
+def _gather(g, indices):
+    """out[n, c, o] = g[n, c].flat[indices[n, c, o]]: g (N, C, H, W), indices (N, C, OH, OW) -> (N, C, OH, OW)."""
+    N, C = indices.shape[:2]
+    flat = backend.get_array_module(g).take_along_axis(g.reshape(N, C, -1), indices.reshape(N, C, -1), axis=2)
+    return flat.reshape(indices.shape)
+
+
+class MaxPool2dBackward(Function):
+    """max_pool2d's gradient as a Function of dY: gx[n, c].flat[indices[n, c, o]] += gy[n, c, o] (the
+    scatter by the switches; overlapping windows add up). Linear in gy; its adjoint is SwitchGather."""
+    saves_arrays = False
+
+    def __init__(self, indices, x_hw):
+        self.indices, self.x_hw = indices, x_hw
+
+    def forward(self, gy):
+        return kernels.max_pool2d_backward(gy, self.indices, *self.x_hw)
+
+    def backward(self, ggx):
+        return _gather(ggx, self.indices)
+
+    def backward_graph(self, ggx):
+        return SwitchGather(self.indices, self.x_hw)(ggx)
+
+
+class SwitchGather(Function):
+    """out[n, c, o] = g[n, c].flat[indices[n, c, o]]: read each switch's element (N, C, H, W) -> indices' shape.
+    The adjoint of MaxPool2dBackward (and, masked, the gradient of max_unpool2d)."""
+    saves_arrays = False
+
+    def __init__(self, indices, x_hw):
+        self.indices, self.x_hw = indices, x_hw
+
+    def forward(self, g):
+        return _gather(g, self.indices)
+
+    def backward(self, gy):
+        return kernels.max_pool2d_backward(gy, self.indices, *self.x_hw)
+
+    def backward_graph(self, gy):
+        return MaxPool2dBackward(self.indices, self.x_hw)(gy)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002 - torch's
@@ -86,6 +140,10 @@ class MaxUnpool2d(Function):
         gx = self.xp.take_along_axis(gy.reshape(N, C, -1), flat_index, axis=2) * self.written
         return gx.reshape(self.indices.shape)
 
+    def backward_graph(self, gy):
+        written = Tensor(self.written.reshape(self.indices.shape).astype(gy.dtype))
+        return SwitchGather(self.indices, self.out_hw)(gy) * written
+
 
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):  # noqa: A002 - torch's
     """Partial inverse of max_pool2d: put each value back where its switch says, zeros elsewhere.
@@ -121,6 +179,28 @@ class AvgPool2d(Function):
 
     def backward(self, gy):
         return kernels.avg_pool2d_backward(gy, *self.x_hw, *self.args)
+
+    def backward_graph(self, gy):
+        return AvgPool2dBackward(self.args, self.x_hw)(gy)
+
+
+class AvgPool2dBackward(AvgPool2d):
+    """avg_pool2d's gradient as a Function of dY: for y = A x, gx = A^T gy. Its forward and backward are
+    AvgPool2d's backward and forward swapped (A^T's adjoint is A), so it runs the same kernels."""
+    saves_arrays = False
+
+    def __init__(self, args, x_hw):
+        self.args, self.x_hw = args, x_hw
+
+    def forward(self, gy):
+        return AvgPool2d.backward(self, gy)
+
+    def backward(self, ggx):
+        return AvgPool2d.forward(self, ggx)
+
+    def backward_graph(self, ggx):
+        kernel, stride, padding, rest = self.args[0:2], self.args[2:4], self.args[4:6], self.args[6:]
+        return AvgPool2d(kernel, stride, padding, *rest)(ggx)
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,  # noqa: A002
@@ -159,6 +239,29 @@ class AdaptiveAvgPool2d(Function):
             for j, (w0, w1) in enumerate(self.cols):
                 gx[:, :, h0:h1, w0:w1] += gy[:, :, i:i + 1, j:j + 1] / ((h1 - h0) * (w1 - w0))
         return gx
+
+    def backward_graph(self, gy):
+        return AdaptiveAvgPool2dBackward(self.out_hw, self.x_shape)(gy)
+
+
+class AdaptiveAvgPool2dBackward(AdaptiveAvgPool2d):
+    """adaptive_avg_pool2d's gradient as a Function of dY (gx = A^T gy): AdaptiveAvgPool2d with forward and
+    backward swapped, as AvgPool2dBackward."""
+    saves_arrays = False
+
+    def __init__(self, out_hw, x_shape):
+        super().__init__(out_hw)
+        self.x_shape = x_shape
+        self.rows, self.cols = self._bins(x_shape[2], out_hw[0]), self._bins(x_shape[3], out_hw[1])
+
+    def forward(self, gy):
+        return AdaptiveAvgPool2d.backward(self, gy)
+
+    def backward(self, ggx):
+        return AdaptiveAvgPool2d.forward(self, ggx)
+
+    def backward_graph(self, ggx):
+        return AdaptiveAvgPool2d(self.out_hw)(ggx)
 
 
 def adaptive_avg_pool2d(input, output_size):  # noqa: A002 - torch's name
