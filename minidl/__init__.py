@@ -22,10 +22,10 @@ from minidl.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enab
 from minidl.creation import (arange, full, ones, ones_like, rand, randint, randn, tensor, zeros,
                              zeros_like)
 from minidl.random import default_rng, get_rng_state, manual_seed, set_rng_state
-from minidl.tensor import Function, Parameter, Tensor
+from minidl.tensor import Function, Parameter, Tensor, grad
 
 from minidl import functions, nn, optim  # noqa: E402  (they build on the core above)
-from minidl.gradcheck import GradcheckError, gradcheck  # noqa: E402
+from minidl.gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: E402
 from minidl.serialization import SerializationError, load, save  # noqa: E402
 from minidl.summary import receptive_field, summary  # noqa: E402
 from minidl.weights import load_weights, save_weights  # noqa: E402
@@ -36,7 +36,8 @@ int64 = "int64"
 
 __all__ = [
     "Function", "Parameter", "Tensor", "arange", "backend", "cuda", "default_rng", "enable_grad", "full", "functions",
-    "GradcheckError", "gradcheck", "nn", "optim", "receptive_field", "summary", "save", "load", "SerializationError",
+    "GradcheckError", "grad", "gradcheck", "gradgradcheck", "nn", "optim", "receptive_field", "summary", "save",
+    "load", "SerializationError",
     "get_rng_state", "is_grad_enabled", "manual_seed", "no_grad", "ones", "ones_like", "rand", "randint",
     "randn", "set_grad_enabled", "set_rng_state", "tensor", "zeros", "zeros_like", "load_weights", "save_weights",
 ]

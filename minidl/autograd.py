@@ -46,15 +46,75 @@ def enable_grad():
         _state.enabled = previous
 
 
-def run_backward(root, root_grad, retain_graph=False):
-    """Propagate ``root_grad`` (an array shaped like ``root``) back to every leaf that requires grad.
+def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inputs=None):
+    """Propagate ``root_grads`` back from ``roots`` (a tensor and its gradient, or lists of them).
 
-    Leaf gradients accumulate into ``leaf.grad`` across calls; intermediate gradients are dropped as soon
-    as the Function that needs them has run. Unless ``retain_graph``, every Function visited releases the
-    arrays it saved, so a training loop's memory does not grow with the number of steps.
+    First order (``create_graph=False``, what ``loss.backward()`` does): gradients are arrays, each
+    Function's ``backward`` runs on them, and leaf gradients accumulate into ``leaf.grad``; intermediate
+    gradients are dropped as soon as the Function that needs them has run.
+
+    ``create_graph=True``: gradients are Tensors and each Function's ``backward_graph`` runs instead, with
+    grad mode on, so the backward pass is itself recorded as a graph (a leaf's new ``.grad`` has a creator,
+    and can be differentiated again: Hessian-vector products, gradient penalties, Newton's method).
+
+    ``inputs`` (what ``minidl.grad`` passes): return the list of the gradients reaching these tensors
+    (None where none reaches) instead of touching any ``.grad``; only the Functions that lie on a path from
+    a root to one of them run.
+
+    Unless ``retain_graph``, every Function visited releases the arrays it saved, so a training loop's
+    memory does not grow with the number of steps.
     """
+    if not isinstance(roots, (list, tuple)):
+        roots, root_grads = [roots], [root_grads]
+    if create_graph:
+        with enable_grad():
+            return _traverse(roots, root_grads, retain_graph, True, inputs)
+    return _traverse(roots, root_grads, retain_graph, False, inputs)
+
+
+def _needed(roots, targets):
+    """The ids of the Functions on a path from a root to a tensor in ``targets`` (ids of tensors)."""
+    funcs, stack, seen = [], [r.creator for r in roots if r.creator is not None], set()
+    while stack:
+        func = stack.pop()
+        if id(func) in seen:
+            continue
+        seen.add(id(func))
+        if func.inputs is None:   # freed: no path runs through it (an error below if a root's creator)
+            if any(r.creator is func for r in roots):
+                raise RuntimeError(f"grad: the graph through {func.name} was already freed by an earlier "
+                                   "backward(); pass retain_graph=True the first time to differentiate twice")
+            continue
+        funcs.append(func)
+        stack.extend(x.creator for x in func.inputs if x.creator is not None)
+    needed = set()
+    for func in sorted(funcs, key=lambda f: f.generation):  # inputs' creators come first
+        if any(id(x) in targets or (x.creator is not None and id(x.creator) in needed) for x in func.inputs):
+            needed.add(id(func))
+    return needed
+
+
+def _traverse(roots, root_grads, retain_graph, create_graph, inputs):
+    capture = inputs is not None
+    if capture:
+        targets = {id(x): i for i, x in enumerate(inputs)}
+        captured = [None] * len(inputs)
+        needed = _needed(roots, targets)
+
+    def give(x, g):
+        """A gradient ``g`` reaches tensor ``x``: returns whether ``x.creator`` must run."""
+        if capture:
+            i = targets.get(id(x))
+            if i is not None:
+                captured[i] = g if captured[i] is None else captured[i] + g
+            return x.creator is not None and id(x.creator) in needed
+        if x.creator is None:
+            x.accumulate_grad(g)
+            return False
+        return True
+
     # id(tensor) -> [tensor, gradient]: holding the tensor keeps its weak reference in its creator alive
-    grads = {id(root): [root, root_grad]}
+    grads = {}
     heap = []
     seen = set()
 
@@ -65,10 +125,14 @@ def run_backward(root, root_grad, retain_graph=False):
             seen.add(id(func))
             heapq.heappush(heap, (-func.generation, -func.sequence, func))
 
-    if root.creator is None:
-        root._accumulate_grad(root_grad)
-        return
-    push(root.creator)
+    for root, root_grad in zip(roots, root_grads):
+        if give(root, root_grad):
+            entry = grads.get(id(root))
+            if entry is None:
+                grads[id(root)] = [root, root_grad]
+            else:
+                entry[1] = entry[1] + root_grad
+            push(root.creator)
     while heap:
         _, _, func = heapq.heappop(heap)
         if func.inputs is None:
@@ -82,26 +146,24 @@ def run_backward(root, root_grad, retain_graph=False):
             entry = grads.pop(id(out), None) if out is not None else None
             gy = entry[1] if entry is not None else None
             if gy is None:
-                shape, dtype = func.output_meta[i]
-                gy = func.xp.zeros(shape, dtype=dtype)
-            elif out._retain_grad:
-                out._accumulate_grad(gy)
+                gy = func.zero_grad_output(i, create_graph)
+            elif out.retains_grad and not capture:
+                out.accumulate_grad(gy)
             gys.append(gy)
-        gxs = func.backward(*gys)
+        gxs = func.backward_graph(*gys) if create_graph else func.backward(*gys)
         if not isinstance(gxs, tuple):
             gxs = (gxs,)
         if len(gxs) != len(func.inputs):
-            raise RuntimeError(f"{func.name}.backward returned {len(gxs)} gradients for {len(func.inputs)} inputs")
+            which = "backward_graph" if create_graph else "backward"
+            raise RuntimeError(f"{func.name}.{which} returned {len(gxs)} gradients for {len(func.inputs)} inputs")
         for x, gx in zip(func.inputs, gxs):
             if gx is None or not x.requires_grad:
                 continue
             if gx.shape != x.shape:
                 raise RuntimeError(f"{func.name}.backward: gradient of shape {gx.shape} for an input of shape {x.shape}")
             if gx.dtype != x.dtype:
-                gx = gx.astype(x.dtype)
-            if x.creator is None:
-                x._accumulate_grad(gx)
-            else:
+                gx = gx.to(dtype=x.dtype) if create_graph else gx.astype(x.dtype)
+            if give(x, gx):
                 entry = grads.get(id(x))
                 if entry is None:
                     grads[id(x)] = [x, gx]
@@ -110,3 +172,4 @@ def run_backward(root, root_grad, retain_graph=False):
                 push(x.creator)
         if not retain_graph:
             func.release()
+    return captured if capture else None

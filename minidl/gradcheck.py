@@ -11,6 +11,9 @@ Two checks, as the trusted systems do them:
     >>> w = minidl.randn(4, 3, 3, 3, dtype="float64", requires_grad=True)
     >>> gradcheck(lambda x, w: F.conv2d(x, w, padding=1), [x, w])
     True
+
+:func:`gradgradcheck` checks second derivatives the same way, as PyTorch's: it runs ``gradcheck`` on the
+function (x, v) -> v^T df/dx computed by ``minidl.grad(..., create_graph=True)``.
 """
 import numpy as np
 
@@ -36,7 +39,7 @@ def _projected(fn, inputs, cotangents):
 
 
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, mode="auto", num_directions=4, max_full=2000,
-              seed=0, raise_exception=True):
+              seed=0, raise_exception=True, _names=None):
     """Check the gradients of ``fn(*inputs)`` with respect to every input that requires grad.
 
     ``inputs`` are float64 Tensors (float32 differences are too coarse: PyTorch's gradcheck refuses them
@@ -99,7 +102,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, mode="auto", num_direc
                 a = analytic[i].reshape(-1)[j]
                 err = abs(a - numeric) - (atol + rtol * abs(numeric))
                 if worst is None or err > worst[0]:
-                    worst = (err, f"input {i} {tuple(inputs[i].shape)}, element "
+                    worst = (err, f"{_name(_names, i)} {tuple(inputs[i].shape)}, element "
                                   f"{tuple(int(k) for k in np.unravel_index(j, inputs[i].shape))}", a, numeric)
     else:
         for _ in range(num_directions):
@@ -120,9 +123,80 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, mode="auto", num_direc
             if worst is None or err > worst[0]:
                 worst = (err, "a random direction over all inputs", a, numeric)
     if worst[0] > 0:
-        message = (f"gradcheck failed at {worst[1]}: analytic {worst[2]:.10g}, numerical {worst[3]:.10g} "
+        message = (f"{'gradgradcheck' if _names else 'gradcheck'} failed at {worst[1]}: analytic {worst[2]:.10g}, numerical {worst[3]:.10g} "
                    f"(|difference| {abs(worst[2] - worst[3]):.3g} > atol {atol} + rtol {rtol} * |numerical|)")
         if raise_exception:
             raise GradcheckError(message)
         return False
     return True
+
+
+def _name(names, i):
+    return f"input {i}" if names is None else names[i]
+
+
+def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3, mode="auto", num_directions=4,
+                  max_full=2000, seed=0, raise_exception=True):
+    """Check the second derivatives of ``fn(*inputs)``, as ``torch.autograd.gradgradcheck``.
+
+    The first-order gradient g(x, v) = sum over outputs of v^T d output / dx, computed with
+    ``minidl.grad(..., create_graph=True)``, is itself gradient-checked (see :func:`gradcheck` for ``mode``,
+    the tolerances and the float64 requirement) with respect to the inputs (the second derivatives) and to
+    the cotangents v (which checks the first-order backward_graph). ``grad_outputs`` are the v (float64
+    Tensors that require grad, one per floating-point output); by default drawn at random from ``seed``.
+    A failure names the input or cotangent and the element with the worst error.
+    """
+    from minidl.autograd import enable_grad
+    from minidl.tensor import grad
+
+    inputs = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
+    if not any(x.requires_grad for x in inputs):
+        raise ValueError("gradgradcheck: no input requires grad; create them with requires_grad=True")
+    with no_grad():
+        outs = _outputs(fn, inputs)
+    if grad_outputs is None:
+        rng = np.random.default_rng(seed + 1)
+        grad_outputs = [Tensor(as_device_array(rng.standard_normal(o.shape), o.device).astype(o.dtype),
+                               requires_grad=True) for o in outs]
+    grad_outputs = [grad_outputs] if isinstance(grad_outputs, Tensor) else list(grad_outputs)
+    if len(grad_outputs) != len(outs):
+        raise ValueError(f"gradgradcheck: {len(grad_outputs)} grad_outputs for {len(outs)} floating-point outputs")
+    n = len(inputs)
+
+    def first_order(*args):
+        xs, vs = args[:n], args[n:]
+        with enable_grad():   # gradcheck evaluates under no_grad; the gradient needs a graph
+            ys = _outputs(fn, xs)
+            pairs = [(y, v) for y, v in zip(ys, vs) if y.requires_grad]
+            wrt = [x for x in xs if x.requires_grad]
+            if not pairs:
+                return ()
+            return grad([y for y, _ in pairs], wrt, [v for _, v in pairs], create_graph=True, allow_unused=True)
+
+    # backward_graph is a second implementation of backward: its values must be backward's (checked on
+    # its own by gradcheck), or a consistent but wrong backward_graph would pass the check below.
+    if not gradcheck(fn, inputs, eps=eps, atol=atol, rtol=rtol, mode=mode, num_directions=num_directions,
+                     max_full=max_full, seed=seed, raise_exception=raise_exception):
+        return False
+    wrt = [x for x in inputs if x.requires_grad]
+    with enable_grad():
+        ys = _outputs(fn, inputs)
+        pairs = [(y, v) for y, v in zip(ys, grad_outputs) if y.requires_grad]
+        plain = grad([y for y, _ in pairs], wrt, [v.detach() for _, v in pairs], allow_unused=True)
+    recorded = first_order(*inputs, *grad_outputs)
+    for k, (p, r) in enumerate(zip(plain, recorded)):
+        p = np.zeros(wrt[k].shape) if p is None else as_device_array(p.data, "cpu")
+        r = np.zeros(wrt[k].shape) if r is None else as_device_array(r.data, "cpu")
+        bad = np.abs(p - r) > atol + rtol * np.abs(p)
+        if bad.any():
+            j = tuple(int(i) for i in np.argwhere(bad)[0])
+            message = (f"gradgradcheck failed: the gradient of input {inputs.index(wrt[k])} at element {j} is "
+                       f"{r[j]:.10g} with create_graph=True (backward_graph) and {p[j]:.10g} without (backward)")
+            if raise_exception:
+                raise GradcheckError(message)
+            return False
+    names = [f"input {i}" for i in range(n)] + [f"grad_output {k}" for k in range(len(grad_outputs))]
+
+    return gradcheck(first_order, inputs + grad_outputs, eps=eps, atol=atol, rtol=rtol, mode=mode,
+                     num_directions=num_directions, max_full=max_full, seed=seed,
+                     raise_exception=raise_exception, _names=names)

@@ -22,6 +22,31 @@ def sum_to(g, shape):
     return g.reshape(shape) if lead else g
 
 
+class SumTo(Function):
+    """``sum_to`` as a differentiable op (the adjoint of broadcasting): what broadcasting ops' second-order
+    gradients are made of."""
+    saves_arrays = False
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return sum_to(x, self.shape)
+
+    def backward(self, gy):
+        return self.xp.broadcast_to(gy, self.x_shape).copy()
+
+    def backward_graph(self, gy):
+        return broadcast_to(gy, self.x_shape)
+
+
+def sum_to_size(x, shape):
+    """Sum ``x`` down to ``shape`` (over the dims broadcasting would add), as ``torch.Tensor.sum_to_size``."""
+    shape = tuple(shape)
+    return x if x.shape == shape else SumTo(shape)(x)
+
+
 def as_tensor(x, like=None):
     """Wrap ``x`` as a Tensor; a Python number takes the dtype (and device) of ``like``."""
     if isinstance(x, Tensor):
@@ -55,6 +80,9 @@ class Add(Function):
     def backward(self, gy):
         return sum_to(gy, self.a_shape), sum_to(gy, self.b_shape)
 
+    def backward_graph(self, gy):
+        return sum_to_size(gy, self.a_shape), sum_to_size(gy, self.b_shape)
+
 
 def add(a, b):
     return Add()(*_binary(a, b))
@@ -70,6 +98,9 @@ class Sub(Function):
     def backward(self, gy):
         return sum_to(gy, self.a_shape), sum_to(-gy, self.b_shape)
 
+    def backward_graph(self, gy):
+        return sum_to_size(gy, self.a_shape), sum_to_size(neg(gy), self.b_shape)
+
 
 def sub(a, b):
     return Sub()(*_binary(a, b))
@@ -82,6 +113,10 @@ class Mul(Function):
 
     def backward(self, gy):
         return sum_to(gy * self.b, self.a.shape), sum_to(gy * self.a, self.b.shape)
+
+    def backward_graph(self, gy):
+        a, b = self.inputs
+        return sum_to_size(mul(gy, b), a.shape), sum_to_size(mul(gy, a), b.shape)
 
 
 def mul(a, b):
@@ -97,6 +132,11 @@ class Div(Function):
         ga = gy / self.b
         return sum_to(ga, self.a.shape), sum_to(-ga * self.a / self.b, self.b.shape)
 
+    def backward_graph(self, gy):
+        a, b = self.inputs
+        ga = div(gy, b)
+        return sum_to_size(ga, a.shape), sum_to_size(neg(div(mul(ga, a), b)), b.shape)
+
 
 def div(a, b):
     return Div()(*_binary(a, b))
@@ -110,6 +150,9 @@ class Neg(Function):
 
     def backward(self, gy):
         return -gy
+
+    def backward_graph(self, gy):
+        return neg(gy)
 
 
 def neg(x):
@@ -131,6 +174,12 @@ class Pow(Function):
         if self.c == 0:
             return self.xp.zeros_like(gy)
         return gy * self.c * self.x ** (self.c - 1)
+
+    def backward_graph(self, gy):
+        if self.c == 0:
+            return mul(gy, 0.0)
+        x, = self.inputs
+        return mul(mul(gy, float(self.c)), pow(x, self.c - 1))
 
 
 class PowTensor(Function):
@@ -181,6 +230,16 @@ class MatMul(Function):
         gb = sum_to(xp.swapaxes(a2, -1, -2) @ gy, b2.shape).reshape(b.shape)
         return ga, gb
 
+    def backward_graph(self, gy):
+        a, b = self.inputs
+        a2 = reshape(a, (1,) + a.shape) if a.ndim == 1 else a
+        b2 = reshape(b, b.shape + (1,)) if b.ndim == 1 else b
+        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+        gy = reshape(gy, batch + (a2.shape[-2], b2.shape[-1]))
+        ga = reshape(sum_to_size(matmul(gy, transpose(b2, -1, -2)), a2.shape), a.shape)
+        gb = reshape(sum_to_size(matmul(transpose(a2, -1, -2), gy), b2.shape), b.shape)
+        return ga, gb
+
 
 def matmul(a, b):
     a, b = _binary(a, b)
@@ -199,6 +258,9 @@ class Exp(Function):
     def backward(self, gy):
         return gy * self.y
 
+    def backward_graph(self, gy):
+        return mul(gy, self.output_tensor())
+
 
 def exp(x):
     x = as_tensor(x)
@@ -213,6 +275,9 @@ class Log(Function):
 
     def backward(self, gy):
         return gy / self.x
+
+    def backward_graph(self, gy):
+        return div(gy, self.inputs[0])
 
 
 def log(x):
@@ -229,6 +294,9 @@ class Sqrt(Function):
     def backward(self, gy):
         return gy / (2 * self.y)
 
+    def backward_graph(self, gy):
+        return div(gy, mul(self.output_tensor(), 2.0))
+
 
 def sqrt(x):
     x = as_tensor(x)
@@ -243,6 +311,9 @@ class Abs(Function):
 
     def backward(self, gy):
         return gy * self.xp.sign(self.x)
+
+    def backward_graph(self, gy):   # sign(x) is a constant: the second derivative is 0 (a.e.)
+        return mul(gy, Tensor(self.xp.sign(self.x)))
 
 
 def abs(x):  # noqa: A001 - mirrors torch.abs
@@ -311,6 +382,9 @@ class Sum(Function):
         g = _expand_reduced(gy, self.x_shape, self.axes)
         return self.xp.broadcast_to(g, self.x_shape).copy()
 
+    def backward_graph(self, gy):
+        return broadcast_to(_expand_reduced(gy, self.x_shape, self.axes), self.x_shape)
+
 
 def sum(x, dim=None, keepdim=False, **aliases):  # noqa: A001 - mirrors torch.sum
     """Sum over ``dim`` (an int, a tuple, or None for every element), as ``torch.sum``."""
@@ -335,6 +409,10 @@ class Mean(Function):
     def backward(self, gy):
         g = _expand_reduced(gy, self.x_shape, self.axes)
         return self.xp.broadcast_to(g / gy.dtype.type(builtins.max(self.count, 1)), self.x_shape).copy()
+
+    def backward_graph(self, gy):
+        g = _expand_reduced(gy, self.x_shape, self.axes)
+        return broadcast_to(div(g, float(builtins.max(self.count, 1))), self.x_shape)
 
 
 def mean(x, dim=None, keepdim=False, **aliases):
@@ -552,6 +630,9 @@ class Clone(Function):
     def backward(self, gy):
         return gy
 
+    def backward_graph(self, gy):
+        return gy
+
 
 def clone(x):
     return Clone()(as_tensor(x))
@@ -569,6 +650,9 @@ class Reshape(Function):
 
     def backward(self, gy):
         return gy.reshape(self.x_shape)
+
+    def backward_graph(self, gy):
+        return reshape(gy, self.x_shape)
 
 
 def reshape(x, shape):
@@ -594,6 +678,9 @@ class Permute(Function):
 
     def backward(self, gy):
         return gy.transpose(tuple(int(a) for a in np.argsort(self.axes)))
+
+    def backward_graph(self, gy):
+        return permute(gy, tuple(int(a) for a in np.argsort(self.axes)))
 
 
 def _dim(op, dim, ndim):
@@ -673,6 +760,25 @@ class GetItem(Function):
             self.xp.add.at(gx, self.index, gy)  # repeated indices accumulate (add.at is ~10x slower)
         return gx
 
+    def backward_graph(self, gy):
+        return IndexScatter(self.index, self.x_shape)(gy)
+
+
+class IndexScatter(Function):
+    """The adjoint of ``x[index]``: zeros of ``shape`` with ``g`` added at ``index`` (GetItem's gradient as
+    a differentiable op; its own gradient is the indexing again)."""
+    saves_arrays = False
+    forward = GetItem.backward
+
+    def __init__(self, index, shape):
+        self.index, self.x_shape = index, shape
+
+    def backward(self, gy):
+        return self.xp.asarray(gy[self.index])
+
+    def backward_graph(self, gy):
+        return GetItem(self.index)(gy)
+
 
 def _is_basic_index(index):
     """Whether ``index`` is basic indexing (ints, slices, None, Ellipsis), which never repeats an element."""
@@ -710,6 +816,9 @@ class BroadcastTo(Function):
     def backward(self, gy):
         return sum_to(gy, self.x_shape)
 
+    def backward_graph(self, gy):
+        return sum_to_size(gy, self.x_shape)
+
 
 def broadcast_to(x, shape):
     x = as_tensor(x)
@@ -729,6 +838,9 @@ class ToDevice(Function):
     def backward(self, gy):
         return backend.as_device_array(gy, self.source)
 
+    def backward_graph(self, gy):
+        return to_device(gy, self.source)
+
 
 def to_device(x, device):
     return ToDevice(backend.normalize_device(device))(as_tensor(x))
@@ -746,6 +858,10 @@ class AsType(Function):
 
     def backward(self, gy):
         return gy.astype(self.x_dtype)
+
+    def backward_graph(self, gy):
+        return astype(gy, self.x_dtype)
+
 
 
 def astype(x, dtype):

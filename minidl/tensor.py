@@ -58,7 +58,7 @@ class Tensor:
         self.data = _as_array(data, dtype)
         self._grad = None
         self.creator = None
-        self._retain_grad = False
+        self.retains_grad = False     # keep .grad on a non-leaf (retain_grad()); the engine reads it
         # Bumped by every in-place op on ``data``; shared with ``detach()``ed aliases of the same array, so
         # backward can refuse a gradient computed from an array that was changed after the forward pass.
         self._version = [0]
@@ -79,21 +79,17 @@ class Tensor:
     def is_leaf(self):
         return self.creator is None
 
-    def backward(self, gradient=None, retain_graph=False):
-        """Backpropagate from this tensor; leaf gradients accumulate into ``.grad``."""
-        if not self.requires_grad:
-            raise RuntimeError("backward: this tensor does not require grad and has no graph "
-                               "(was it computed under no_grad(), or from tensors without requires_grad?)")
-        if gradient is None:
-            if self.data.size != 1:
-                raise RuntimeError(f"backward: a gradient can be created implicitly only for a single-element "
-                                   f"tensor, this one has shape {self.shape}; pass gradient=")
-            grad = self.xp.ones_like(self.data)
-        else:
-            grad = backend.as_device_array(_as_array(gradient, self.dtype), self.device)
-            if grad.shape != self.shape:
-                raise ValueError(f"backward: gradient has shape {grad.shape}, expected {self.shape}")
-        autograd.run_backward(self, grad, retain_graph=retain_graph)
+    def backward(self, gradient=None, retain_graph=None, create_graph=False):
+        """Backpropagate from this tensor; leaf gradients accumulate into ``.grad``, as ``torch.Tensor.backward``.
+
+        ``create_graph=True`` records the backward pass itself as a graph, so that the gradients (Tensors
+        with a creator) can be differentiated again; ``retain_graph`` defaults to ``create_graph``, and
+        without it the graph is freed as backward goes (a second backward through it raises).
+        """
+        if retain_graph is None:
+            retain_graph = create_graph
+        grad = _root_gradient("backward", 0, self, gradient, create_graph)
+        autograd.run_backward(self, grad, retain_graph=retain_graph, create_graph=create_graph)
 
     @property
     def grad(self):
@@ -111,11 +107,18 @@ class Tensor:
                                  f"{self.device}")
         self._grad = value
 
-    def _accumulate_grad(self, g):
-        # The first gradient is copied: backward hands the same array to several inputs (x + y gives both
-        # the output's gradient) and the caller's own array to the root, and a leaf's .grad must not alias
-        # any of them. Later ones are added in place, as PyTorch does.
-        if self._grad is None:
+    def accumulate_grad(self, g):
+        """Add the gradient ``g`` into ``.grad``: the engine's (``minidl.autograd``) one way to write it.
+
+        ``g`` is an array (first-order backward) or a Tensor (``create_graph=True``). An array is copied the
+        first time: backward hands the same array to several inputs (x + y gives both the output's gradient)
+        and the caller's own array to the root, and a leaf's .grad must not alias any of them; later ones
+        are added in place, as PyTorch does. A Tensor is cloned, later ones added out of place, both
+        recorded (PyTorch too), so that ``.grad`` stays differentiable.
+        """
+        if isinstance(g, Tensor):
+            self._grad = _ops().clone(g) if self._grad is None else self._grad + g
+        elif self._grad is None:
             self._grad = Tensor(g.copy())
         else:
             self._grad.data += g
@@ -123,7 +126,7 @@ class Tensor:
 
     def retain_grad(self):
         """Keep ``.grad`` on a non-leaf tensor after backward (leaves always keep theirs)."""
-        self._retain_grad = True
+        self.retains_grad = True
         return self
 
     def requires_grad_(self, flag=True):
@@ -518,6 +521,68 @@ class Tensor:
         return self
 
 
+def _root_gradient(op, k, root, gradient, create_graph):
+    """The gradient that backward starts from at ``root`` (the ``k``-th output): ones for a single element,
+    else ``gradient`` checked against the root's shape; an array, or a Tensor when ``create_graph``."""
+    if not root.requires_grad:
+        raise RuntimeError(
+            f"{op}: element {k} of the tensors to differentiate does not require grad and has no graph (was it "
+            f"computed under no_grad(), from tensors without requires_grad, or is it a gradient computed "
+            f"without create_graph=True?)")
+    if gradient is None:
+        if root.data.size != 1:
+            raise RuntimeError(f"{op}: a gradient can be created implicitly only for a single-element "
+                               f"tensor, this one has shape {root.shape}; pass the gradient explicitly")
+        grad = root.xp.ones_like(root.data)
+    elif create_graph and isinstance(gradient, Tensor):
+        grad = gradient   # kept whole: the new graph runs through it (a gradient penalty's v in J^T v)
+    else:
+        grad = backend.as_device_array(_as_array(gradient, root.dtype), root.device)
+    if grad.shape != root.shape:
+        raise ValueError(f"{op}: gradient has shape {tuple(grad.shape)}, expected {root.shape}")
+    return Tensor(grad) if create_graph and not isinstance(grad, Tensor) else grad
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
+    """The gradients of ``outputs`` with respect to ``inputs``, as ``torch.autograd.grad``.
+
+    ``outputs`` and ``inputs`` are a Tensor or a sequence of them; ``grad_outputs`` gives, per output, the
+    vector v of the vector-Jacobian product (None: ones, for single-element outputs). Returns a tuple with
+    one Tensor per input, sum over the outputs of v^T d output / d input, without touching any ``.grad``.
+    ``create_graph=True`` records the computation so the result can be differentiated again (Hessian-vector
+    products: ``grad((g * v).sum(), x)`` for ``g, = grad(loss, x, create_graph=True)``); ``retain_graph``
+    defaults to ``create_graph``. An input that no output depends on raises, unless ``allow_unused`` (then
+    its entry is None, as in PyTorch).
+    """
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    grad_outputs = list(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: {len(grad_outputs)} grad_outputs given for {len(outputs)} outputs")
+    for i, t in enumerate(outputs + inputs):
+        if not isinstance(t, Tensor):
+            which = f"outputs[{i}]" if i < len(outputs) else f"inputs[{i - len(outputs)}]"
+            raise TypeError(f"grad: {which} must be a Tensor, got {type(t).__name__}")
+    for i, x in enumerate(inputs):
+        if not x.requires_grad:
+            raise RuntimeError(f"grad: inputs[{i}] does not require grad (create it with requires_grad=True)")
+    if retain_graph is None:
+        retain_graph = create_graph
+    roots = [_root_gradient("grad", k, y, g, create_graph) for k, (y, g) in enumerate(zip(outputs, grad_outputs))]
+    found = autograd.run_backward(outputs, roots, retain_graph=retain_graph, create_graph=create_graph,
+                                  inputs=inputs)
+    result = []
+    for i, g in enumerate(found):
+        if g is None and not allow_unused:
+            raise RuntimeError(f"grad: inputs[{i}] (shape {inputs[i].shape}) was not used to compute the outputs (or the graph "
+                               "to it was freed by a backward() without retain_graph); "
+                               "pass allow_unused=True to get None for it")
+        result.append(g if g is None or isinstance(g, Tensor) else Tensor(g.copy()))
+    return tuple(result)
+
+
 def _ops():
     # Tensor's operators stand for the ops in minidl.ops, which in turn build Tensors: the module is
     # looked up when an operator runs, since each of the two modules needs the other.
@@ -592,6 +657,30 @@ class Function:
 
     def backward(self, *gys):
         raise NotImplementedError(f"{self.name} has no backward: it is not differentiable")
+
+    def backward_graph(self, *gys):
+        """The gradients as differentiable ops on Tensors, for ``backward(create_graph=True)``.
+
+        ``gys`` are Tensors (one per output; zeros where an output got no gradient), ``self.inputs`` the
+        input Tensors; arrays saved in forward may serve as constants. Returns one Tensor (or None) per
+        input, computed with minidl ops so that the backward pass is itself recorded as a graph.
+        """
+        raise NotImplementedError(f"{self.name}: second-order gradients (backward with create_graph=True) "
+                                  "are not implemented")
+
+    def output_tensor(self, i=0):
+        """The ``i``-th output Tensor, alive while backward runs through this Function (for a
+        ``backward_graph`` that needs the forward's result, e.g. exp's y: gx = gy * y)."""
+        out = self.outputs[i]()
+        if out is None:
+            raise RuntimeError(f"{self.name}: output {i} no longer exists; recompute it from self.inputs")
+        return out
+
+    def zero_grad_output(self, i, as_tensor=False):
+        """Zeros shaped like output ``i``: the gradient of an output that got none (an array, or a Tensor)."""
+        shape, dtype = self.output_meta[i]
+        zeros = self.xp.zeros(shape, dtype=dtype)
+        return Tensor(zeros) if as_tensor else zeros
 
     def release(self):
         """Drop saved arrays and input references once backward has run."""
