@@ -22,6 +22,8 @@ import importlib
 import os
 import sys
 
+import numpy
+
 if __name__ != "minidl.kernels":
     raise ImportError(f"import minidl.kernels, not kernels: this folder was imported as {__name__!r}, and "
                       "a second copy would JIT-compile every Numba kernel again")
@@ -83,6 +85,14 @@ def _backend_for(x, op):
             raise RuntimeError(f"minidl.kernels: {op} on a CuPy array needs the GPU kernels (kernels/gpu.py), "
                                f"not available: {type(error).__name__}: {error}") from error
     return numpy_kernels
+
+
+def array_module(x):
+    """The array library of x: cupy for a CuPy array, else numpy (DeZero's get_array_module)."""
+    cupy = sys.modules.get("cupy")
+    if cupy is not None and isinstance(x, getattr(cupy, "ndarray", ())):
+        return cupy
+    return numpy
 
 
 def im2col(x, KH, KW, SH, SW, PH, PW, DH=1, DW=1):
@@ -184,9 +194,9 @@ KERNELS = ("im2col", "col2im", "max_pool2d_forward", "max_pool2d_backward", "avg
 # The one-GEMM layouts of im2col and col2im: CPU kernels of their own; on the GPU the dispatchers above
 # transpose the GPU's im2col and col2im, so the GPU kernel set does not need them.
 GEMM_LAYOUT_KERNELS = ("im2col_gemm", "col2im_gemm")
-# Depthwise convolution with stride 1: CPU kernels; conv2d asks has_kernel() and otherwise runs the grouped GEMM.
+# Depthwise convolution with stride 1: CPU kernels; kernels.conv asks has_kernel(), else runs the grouped GEMM.
 DEPTHWISE_KERNELS = ("depthwise_conv2d", "depthwise_conv2d_grad_weight")
-# Winograd F(4x4, 3x3) convolution (minidl.functions.winograd): CPU kernels; elsewhere conv2d runs im2col + GEMM.
+# Winograd F(4x4, 3x3) convolution (minidl.kernels.winograd): CPU kernels; elsewhere conv2d runs im2col + GEMM.
 WINOGRAD_KERNELS = ("pad_nhwc", "crop_nchw", "winograd_tiles", "winograd_untiles")
 
 # each dispatcher documents itself with the reference's formula
@@ -194,6 +204,6 @@ for _name in KERNELS + GEMM_LAYOUT_KERNELS + DEPTHWISE_KERNELS + WINOGRAD_KERNEL
     globals()[_name].__doc__ = getattr(reference, _name).__doc__
 del _name
 
-__all__ = ["DEPTHWISE_KERNELS", "GEMM_LAYOUT_KERNELS", "KERNELS", "WINOGRAD_KERNELS", "conv_output_size", "cpu",
+__all__ = ["DEPTHWISE_KERNELS", "GEMM_LAYOUT_KERNELS", "KERNELS", "WINOGRAD_KERNELS", "array_module", "conv_output_size", "cpu",
            "has_kernel", "numpy_kernels", "reference", *KERNELS, *GEMM_LAYOUT_KERNELS, *DEPTHWISE_KERNELS,
            *WINOGRAD_KERNELS, "window_count"]

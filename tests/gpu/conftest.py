@@ -6,5 +6,5 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _cpu_convolutions_by_im2col(monkeypatch):
-    from minidl.functions import conv
+    from minidl.kernels import conv
     monkeypatch.setattr(conv, "WINOGRAD", "off")

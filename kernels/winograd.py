@@ -22,12 +22,12 @@ The tile transforms are kernels (minidl.kernels.winograd_tiles / winograd_untile
 layout, so each is a sum of contiguous rows of C or K values. Rounding: the transforms multiply and divide
 by up to 8 and 24, so float32 results carry ~1e-5 relative error against ~1e-6 for im2col + GEMM
 (Lavin & Gray measured the same); float64 is exact to ~1e-14. Which convolutions take this path:
-minidl.functions.conv (WINOGRAD).
+minidl.kernels.conv (WINOGRAD). Measured speed-ups against im2col + GEMM: benchmarks/README.md.
 
-Measured (one thread, forward + backward, against im2col + GEMM): ResNet-18 CIFAR's 3x3 layers at batch 128,
-64 x 32 x 32 306 -> 149 ms, 128 x 16 x 16 285 -> 114 ms, 256 x 8 x 8 279 -> 116 ms, 512 x 4 x 4 285 -> 173 ms
-(not taken by default: see conv.WINOGRAD); a ResNet-18 CIFAR training step 4.6 -> 2.9 s. Figures and what
-was tried: benchmarks/README.md.
+    >>> import numpy as np
+    >>> y = conv3x3_forward(np.ones((2, 32, 8, 8), np.float32), np.ones((16, 32, 3, 3), np.float32))
+    >>> y.shape                                                      # = conv2d(x, W, padding=1)
+    (2, 16, 8, 8)
 """
 from minidl import kernels
 from minidl.kernels import reference
@@ -39,9 +39,8 @@ ALPHA = M_OUT + R - 1           # 6x6 input tiles, at stride M_OUT
 # kernels, whose CPU set has loops written out for exactly these matrices.
 BT, G, AT = reference.WINOGRAD_BT, reference.WINOGRAD_G, reference.WINOGRAD_AT
 
-# Transformed elements per chunk of images (V and M of one chunk: 2 MB each in float32). Chunks of 2^19,
-# 2^20 and 2^21 elements measured within noise of each other on ResNet-18's layers, the smallest a little
-# ahead on 64 and 128 channels; the buffers stay small.
+# Transformed elements per chunk of images (V and M of one chunk: 2 MB each in float32): larger chunks
+# measured no faster, and the buffers stay small (benchmarks/README.md, "Winograd").
 CHUNK_ELEMENTS = 2 ** 19
 
 
@@ -55,12 +54,13 @@ def _matrices(xp, dtype):
     return xp.asarray(BT, dtype=dtype), xp.asarray(AT, dtype=dtype)
 
 
-def transform_filters(W, xp, transposed=False):
+def transform_filters(W, transposed=False):
     """U[a*6 + b, c, k] = (G W[k, c] G^T)[a, b]: W (K, C, 3, 3) -> U (36, C, K), or (36, K, C) if transposed.
 
     Two GEMMs, the second writing U in its final layout: with 512 x 512 filters U is 38 MB in float32, and
     the temporaries here peak at 1.5x U (an einsum-free tensordot and a transposing copy peaked at 2.5x).
     """
+    xp = kernels.array_module(W)
     K, C = W.shape[:2]
     G_ = xp.asarray(G, dtype=W.dtype)
     WG = (xp.ascontiguousarray(W).reshape(K * C * R, R) @ G_.T).reshape(K, C, R, ALPHA)   # W G^T: (k, c, i, b)
@@ -69,8 +69,9 @@ def transform_filters(W, xp, transposed=False):
     return U.reshape((ALPHA * ALPHA, K, C) if transposed else (ALPHA * ALPHA, C, K))
 
 
-def transform_filters_adjoint(dU, K, C, xp):
+def transform_filters_adjoint(dU, K, C):
     """dW[k, c] = G^T dU[:, k, c] G: dU (36, K, C) -> dW (K, C, 3, 3), the gradient through transform_filters."""
+    xp = kernels.array_module(dU)
     G_ = xp.asarray(G, dtype=dU.dtype)
     t = (G_.T @ dU.reshape(ALPHA, -1)).reshape(R, ALPHA, K, C)                          # (i, b, k, c)
     t = xp.ascontiguousarray(t.transpose(2, 3, 0, 1))                                    # (k, c, i, b)
@@ -82,13 +83,14 @@ def _chunks(N, per_image):
     return [(n0, min(n0 + step, N)) for n0 in range(0, N, step)]
 
 
-def conv3x3_forward(x, W, xp):
+def conv3x3_forward(x, W):
     """y = conv2d(x, W, padding=1) for x (N, C, H, W) and W (K, C, 3, 3), by F(4x4, 3x3)."""
+    xp = kernels.array_module(x)
     N, C, H, Wd = x.shape
     K = W.shape[0]
     TH, TW = tiles(H, Wd)
     BT_, AT_ = _matrices(xp, x.dtype)
-    U = transform_filters(W, xp)
+    U = transform_filters(W)
     y = xp.empty((N, K, H, Wd), dtype=x.dtype)
     for n0, n1 in _chunks(N, ALPHA * ALPHA * max(C, K) * TH * TW):
         d = kernels.pad_nhwc(x[n0:n1], 1, 1, M_OUT * TH + 2, M_OUT * TW + 2)
@@ -99,14 +101,15 @@ def conv3x3_forward(x, W, xp):
     return y
 
 
-def conv3x3_backward(x, W, gy, need_gx, xp):
+def conv3x3_backward(x, W, gy, need_gx=True):
     """(dX or None, dW) of conv3x3_forward, for the output gradient gy (N, K, H, W)."""
+    xp = kernels.array_module(x)
     N, C, H, Wd = x.shape
     K = W.shape[0]
     TH, TW = tiles(H, Wd)
     BT_, AT_ = _matrices(xp, x.dtype)
     B, A = xp.ascontiguousarray(BT_.T), xp.ascontiguousarray(AT_.T)
-    U_t = transform_filters(W, xp, transposed=True)                         # (36, K, C)
+    U_t = transform_filters(W, transposed=True)                         # (36, K, C)
     dU = xp.zeros((ALPHA * ALPHA, K, C), dtype=x.dtype)
     gx = xp.empty(x.shape, dtype=x.dtype) if need_gx else None
     Hp, Wp = M_OUT * TH + 2, M_OUT * TW + 2
@@ -121,4 +124,4 @@ def conv3x3_backward(x, W, gy, need_gx, xp):
             dd = kernels.winograd_untiles(dV, B, M_OUT, TH, TW, Hp, Wp, out=d)
             kernels.crop_nchw(dd, 1, 1, H, Wd, out=gx[n0:n1])
     del U_t, V, dM                       # the filters' 36 matrices can be large (38 MB at 512 x 512): free first
-    return gx, transform_filters_adjoint(dU, K, C, xp)
+    return gx, transform_filters_adjoint(dU, K, C)

@@ -1,5 +1,6 @@
-"""Winograd's F(4x4, 3x3) path of conv2d: its matrices against the definition, the layer against naive loops
-and finite differences in float64, against im2col + GEMM (and PyTorch) in float32, and which layers take it."""
+"""Winograd's F(4x4, 3x3) (minidl.kernels.winograd) and conv2d's path through it: its matrices against the
+definition, the layer against naive loops and finite differences in float64, against im2col + GEMM (and
+PyTorch) in float32, and which layers minidl.kernels.conv sends to it."""
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 
 import minidl
 import minidl.functions as F
-from minidl.functions import conv, winograd
+from minidl.kernels import conv, winograd
 from tests.functions.test_conv import naive_conv2d
 from tests.helpers import check_grad, t64, torch_or_skip
 
@@ -33,10 +34,10 @@ def test_one_tile_is_a_3x3_correlation():
 def test_transform_filters_adjoint_is_its_adjoint():
     rng = np.random.default_rng(1)
     W, dU = rng.standard_normal((5, 4, 3, 3)), rng.standard_normal((36, 5, 4))
-    U = winograd.transform_filters(W, np)                               # (36, C, K)
-    np.testing.assert_array_equal(winograd.transform_filters(W, np, transposed=True), U.transpose(0, 2, 1))
+    U = winograd.transform_filters(W)                               # (36, C, K)
+    np.testing.assert_array_equal(winograd.transform_filters(W, transposed=True), U.transpose(0, 2, 1))
     lhs = np.vdot(U.transpose(0, 2, 1), dU)
-    assert lhs == pytest.approx(np.vdot(W, winograd.transform_filters_adjoint(dU, 5, 4, np)), rel=1e-12)
+    assert lhs == pytest.approx(np.vdot(W, winograd.transform_filters_adjoint(dU, 5, 4)), rel=1e-12)
 
 
 @pytest.mark.parametrize("N, C, K, H, W, bias", [
@@ -52,7 +53,7 @@ def test_matches_naive_loops_and_gradcheck(mode, monkeypatch, N, C, K, H, W, bia
     x, Wt = rng.standard_normal((N, C, H, W)), rng.standard_normal((K, C, 3, 3))
     b = rng.standard_normal(K) if bias else None
     y = F.conv2d(t64(x), t64(Wt), None if b is None else t64(b), padding=1)
-    assert y.creator.winograd
+    assert y.creator.algorithm == "winograd"
     np.testing.assert_allclose(y.data, naive_conv2d(x, Wt, b, (1, 1), (1, 1), (1, 1), 1), rtol=1e-10, atol=1e-12)
     check_grad(lambda *t: F.conv2d(*t, padding=1), *([x, Wt] + ([b] if bias else [])))
     # a first layer (no dX wanted): dW and db only
@@ -62,7 +63,7 @@ def test_matches_naive_loops_and_gradcheck(mode, monkeypatch, N, C, K, H, W, bia
 def _layer(x, W, gy):
     xt, Wt = minidl.Tensor(x, requires_grad=True), minidl.Tensor(W, requires_grad=True)
     y = F.conv2d(xt, Wt, padding=1)
-    took_winograd = y.creator.winograd
+    took_winograd = y.creator.algorithm == "winograd"
     y.backward(minidl.Tensor(gy))
     return took_winograd, (y.data, xt.grad.data, Wt.grad.data)
 
@@ -104,7 +105,7 @@ def test_auto_leaves_the_rest_to_im2col(mode, monkeypatch, shape, kwargs, why):
     x = np.zeros(shape, dtype)
     W = np.zeros((32, shape[1] // groups, kernel, kernel), dtype)
     y = F.conv2d(minidl.Tensor(x, requires_grad=True), minidl.Tensor(W), **{"padding": 1, **kwargs})
-    assert not y.creator.winograd, why
+    assert y.creator.algorithm != "winograd", why
 
 
 def test_matches_pytorch_in_float32():
@@ -115,7 +116,7 @@ def test_matches_pytorch_in_float32():
     b = rng.standard_normal(48).astype(np.float32)
     xt, Wt, bt = (minidl.Tensor(a, requires_grad=True) for a in (x, W, b))
     y = F.conv2d(xt, Wt, bt, padding=1)
-    assert y.creator.winograd
+    assert y.creator.algorithm == "winograd"
     (y * y).sum().backward()
     tx, tW, tb = (torch.tensor(a, requires_grad=True) for a in (x, W, b))
     ty = torch.nn.functional.conv2d(tx, tW, tb, padding=1)
@@ -128,14 +129,14 @@ def test_matches_pytorch_in_float32():
 def test_a_bad_mode_is_named(mode):
     mode("fast")
     x = minidl.Tensor(np.zeros((1, 2, 4, 4), np.float32))
-    with pytest.raises(ValueError, match=r"conv2d: minidl.functions.conv.WINOGRAD \(or MINIDL_WINOGRAD\) must be one "
+    with pytest.raises(ValueError, match=r"conv2d: minidl.kernels.conv.WINOGRAD \(or MINIDL_WINOGRAD\) must be one "
                                          r"of \('auto', 'off', 'always'\), got 'fast'"):
         F.conv2d(x, minidl.Tensor(np.zeros((2, 2, 3, 3), np.float32)), padding=1)
 
 
 def test_the_environment_variable_sets_the_mode():
     env = dict(os.environ, MINIDL_WINOGRAD=" OFF ")
-    out = subprocess.run([sys.executable, "-c", "from minidl.functions import conv; print(conv.WINOGRAD)"],
+    out = subprocess.run([sys.executable, "-c", "from minidl.kernels import conv; print(conv.WINOGRAD)"],
                          env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "off"
 
@@ -150,7 +151,5 @@ def test_the_environment_variable_sets_the_mode():
 def test_which_zoo_layers_auto_takes(mode, C, K, H, N, expected):
     # the default thresholds on the layers they were measured on (no arrays allocated: the shapes suffice)
     mode("auto")
-    function = conv.Conv2d((1, 1), (1, 1), (1, 1), 1)
-    function.xp = np
     x, W = np.broadcast_to(np.float32(0), (N, C, H, H)), np.broadcast_to(np.float32(0), (K, C, 3, 3))
-    assert function._winograd(x, W) is expected
+    assert (conv.choose(x, W, (1, 1), (1, 1), (1, 1), 1) == "winograd") is expected

@@ -1,0 +1,240 @@
+"""How a 2-D convolution is computed fast: which algorithm, its settings, and each algorithm on its own.
+
+``minidl.functions.conv`` states the mathematics (im2col + one GEMM per group over the whole batch, the
+column buffer kept for backward) and asks ``conv2d_forward`` / ``conv2d_backward`` here whether another
+algorithm is faster for a given layer. Shape letters as in ``minidl.functions.conv`` (N, C, H, W, K, G,
+KH, KW, SH, SW, PH, PW, DH, DW, OH, OW); arrays are NumPy or CuPy, the ops' weights W are (K, C/G, KH, KW).
+
+Algorithms (``choose`` picks one; each runs alone, for tests and benchmarks):
+    "winograd"   3x3, stride 1, padding 1, G = 1: Winograd's F(4x4, 3x3) (kernels/winograd.py), see WINOGRAD
+    "depthwise"  G = C = K, stride 1, undilated: kernels.depthwise_conv2d (the GPU set has none)
+    "chunks"     im2col + GEMM a chunk of images at a time (the columns of a whole batch are too large to
+                 keep), or a 1x1 unpadded conv whose column matrix is x itself, channels first
+                 (``gemm_forward``/``gemm_backward``); backward of a stride-1 "same"-padded conv
+                 takes ``same_padding_backward``
+    None         minidl.functions.conv's own im2col + GEMM: the whole batch's columns are small
+"""
+import os
+
+from minidl import kernels
+from minidl.kernels import winograd
+
+# Column-buffer elements per chunk of images (2 MB in float32): the chunk stays in cache between im2col and
+# the GEMM, and a batch's full buffer (9x a 3x3 conv's input) would dominate memory.
+COL_CHUNK_ELEMENTS = 2 ** 19
+# A layer whose whole column buffer is at most this builds it once and keeps it for backward (the plain
+# path of minidl.functions.conv); larger kept buffers measured no faster and cost memory.
+COL_KEEP_ELEMENTS = 2 ** 19
+
+# Which 3x3 convolutions (stride 1, padding 1, no dilation or groups) run by Winograd's F(4x4, 3x3):
+#   "auto"    float32 with at least WINOGRAD_MIN_CHANNELS input and output channels, at least
+#             WINOGRAD_MIN_TILES output tiles of 4x4 and at most WINOGRAD_MAX_FILTER_ELEMENTS transformed
+#             filter elements (36 C K: up to 256 x 256 channels) (the default): where it measured faster;
+#             fewer channels gained nothing (and keep im2col's smaller rounding error), few tiles lost,
+#             and 512 x 512 filters raised ResNet-18's training memory past 1.5x PyTorch's
+#   "off"     never (im2col + GEMM only: ~10x smaller rounding error in float32)
+#   "always"  every such convolution, any dtype and size (the tests use it to check the path in float64)
+# Read from the environment variable MINIDL_WINOGRAD at import; set this attribute to change it later.
+# The measurements: benchmarks/README.md ("Winograd").
+WINOGRAD = os.environ.get("MINIDL_WINOGRAD", "auto").strip().lower()
+WINOGRAD_MODES = ("auto", "off", "always")
+WINOGRAD_MIN_CHANNELS = 32
+WINOGRAD_MIN_TILES = 128
+WINOGRAD_MAX_FILTER_ELEMENTS = 2 ** 22
+
+
+def grouped_matmul(a, b):
+    """a (G, M, K) @ b (G, K, P) -> (G, M, P): a single 2-D GEMM when G == 1, which BLAS runs best."""
+    if a.shape[0] == 1:
+        return (a[0] @ b[0])[None]
+    return a @ b
+
+
+def is_pointwise(W, padding):
+    """A 1x1 unpadded convolution: x itself, channels first, is its column matrix (no im2col)."""
+    return W.shape[2:] == (1, 1) and tuple(padding) == (0, 0)
+
+
+def is_depthwise(x, W, stride, padding, dilation, groups):
+    """Groups = C = K, stride 1, undilated, padding smaller than the kernel, and a depthwise kernel for x
+    (the CPU sets have one): C matmuls of 1 x KH*KW by KH*KW x N*OH*OW run BLAS at a fraction of its rate."""
+    return (groups == x.shape[1] == W.shape[0] and W.shape[1] == 1 and tuple(stride) == (1, 1)
+            and tuple(dilation) == (1, 1) and padding[0] < W.shape[2] and padding[1] < W.shape[3]
+            and kernels.has_kernel(x, "depthwise_conv2d"))
+
+
+def is_winograd(x, W, stride, padding, dilation, groups):
+    """Whether this convolution runs by Winograd's F(4x4, 3x3) (see WINOGRAD)."""
+    if WINOGRAD not in WINOGRAD_MODES:
+        raise ValueError(f"conv2d: minidl.kernels.conv.WINOGRAD (or MINIDL_WINOGRAD) must be one of "
+                         f"{WINOGRAD_MODES}, got {WINOGRAD!r}")
+    if WINOGRAD == "off" or W.shape[2:] != (3, 3) or groups != 1 or tuple(stride) != (1, 1) \
+            or tuple(padding) != (1, 1) or tuple(dilation) != (1, 1) or x.dtype != W.dtype \
+            or not kernels.has_kernel(x, "winograd_tiles"):
+        return False
+    if WINOGRAD == "always":
+        return True
+    N, C, H, W_in = x.shape
+    TH, TW = winograd.tiles(H, W_in)
+    return (x.dtype == kernels.array_module(x).float32 and min(C, W.shape[0]) >= WINOGRAD_MIN_CHANNELS
+            and N * TH * TW >= WINOGRAD_MIN_TILES
+            and winograd.ALPHA ** 2 * C * W.shape[0] <= WINOGRAD_MAX_FILTER_ELEMENTS)
+
+
+def choose(x, W, stride, padding, dilation, groups):
+    """The algorithm for this convolution: "winograd", "depthwise", "chunks", or None (the plain path)."""
+    if is_winograd(x, W, stride, padding, dilation, groups):
+        return "winograd"
+    if is_depthwise(x, W, stride, padding, dilation, groups):
+        return "depthwise"
+    N, C = x.shape[:2]
+    KH, KW = W.shape[2:]
+    OH = kernels.conv_output_size(x.shape[2], KH, stride[0], padding[0], dilation[0])
+    OW = kernels.conv_output_size(x.shape[3], KW, stride[1], padding[1], dilation[1])
+    if is_pointwise(W, padding) or N * C * KH * KW * OH * OW > COL_KEEP_ELEMENTS:
+        return "chunks"
+    return None
+
+
+def conv2d_forward(x, W, stride, padding, dilation, groups):
+    """(y without the bias, the algorithm) if a faster algorithm than the plain path applies, else None."""
+    algorithm = choose(x, W, stride, padding, dilation, groups)
+    if algorithm == "winograd":
+        return winograd.conv3x3_forward(x, W), algorithm
+    if algorithm == "depthwise":
+        return kernels.depthwise_conv2d(x, W, *padding), algorithm
+    if algorithm == "chunks":
+        return gemm_forward(x, W, stride, padding, dilation, groups), algorithm
+    return None
+
+
+def conv2d_backward(x, W, gy, algorithm, stride, padding, dilation, groups, need_gx=True, need_gb=True):
+    """(gx or None, gW, gb or None) of conv2d_forward by the same algorithm."""
+    if algorithm == "chunks":
+        return gemm_backward(x, W, gy, stride, padding, dilation, groups, need_gx, need_gb)
+    if algorithm == "winograd":
+        gx, gW = winograd.conv3x3_backward(x, W, gy, need_gx)
+    elif algorithm == "depthwise":
+        gx, gW = depthwise_backward(x, W, gy, padding, need_gx)
+    else:
+        raise ValueError(f"conv2d_backward: algorithm must be 'winograd', 'depthwise' or 'chunks', got {algorithm!r}")
+    return gx, gW, gy.sum(axis=(0, 2, 3)) if need_gb else None
+
+
+def depthwise_backward(x, W, gy, padding, need_gx=True):
+    """(gx or None, gW) of kernels.depthwise_conv2d: dX is dY, padded by K-1-P, convolved with the flipped filters."""
+    (PH, PW), (KH, KW) = padding, W.shape[2:]
+    gx = kernels.depthwise_conv2d(gy, W[:, :, ::-1, ::-1], KH - 1 - PH, KW - 1 - PW) if need_gx else None
+    return gx, kernels.depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW)
+
+
+def _chunks(N, per_image, W):
+    # A chunk's columns hold at least twice the weights' elements: with many large filters (512-channel 3x3
+    # layers on 4x4 maps) 2 MB of columns is a handful of images, and every chunk's GEMMs read the weights
+    # (and add into dW) again.
+    limit = max(COL_CHUNK_ELEMENTS, 2 * W.size)
+    step = max(1, min(N, limit // max(per_image, 1)))
+    return [(n0, min(n0 + step, N)) for n0 in range(0, N, step)]
+
+
+def columns(x, W, stride, padding, dilation, groups, OH, OW):
+    """The column matrix of images x: (G, C/G*KH*KW, n*OH*OW)."""
+    xp = kernels.array_module(x)
+    n, C = x.shape[:2]
+    G, (KH, KW) = groups, W.shape[2:]
+    (SH, SW), (PH, PW), (DH, DW) = stride, padding, dilation
+    if is_pointwise(W, padding):
+        xs = x if (SH, SW) == (1, 1) else x[:, :, ::SH, ::SW][:, :, :OH, :OW]
+        return xp.ascontiguousarray(xs.transpose(1, 0, 2, 3)).reshape(G, C // G, n * OH * OW)
+    col = kernels.im2col_gemm(x, KH, KW, SH, SW, PH, PW, DH, DW)
+    return col.reshape(G, C // G * KH * KW, n * OH * OW)
+
+
+def gemm_forward(x, W, stride, padding, dilation, groups):
+    """conv2d (no bias) by im2col + one GEMM per group, a chunk of images at a time; keeps no columns.
+
+    One large GEMM per group runs near the BLAS peak (N per-image GEMMs ran 10-70x slower on CIFAR shapes);
+    the price is a transpose of y from (K, n, OH, OW) to NCHW, memory-bound."""
+    xp = kernels.array_module(x)
+    N, C, H, W_in = x.shape
+    K, Cg, KH, KW = W.shape
+    G = groups
+    OH = kernels.conv_output_size(H, KH, stride[0], padding[0], dilation[0])
+    OW = kernels.conv_output_size(W_in, KW, stride[1], padding[1], dilation[1])
+    Wm = W.reshape(G, K // G, Cg * KH * KW)
+    y = xp.empty((N, K, OH, OW), dtype=xp.result_type(x.dtype, W.dtype))
+    for n0, n1 in _chunks(N, C * KH * KW * OH * OW, W):
+        y_t = grouped_matmul(Wm, columns(x[n0:n1], W, stride, padding, dilation, groups, OH, OW))
+        y[n0:n1] = y_t.reshape(K, n1 - n0, OH, OW).transpose(1, 0, 2, 3)
+    return y
+
+
+def is_same_padding(W, stride, padding, dilation, groups):
+    """Stride 1, undilated, G = 1, not 1x1, and "same" padding (2P = K - 1): see same_padding_backward."""
+    KH, KW = W.shape[2:]
+    return (groups == 1 and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+            and (2 * padding[0], 2 * padding[1]) == (KH - 1, KW - 1) and not is_pointwise(W, padding))
+
+
+def gemm_backward(x, W, gy, stride, padding, dilation, groups, need_gx=True, need_gb=True):
+    """(gx or None, gW, gb or None) of gemm_forward, a chunk of images at a time, the columns built again.
+
+    A first conv (no dX wanted) needs only dW = gy_t @ col^T; otherwise dX = col2im(W^T @ gy_t), or
+    same_padding_backward where it applies."""
+    if need_gx and is_same_padding(W, stride, padding, dilation, groups):
+        return same_padding_backward(x, W, gy, padding, need_gb)
+    xp = kernels.array_module(x)
+    N, C, H, W_in = x.shape
+    K, Cg, KH, KW = W.shape
+    G = groups
+    (SH, SW), (PH, PW), (DH, DW) = stride, padding, dilation
+    OH, OW = gy.shape[2:]
+    Wm_t = W.reshape(G, K // G, Cg * KH * KW).swapaxes(-1, -2)
+    pointwise = is_pointwise(W, padding)
+    gx = (xp.zeros if pointwise and (SH, SW) != (1, 1) else xp.empty)(x.shape, dtype=gy.dtype) if need_gx else None
+    gW = xp.zeros((G, K // G, Cg * KH * KW), dtype=gy.dtype)
+    gb = xp.zeros(K, dtype=gy.dtype)
+    for n0, n1 in _chunks(N, C * KH * KW * OH * OW, W):
+        n = n1 - n0
+        gy_t = xp.ascontiguousarray(gy[n0:n1].transpose(1, 0, 2, 3)).reshape(G, K // G, n * OH * OW)
+        if need_gb:
+            gb += gy_t.reshape(K, n * OH * OW).sum(axis=-1)
+        col = columns(x[n0:n1], W, stride, padding, dilation, groups, OH, OW)
+        gW += grouped_matmul(col, gy_t.swapaxes(-1, -2)).swapaxes(-1, -2)
+        if not need_gx:
+            continue
+        gcol = grouped_matmul(Wm_t, gy_t)   # (G, C/G*KH*KW, n*OH*OW)
+        if pointwise:
+            gx[n0:n1, :, ::SH, ::SW][:, :, :OH, :OW] = gcol.reshape(C, n, OH, OW).transpose(1, 0, 2, 3)
+        else:
+            gx[n0:n1] = kernels.col2im_gemm(gcol.reshape(C, KH, KW, n, OH, OW), H, W_in, SH, SW, PH, PW, DH, DW)
+    return gx, gW.reshape(W.shape), gb if need_gb else None
+
+
+def same_padding_backward(x, W, gy, padding, need_gb=True):
+    """(gx, gW, gb or None) of a stride-1, undilated, ungrouped conv with "same" padding (2P = K - 1).
+
+    dX is a convolution of dY (padded by K-1-P = P) with the flipped, transposed filters: im2col of dY and a
+    GEMM that writes C x n*H*W, instead of a GEMM that writes the KH*KW times larger gradient of the columns
+    and a col2im to sum it. The same columns of dY give dW too, flipped: the sum over n, h, w of
+    x[c, h, w] dY[k, h+i'-P, w+j'-P] is dW[k, c, KH-1-i', KW-1-j'], so x needs only a transpose to C x n*H*W.
+    Unpadded, dY would need K-1 of padding (slower than im2col of x): hence "same" only."""
+    xp = kernels.array_module(x)
+    N, C, H, W_in = x.shape
+    K, _, KH, KW = W.shape
+    PH, PW = padding
+    W_flipped = xp.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, K * KH * KW)
+    gW_flipped = xp.zeros((K * KH * KW, C), dtype=gy.dtype)
+    gx = xp.empty(x.shape, dtype=gy.dtype)
+    gb = xp.zeros(K, dtype=gy.dtype)
+    for n0, n1 in _chunks(N, max(C, K) * KH * KW * H * W_in, W):
+        n = n1 - n0
+        if need_gb:
+            gb += gy[n0:n1].sum(axis=(0, 2, 3))
+        col_gy = kernels.im2col_gemm(gy[n0:n1], KH, KW, 1, 1, PH, PW).reshape(K * KH * KW, n * H * W_in)
+        x_t = xp.ascontiguousarray(x[n0:n1].transpose(1, 0, 2, 3)).reshape(C, n * H * W_in)
+        gW_flipped += col_gy @ x_t.T       # (K*KH*KW, C); not the transposed x_t @ col_gy.T: BLAS runs it faster
+        gx_t = W_flipped @ col_gy                                              # (C, n*H*W)
+        gx[n0:n1] = gx_t.reshape(C, n, H, W_in).transpose(1, 0, 2, 3)
+    gW = xp.ascontiguousarray(gW_flipped.reshape(K, KH, KW, C)[:, ::-1, ::-1, :].transpose(0, 3, 1, 2))
+    return gx, gW, gb if need_gb else None
