@@ -100,7 +100,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, mode="auto", num_direc
                 flat[j] = orig
                 numeric = (plus - minus) / (2 * eps)
                 a = analytic[i].reshape(-1)[j]
-                err = abs(a - numeric) - (atol + rtol * abs(numeric))
+                err = _excess(a, numeric, atol, rtol)
                 if worst is None or err > worst[0]:
                     worst = (err, f"{_name(_names, i)} {tuple(inputs[i].shape)}, element "
                                   f"{tuple(int(k) for k in np.unravel_index(j, inputs[i].shape))}", a, numeric)
@@ -119,16 +119,24 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, mode="auto", num_direc
                 inputs[i].data[...] = originals[i]
             numeric = (values[0] - values[1]) / (2 * eps)
             a = sum(float((analytic[i] * directions[i]).sum()) for i in checked) / norm
-            err = abs(a - numeric) - (atol + rtol * abs(numeric))
+            err = _excess(a, numeric, atol, rtol)
             if worst is None or err > worst[0]:
                 worst = (err, "a random direction over all inputs", a, numeric)
     if worst[0] > 0:
-        message = (f"{'gradgradcheck' if _names else 'gradcheck'} failed at {worst[1]}: analytic {worst[2]:.10g}, numerical {worst[3]:.10g} "
+        check = "gradgradcheck" if _names else "gradcheck"
+        message = (f"{check} failed at {worst[1]}: analytic {worst[2]:.10g}, numerical {worst[3]:.10g} "
                    f"(|difference| {abs(worst[2] - worst[3]):.3g} > atol {atol} + rtol {rtol} * |numerical|)")
         if raise_exception:
             raise GradcheckError(message)
         return False
     return True
+
+
+def _excess(analytic, numeric, atol, rtol):
+    """How far |analytic - numeric| exceeds the tolerance; infinite where either is NaN (as torch.allclose,
+    a NaN never matches: without this a NaN gradient compared False with everything and passed)."""
+    err = abs(analytic - numeric) - (atol + rtol * abs(numeric))
+    return np.inf if np.isnan(err) else err
 
 
 def _name(names, i):

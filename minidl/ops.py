@@ -201,6 +201,38 @@ class PowTensor(Function):
             gb = xp.where((a == 0) & (b >= 0), 0, gy * self.y * xp.log(a))
         return sum_to(ga.astype(gy.dtype, copy=False), a.shape), sum_to(gb.astype(gy.dtype, copy=False), b.shape)
 
+    def backward_graph(self, gy):
+        # The same formulas as differentiable ops; the edges' zeros are kept by KeepWhere, whose gradient is
+        # zero there too (0 * inf would make them NaN).
+        xp, (a, b) = self.xp, self.inputs
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ga = KeepWhere(b.data != 0)(gy * b * pow(a, b - 1.0))
+            gb = KeepWhere(~((a.data == 0) & (b.data >= 0)))(gy * self.output_tensor() * log(a))
+        return sum_to_size(ga, a.shape), sum_to_size(gb, b.shape)
+
+
+class KeepWhere(Function):
+    """``x`` where ``keep`` (a constant bool array broadcasting to x) is true, 0 elsewhere, without
+    computing 0 * x (which is NaN for an infinite x): ``torch.where(keep, x, 0)``."""
+    saves_arrays = False
+
+    def __init__(self, keep):
+        self.keep = keep
+
+    def forward(self, x):
+        return self.xp.where(self.keep, x, x.dtype.type(0))
+
+    backward = forward
+
+    def backward_graph(self, gy):
+        return KeepWhere(self.keep)(gy)
+
+
+def constant_like(mask, like):
+    """A constant Tensor (no gradient) from an array or mask, in ``like``'s dtype: a mask, slope or weight
+    inside a second-order gradient (``backward_graph``)."""
+    return Tensor(mask.astype(like.dtype, copy=False))
+
 
 def pow(x, exponent):
     if isinstance(exponent, numbers.Number):
@@ -313,7 +345,8 @@ class Abs(Function):
         return gy * self.xp.sign(self.x)
 
     def backward_graph(self, gy):   # sign(x) is a constant: the second derivative is 0 (a.e.)
-        return mul(gy, Tensor(self.xp.sign(self.x)))
+        return mul(gy, constant_like(self.xp.sign(self.x), gy))
+
 
 
 def abs(x):  # noqa: A001 - mirrors torch.abs
@@ -461,6 +494,11 @@ class AMaxMin(Function):
         g = _expand_reduced(gy, self.x.shape, self.axes)
         return g * mask / mask.sum(axis=self.axes, keepdims=True)
 
+    def backward_graph(self, gy):   # a constant share per element: the second derivative is 0 (a.e.)
+        mask = self.x == self.y
+        share = constant_like(mask / mask.sum(axis=self.axes, keepdims=True), gy)
+        return mul(_expand_reduced(gy, self.x.shape, self.axes), share)
+
 
 def _check_nonempty(op, x, axes):
     if x.numel() == 0 and (axes is None or any(x.shape[a] == 0 for a in axes)):
@@ -503,10 +541,54 @@ class MaxMinDim(Function):
         return values, index.astype(np.int64)
 
     def backward(self, gy, g_index):
-        gx = self.xp.zeros(self.x_shape, dtype=gy.dtype)
         g = gy if self.keepdims else self.xp.expand_dims(gy, self.axis)
-        self.xp.put_along_axis(gx, self.index, g, axis=self.axis)
-        return gx
+        return _put_along(self.xp, self.x_shape, self.index, g, self.axis)
+
+    def backward_graph(self, gy, g_index):   # routes through the recorded indices: linear in gy
+        g = gy if self.keepdims else unsqueeze(gy, self.axis)
+        return PutAlongAxis(self.index, self.axis, self.x_shape)(g)
+
+
+def _put_along(xp, shape, index, g, axis):
+    out = xp.zeros(shape, dtype=g.dtype)
+    xp.put_along_axis(out, index, g, axis=axis)
+    return out
+
+
+class PutAlongAxis(Function):
+    """Zeros of ``shape`` with ``g`` placed at ``index`` along ``axis`` (one place per slice): the adjoint
+    of ``take_along_axis``, which is its gradient (max/min along a dim differentiated twice)."""
+    saves_arrays = False
+
+    def __init__(self, index, axis, shape):
+        self.index, self.axis, self.shape = index, axis, shape
+
+    def forward(self, g):
+        return _put_along(self.xp, self.shape, self.index, g, self.axis)
+
+    def backward(self, gy):
+        return self.xp.take_along_axis(gy, self.index, axis=self.axis)
+
+    def backward_graph(self, gy):
+        return TakeAlongAxis(self.index, self.axis)(gy)
+
+
+class TakeAlongAxis(Function):
+    """``take_along_axis(x, index, axis)`` with a constant index: PutAlongAxis's gradient."""
+    saves_arrays = False
+
+    def __init__(self, index, axis):
+        self.index, self.axis = index, axis
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return self.xp.take_along_axis(x, self.index, axis=self.axis)
+
+    def backward(self, gy):
+        return _put_along(self.xp, self.x_shape, self.index, gy, self.axis)
+
+    def backward_graph(self, gy):
+        return PutAlongAxis(self.index, self.axis, self.x_shape)(gy)
 
 
 def _max_min(op, take_max, x, dim, keepdim, aliases):
@@ -576,9 +658,18 @@ class Maximum(Function):
     def backward(self, gy):
         a_wins = (self.a > self.b) if self.take_max else (self.a < self.b)
         tie = self.a == self.b
-        ga = gy * (a_wins + 0.5 * tie).astype(gy.dtype)
-        gb = gy * ((~a_wins & ~tie) + 0.5 * tie).astype(gy.dtype)
-        return sum_to(ga, self.a.shape), sum_to(gb, self.b.shape)
+        wa, wb = self._weights()
+        return sum_to(gy * wa.astype(gy.dtype), self.a.shape), sum_to(gy * wb.astype(gy.dtype), self.b.shape)
+
+    def _weights(self):
+        a_wins = (self.a > self.b) if self.take_max else (self.a < self.b)
+        tie = self.a == self.b
+        return a_wins + 0.5 * tie, (~a_wins & ~tie) + 0.5 * tie
+
+    def backward_graph(self, gy):   # constant weights: the second derivative is 0 (a.e.)
+        wa, wb = self._weights()
+        a, b = self.inputs
+        return sum_to_size(mul(gy, constant_like(wa, gy)), a.shape), sum_to_size(mul(gy, constant_like(wb, gy)), b.shape)
 
 
 def maximum(a, b):
@@ -598,12 +689,19 @@ class Clamp(Function):
         return self.xp.clip(x, self.low, self.high)
 
     def backward(self, gy):
+        return gy * self._inside()
+
+    def _inside(self):
         inside = self.xp.ones(self.x.shape, dtype=bool)    # strictly inside, as torch: 0 at a bound itself
         if self.low is not None:
             inside &= self.x > self.low
         if self.high is not None:
             inside &= self.x < self.high
-        return gy * inside
+        return inside
+
+    def backward_graph(self, gy):   # the second derivative is 0 (a.e.)
+        return KeepWhere(self._inside())(gy)
+
 
 
 def clamp(x, min=None, max=None):  # noqa: A002 - torch's argument names

@@ -1,5 +1,10 @@
 """Higher-order gradients (issue 17): backward(create_graph=True), minidl.grad, gradgradcheck."""
 import gc
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
 import weakref
 
 import numpy as np
@@ -16,6 +21,20 @@ from minidl import Function, GradcheckError, gradgradcheck
 def leaf(shape, low=-2.0, high=2.0, seed=0):
     rng = np.random.default_rng(seed)
     return minidl.tensor(rng.uniform(low, high, size=shape), dtype="float64", requires_grad=True)
+
+
+def away_from_zero(shape, seed=0, low=0.2, high=2.0):
+    """Values with |x| in [low, high] and random signs: no kinks (relu, abs, clamp at 0) within eps."""
+    rng = np.random.default_rng(seed)
+    values = rng.uniform(low, high, size=shape) * rng.choice([-1.0, 1.0], size=shape)
+    return minidl.tensor(values, dtype="float64", requires_grad=True)
+
+
+def distinct(shape, seed=0):
+    """A shuffled grid spaced 0.1 apart: no ties (max, min, maximum) within eps."""
+    n = int(np.prod(shape))
+    values = np.random.default_rng(seed).permutation(n) * 0.1 - 0.05 * n
+    return minidl.tensor(values.reshape(shape), dtype="float64", requires_grad=True)
 
 
 shapes = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4)
@@ -166,3 +185,270 @@ def test_gradgradcheck_exp_sum(shape):
     x = leaf(shape, -1, 1)
     assert gradgradcheck(lambda x: F.exp(x).sum(0) * F.exp(x).sum(), [x])
     assert gradgradcheck(lambda x: (x * x).sum(-1, keepdim=True) * x, [x])
+
+
+# -- every op of minidl.ops and of the functions above it (activation, loss, shape, linear, dropout) ------
+def _dropout(x):
+    minidl.manual_seed(5)      # the same mask at every evaluation of the finite differences
+    return F.dropout(x * x, 0.4) + F.drop_path(x * x, 0.5)
+
+
+UNARY = {
+    "neg": lambda x: -(x * x),
+    "pow": lambda x: x ** 3 + (x * x + 1) ** 2.5 + (x * x) ** 0.5 + x ** 0 * x,
+    "exp": F.exp,
+    "log": lambda x: F.log(x * x),
+    "sqrt": lambda x: F.sqrt(x * x + 1),
+    "abs": lambda x: F.abs(x) * x,
+    "clamp": lambda x: F.clamp(x, -1.0, 1.0) * x + x.clamp(min=0.5) * x,
+    "relu": lambda x: F.relu(x) * x,
+    "leaky_relu": lambda x: F.leaky_relu(x, 0.1) * x,
+    "tanh": F.tanh,
+    "sigmoid": F.sigmoid,
+    "logsigmoid": F.logsigmoid,
+    "softplus": lambda x: F.softplus(x) + F.softplus(x, beta=2.0, threshold=1.0) * x,
+    "softmax": lambda x: F.softmax(x, dim=-1),
+    "log_softmax": lambda x: F.log_softmax(x, dim=0),
+    "sum": lambda x: x.sum(0) * x.sum(),
+    "mean": lambda x: x.mean(-1, keepdim=True) * x,
+    "var": lambda x: (x.var(0) if x.shape[0] > 1 else x.var(0, correction=0)) + x.var(correction=0),
+    "std": lambda x: (x.std(-1, keepdim=True) if x.shape[-1] > 1 else 1) * x * F.cat([x.flatten(), x.flatten() + 1]).std(),
+    "reshape_flatten": lambda x: x.reshape(-1) * x.flatten(),
+    "permute_transpose_T": lambda x: x.T * x.permute(*reversed(range(x.ndim))) + x.transpose(0, -1) ** 2,
+    "unsqueeze_squeeze": lambda x: x.unsqueeze(1).squeeze() ** 2,
+    "expand": lambda x: x[..., :1].expand(*x.shape) * x,
+    "getitem_basic": lambda x: x[..., 1:] * x[..., :-1] if x.shape[-1] > 1 else x[0] * x[0],
+    "getitem_repeated": lambda x: x[[0, 0, -1]] ** 2,
+    "clone_to_dtype": lambda x: x.clone() * x.to(dtype="float64"),
+    "dropout_drop_path": _dropout,
+}
+KINKED = {"abs", "clamp", "relu", "leaky_relu"}
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+@few
+@given(shape=shapes, seed=st.integers(0, 1000))
+def test_gradgradcheck_unary(name, shape, seed):
+    x = away_from_zero(shape, seed) if name in KINKED else leaf(shape, seed=seed)
+    if name in ("clamp",):
+        x = away_from_zero(shape, seed, low=0.55, high=0.95)
+    assert gradgradcheck(UNARY[name], [x])
+
+
+REDUCING = {
+    "max_min_dim": lambda x: x.max(0).values * x.min(-1, keepdim=True).values.sum(),
+    "max_min_all": lambda x: x.max() * x.min() * x,
+    "amax_amin": lambda x: x.amax(dim=-1) * x.amin(dim=0).sum() + x.amax() ** 2,
+}
+
+
+@pytest.mark.parametrize("name", sorted(REDUCING))
+@few
+@given(shape=shapes, seed=st.integers(0, 1000))
+def test_gradgradcheck_max_min_route_through_the_recorded_indices(name, shape, seed):
+    assert gradgradcheck(REDUCING[name], [distinct(shape, seed)])
+
+
+BINARY = {
+    "add_sub": lambda a, b: (a + b) * (a - b),
+    "mul_div": lambda a, b: a * b / (b * b + 1),
+    "pow_tensor": lambda a, b: (a * a + 0.5) ** b + 2.0 ** b,
+    "maximum_minimum": lambda a, b: F.maximum(a, b) * F.minimum(a, b),
+    "mse_loss_none": lambda a, b: F.mse_loss(a, b.expand(*a.shape), reduction="none") * a,
+}
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@few
+@given(shape=shapes, broadcast=st.booleans(), seed=st.integers(0, 1000))
+def test_gradgradcheck_binary_with_broadcasting(name, shape, broadcast, seed):
+    a = distinct(shape, seed)
+    b = distinct(shape[-1:] if broadcast else shape, seed + 1)
+    b.data += 0.033   # no ties between a and b
+    assert gradgradcheck(BINARY[name], [a, b])
+
+
+@few
+@given(n=st.integers(1, 3), k=st.integers(1, 3), m=st.integers(1, 3), batch=st.sampled_from([(), (2,), (2, 1)]))
+def test_gradgradcheck_matmul(n, k, m, batch):
+    a, b = leaf(batch + (n, k)), leaf((k, m), seed=1)
+    assert gradgradcheck(lambda a, b: F.matmul(a, b), [a, b])
+    v = leaf((k,), seed=2)
+    assert gradgradcheck(lambda a, v: (a @ v) * (v @ v), [a, v])
+
+
+@few
+@given(n=st.integers(1, 3), k=st.integers(1, 4), m=st.integers(1, 3), bias=st.booleans(), lead=st.sampled_from([(), (2,)]))
+def test_gradgradcheck_linear(n, k, m, bias, lead):
+    x, W = leaf(lead + (n, k)), leaf((m, k), seed=1)
+    inputs = [x, W] + ([leaf((m,), seed=2)] if bias else [])
+    assert gradgradcheck(lambda *t: F.linear(*t) ** 2, inputs)
+
+
+@few
+@given(shape=hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=3), seed=st.integers(0, 1000))
+def test_gradgradcheck_cat_split_pad(shape, seed):
+    a, b = leaf(shape, seed=seed), leaf(shape, seed=seed + 1)
+    assert gradgradcheck(lambda a, b: F.cat([a * b, b], dim=1) ** 2, [a, b])
+    assert gradgradcheck(lambda a: tuple(p * p for p in F.split(a * a, 1, dim=0)), [a])
+    assert gradgradcheck(lambda a: F.pad(a * a, (1, 0, 0, 2)) * 1.5, [a])
+
+
+CROSS_ENTROPY = [
+    dict(),
+    dict(reduction="sum"),
+    dict(reduction="none"),
+    dict(label_smoothing=0.2),
+    dict(weight=[1.0, 2.0, 0.5], ignore_index=1),
+    dict(weight=[1.0, 2.0, 0.5], label_smoothing=0.1, reduction="none"),
+]
+
+
+@pytest.mark.parametrize("kwargs", CROSS_ENTROPY, ids=str)
+@few
+@given(n=st.integers(1, 3), spatial=st.sampled_from([(), (2,), (1, 2)]), seed=st.integers(0, 1000))
+def test_gradgradcheck_cross_entropy_class_indices(kwargs, n, spatial, seed):
+    x = leaf((n, 3) + spatial, seed=seed)
+    target = minidl.tensor(np.random.default_rng(seed).integers(0, 3, size=(n,) + spatial))
+    kwargs = dict(kwargs)
+    if "weight" in kwargs:
+        kwargs["weight"] = minidl.tensor(kwargs["weight"], dtype="float64")
+    if kwargs.get("ignore_index") is not None:
+        target.data[..., 0] = np.where(target.data[..., 0] == 1, 0, target.data[..., 0])   # keep a non-ignored one
+    assert gradgradcheck(lambda x: F.cross_entropy(x, target, **kwargs), [x])
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(reduction="none", label_smoothing=0.3),
+                                    dict(weight=[0.5, 1.0, 2.0], reduction="sum")], ids=str)
+@few
+@given(n=st.integers(1, 3), spatial=st.sampled_from([(), (2,)]), seed=st.integers(0, 1000))
+def test_gradgradcheck_cross_entropy_probabilities(kwargs, n, spatial, seed):
+    x = leaf((n, 3) + spatial, seed=seed)
+    q = F.softmax(leaf((n, 3) + spatial, seed=seed + 1), dim=1).detach().requires_grad_()
+    kwargs = dict(kwargs)
+    if "weight" in kwargs:
+        kwargs["weight"] = minidl.tensor(kwargs["weight"], dtype="float64")
+    assert gradgradcheck(lambda x, q: F.cross_entropy(x, q, **kwargs), [x, q])
+    x1 = leaf((3,), seed=seed)
+    assert gradgradcheck(lambda x: F.cross_entropy(x, minidl.tensor(1)) + F.cross_entropy(x, q[0, :, ...].detach()
+                                                                                          .reshape(-1)[:3]), [x1])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_gradgradcheck_mse_loss(reduction):
+    a, b = leaf((2, 3)), leaf((2, 3), seed=1)
+    assert gradgradcheck(lambda a, b: F.mse_loss(a, b, reduction=reduction) * F.mse_loss(a, b * 2), [a, b])
+
+
+# -- against PyTorch ------------------------------------------------------------------------------------
+def _mlp_params(rng):
+    shapes = [(6, 4), (6,), (3, 6), (3,)]
+    return [rng.standard_normal(s) * 0.7 for s in shapes]
+
+
+def test_hessian_vector_product_of_an_mlp_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    arrays, x, t = _mlp_params(rng), rng.standard_normal((5, 4)), rng.integers(0, 3, size=5)
+    vs = [rng.standard_normal(a.shape) for a in arrays]
+
+    params = [minidl.tensor(a, dtype="float64", requires_grad=True) for a in arrays]
+    h = F.softplus(F.linear(minidl.tensor(x, dtype="float64"), params[0], params[1]))
+    loss = F.cross_entropy(F.tanh(F.linear(h, params[2], params[3])), minidl.tensor(t), label_smoothing=0.1)
+    grads = minidl.grad(loss, params, create_graph=True)
+    dot = sum((g * minidl.tensor(v, dtype="float64")).sum() for g, v in zip(grads, vs))
+    ours = minidl.grad(dot, params)
+
+    tparams = [torch.tensor(a, requires_grad=True) for a in arrays]
+    th = torch.nn.functional.softplus(torch.nn.functional.linear(torch.tensor(x), tparams[0], tparams[1]))
+    tloss = torch.nn.functional.cross_entropy(torch.tanh(torch.nn.functional.linear(th, tparams[2], tparams[3])),
+                                              torch.tensor(t), label_smoothing=0.1)
+    tgrads = torch.autograd.grad(tloss, tparams, create_graph=True)
+    tdot = sum((g * torch.tensor(v)).sum() for g, v in zip(tgrads, vs))
+    theirs = torch.autograd.grad(tdot, tparams)
+    for g, tg in zip(grads, tgrads):
+        np.testing.assert_allclose(g.data, tg.detach().numpy(), rtol=0, atol=1e-12)
+    for hv, thv in zip(ours, theirs):
+        np.testing.assert_allclose(hv.data, thv.numpy(), rtol=0, atol=1e-10)
+
+
+def test_grad_arguments_mean_what_torch_autograd_grad_means():
+    torch = pytest.importorskip("torch")
+    a, b, u = np.array([0.5, -1.0, 2.0]), np.array([1.5, 0.3, -0.7]), np.array([1.0, -2.0, 0.5])
+    x, y, unused = (minidl.tensor(v, dtype="float64", requires_grad=True) for v in (a, b, b))
+    tx, ty, tunused = (torch.tensor(v, requires_grad=True) for v in (a, b, b))
+    ours = minidl.grad([x * y, F.exp(x)], [x, y, unused], grad_outputs=[minidl.tensor(u, dtype="float64"),
+                                                                       minidl.tensor(b, dtype="float64")],
+                       allow_unused=True)
+    theirs = torch.autograd.grad([tx * ty, torch.exp(tx)], [tx, ty, tunused],
+                                 grad_outputs=[torch.tensor(u), torch.tensor(b)], allow_unused=True)
+    assert isinstance(ours, tuple) and isinstance(theirs, tuple) and len(ours) == len(theirs) == 3
+    assert ours[2] is None and theirs[2] is None
+    for g, tg in zip(ours[:2], theirs[:2]):
+        np.testing.assert_allclose(g.data, tg.numpy(), rtol=1e-14)
+    assert x.grad is None and tx.grad is None          # neither touches .grad
+    with pytest.raises(RuntimeError):                  # both refuse an unused input without allow_unused
+        torch.autograd.grad((tx * 2).sum(), [tx, tunused])
+    with pytest.raises(RuntimeError, match="allow_unused"):
+        minidl.grad((x * 2).sum(), [x, unused])
+
+
+def test_retain_graph_semantics_match_torch():
+    torch = pytest.importorskip("torch")
+    for lib, exp, make in ((minidl, F.exp, lambda: minidl.tensor([0.5, 1.0], dtype="float64", requires_grad=True)),
+                           (torch, torch.exp, lambda: torch.tensor([0.5, 1.0], dtype=torch.float64,
+                                                                   requires_grad=True))):
+        grad = minidl.grad if lib is minidl else torch.autograd.grad
+        x = make()
+        y = exp(x).sum()
+        grad(y, x)                                   # retain_graph defaults to False
+        with pytest.raises(RuntimeError):
+            grad(y, x)
+        y = exp(x).sum()
+        (g,) = grad(y, x, create_graph=True)       # retain_graph defaults to create_graph: kept
+        grad(y, x)
+        x2 = make()
+        (g,) = grad(exp(x2).sum(), x2, create_graph=True, retain_graph=False)
+        with pytest.raises(RuntimeError):            # exp's saved output was freed: g cannot be differentiated
+            grad(g.sum(), x2)
+
+
+# -- the first-order path is unchanged ------------------------------------------------------------------
+_FIRST_ORDER_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import minidl
+    import minidl.functions as F
+    rng = np.random.default_rng(0)
+    def t(*shape, grad=True):
+        return minidl.tensor(rng.standard_normal(shape).astype("float32"), requires_grad=grad)
+    w1, b1, w2, b2 = t(4, 3, 3, 3), t(4), t(5, 4 * 4 * 4), t(5)
+    gamma, beta = t(4), t(4)
+    x, target = t(6, 3, 8, 8, grad=False), minidl.tensor(rng.integers(0, 5, size=6))
+    h = F.conv2d(x, w1, b1, padding=1)
+    h = F.batch_norm(h, None, None, gamma, beta, training=True)
+    h = F.max_pool2d(F.relu(h), 2)
+    logits = F.linear(F.flatten(h, 1), w2, b2)
+    loss = F.cross_entropy(F.log_softmax(F.tanh(logits), dim=1) * 2 + F.sigmoid(logits), target)
+    loss.backward()
+    np.savez(sys.argv[1], loss=loss.data, **{f"g{i}": p.grad.data for i, p in enumerate([w1, b1, w2, b2, gamma, beta])})
+""")
+
+
+def test_first_order_gradients_are_bit_identical_to_the_starting_tree(tmp_path):
+    """create_graph=False (the default) computes exactly what the engine computed before issue 17."""
+    base = pathlib.Path(os.environ.get("MINIDL_BASE_TREE", "/work/base"))
+    if not (base / "minidl" / "autograd.py").exists():
+        pytest.skip(f"no starting tree at {base} (set MINIDL_BASE_TREE to a checkout from before issue 17)")
+    here = pathlib.Path(minidl.__file__).resolve().parents[1]
+    script = tmp_path / "first_order.py"
+    script.write_text(_FIRST_ORDER_SCRIPT)
+    results = {}
+    for name, tree in (("base", base), ("here", here)):
+        env = dict(os.environ, PYTHONPATH=str(tree))
+        subprocess.run([sys.executable, str(script), str(tmp_path / f"{name}.npz")], env=env, check=True,
+                       cwd=tmp_path, timeout=300)
+        results[name] = np.load(tmp_path / f"{name}.npz")
+    assert sorted(results["base"].files) == sorted(results["here"].files)
+    for key in results["base"].files:
+        np.testing.assert_array_equal(results["here"][key], results["base"][key], err_msg=key)

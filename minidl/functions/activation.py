@@ -2,7 +2,9 @@
 import numbers
 import warnings
 
+from minidl import ops
 from minidl.functions._checks import as_input
+from minidl.ops import constant_like
 from minidl.tensor import Function
 
 
@@ -16,6 +18,9 @@ class ReLU(Function):
 
     def backward(self, gy):
         return gy * (self.y > 0)
+
+    def backward_graph(self, gy):   # a constant mask: the second derivative is 0 (a.e.)
+        return gy * constant_like(self.y > 0, gy)
 
 
 def relu(input):  # noqa: A002 - torch's name
@@ -34,6 +39,9 @@ class LeakyReLU(Function):
     def backward(self, gy):
         return self.xp.where(self.mask, gy, gy * self.slope)
 
+    def backward_graph(self, gy):   # a constant slope per element: the second derivative is 0 (a.e.)
+        return gy * constant_like(self.xp.where(self.mask, 1.0, self.slope), gy)
+
 
 def leaky_relu(input, negative_slope=0.01):  # noqa: A002 - torch's name
     """x if x > 0 else negative_slope * x."""
@@ -47,6 +55,10 @@ class Tanh(Function):
 
     def backward(self, gy):
         return gy * (1 - self.y * self.y)
+
+    def backward_graph(self, gy):
+        y = self.output_tensor()
+        return gy * (1.0 - y * y)
 
 
 def tanh(input):  # noqa: A002 - torch's name
@@ -67,6 +79,10 @@ class Sigmoid(Function):
     def backward(self, gy):
         return gy * self.y * (1 - self.y)
 
+    def backward_graph(self, gy):
+        y = self.output_tensor()
+        return gy * y * (1.0 - y)
+
 
 def sigmoid(input):  # noqa: A002 - torch's name
     return Sigmoid()(as_input(input, "sigmoid"))
@@ -85,6 +101,9 @@ class LogSigmoid(Function):
         xp, x = self.xp, self.x
         e = xp.exp(-xp.abs(x))
         return gy * xp.where(x >= 0, e / (1 + e), 1 / (1 + e)).astype(gy.dtype, copy=False)
+
+    def backward_graph(self, gy):   # d/dx log sigmoid(x) = sigmoid(-x), through the stable Sigmoid
+        return gy * Sigmoid()(-self.inputs[0])
 
 
 def logsigmoid(input):  # noqa: A002 - torch's name
@@ -112,6 +131,12 @@ class Softplus(Function):
         e = xp.exp(-xp.abs(z))
         sig = xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
         return gy * xp.where(z > self.threshold, 1, sig).astype(gy.dtype, copy=False)
+
+    def backward_graph(self, gy):   # sigmoid(beta x), and 1 (second derivative 0) above the threshold
+        x, = self.inputs
+        linear = self.x * self.beta > self.threshold
+        sig = Sigmoid()(x * float(self.beta))
+        return gy * (sig * constant_like(~linear, gy) + constant_like(linear, gy))
 
 
 def softplus(input, beta=1.0, threshold=20.0):  # noqa: A002 - torch's name
@@ -147,6 +172,11 @@ class Softmax(Function):
         gx = self.y * gy
         return gx - self.y * gx.sum(axis=self.axis, keepdims=True)
 
+    def backward_graph(self, gy):
+        y = self.output_tensor()
+        gx = y * gy
+        return gx - y * ops.sum(gx, self.axis, keepdim=True)
+
 
 def softmax(input, dim=None, _stacklevel=3, dtype=None):  # noqa: A002 - torch's names
     """exp(x) / sum(exp(x)) along ``dim``, as ``torch.nn.functional.softmax`` (pass dim: without it the
@@ -173,6 +203,10 @@ class LogSoftmax(Function):
 
     def backward(self, gy):
         return gy - self.xp.exp(self.y) * gy.sum(axis=self.axis, keepdims=True)
+
+    def backward_graph(self, gy):
+        return gy - ops.exp(self.output_tensor()) * ops.sum(gy, self.axis, keepdim=True)
+
 
 
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None):  # noqa: A002 - torch's names

@@ -3,7 +3,8 @@ import numpy as np
 
 from minidl.functions._checks import as_input
 from minidl.random import default_rng
-from minidl.tensor import Function
+from minidl.tensor import Function, Tensor
+
 
 
 def bernoulli_mask(xp, shape, keep, dtype):
@@ -25,6 +26,9 @@ class Dropout(Function):
 
     def backward(self, gy):
         return gy * self.scale
+
+    def backward_graph(self, gy):   # the same mask again: linear in x, the second derivative is 0
+        return gy * Tensor(self.scale)
 
 
 def _check_p(p, op):

@@ -1,4 +1,5 @@
 """The fully connected layer's op."""
+from minidl import ops
 from minidl.functions._checks import as_input, check_same_device
 from minidl.tensor import Function
 
@@ -17,6 +18,14 @@ class Linear(Function):
         if len(self.inputs) == 2:
             return gx, gW
         return gx, gW, gy2.sum(axis=0)
+
+    def backward_graph(self, gy):
+        x, W = self.inputs[:2]
+        gy2 = ops.reshape(gy, (-1, gy.shape[-1]))
+        gx = ops.matmul(gy, W)
+        gW = ops.matmul(gy2.T, ops.reshape(x, (-1, x.shape[-1])))
+        return (gx, gW) if len(self.inputs) == 2 else (gx, gW, ops.sum(gy2, 0))
+
 
 
 def linear(input, weight, bias=None):  # noqa: A002 - torch's names

@@ -1,9 +1,9 @@
 """Losses: a fused, numerically stable cross-entropy and the mean squared error."""
 import numpy as np
 
-from minidl import backend
+from minidl import backend, ops
 from minidl.functions._checks import as_input
-from minidl.functions.activation import _log_softmax
+from minidl.functions.activation import LogSoftmax, _log_softmax
 from minidl.tensor import Function, Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -27,6 +27,30 @@ def _classes_back(xp, g, shape):
         return g[0]
     moved = (shape[0],) + tuple(shape[2:]) + (shape[1],)
     return xp.ascontiguousarray(xp.moveaxis(g.reshape(moved), -1, 1))
+
+
+def _classes_last_graph(x):
+    """:func:`_classes_last` as differentiable ops on a Tensor (for second-order gradients)."""
+    if x.ndim == 1:
+        return ops.reshape(x, (1, x.shape[0]))
+    return ops.reshape(ops.permute(x, (0,) + tuple(range(2, x.ndim)) + (1,)), (-1, x.shape[1]))
+
+
+def _classes_back_graph(g, shape):
+    """:func:`_classes_back` as differentiable ops on a Tensor."""
+    if len(shape) == 1:
+        return ops.reshape(g, shape)
+    moved = ops.reshape(g, (shape[0],) + tuple(shape[2:]) + (shape[1],))
+    return ops.permute(moved, (0, len(shape) - 1) + tuple(range(1, len(shape) - 1)))
+
+
+def _scale_graph(gy, reduction, denominator):
+    """:func:`_scale` as differentiable ops: the loss's gradient per row (M, 1) or a scalar."""
+    if reduction == "mean":
+        return gy / float(denominator) if denominator else gy * float("nan")
+    if reduction == "sum":
+        return gy
+    return ops.reshape(gy, (-1, 1))
 
 
 def _reduce(xp, loss, reduction, denominator, shape):
@@ -53,6 +77,9 @@ class CrossEntropy(Function):
         loss_i = v_i [ (1 - eps) * -w[t_i] log p_i[t_i]  +  eps / C * -sum_c w_c log p_i[c] ]
         mean:  sum_i loss_i / sum_i v_i w[t_i]        (torch's weighted mean; NaN if every target is ignored)
         dloss_i/dx_i[j] = (1 - eps) v_i w[t_i] (p_ij - [j = t_i])  +  eps / C * v_i (p_ij sum_c w_c - w_j)
+
+    Second order (``backward_graph``): the gradient is p * a - c with a and c constants, so p is recomputed
+    from x by differentiable ops (LogSoftmax, exp) and differentiated through them.
     """
 
     def __init__(self, target, weight, ignore_index, reduction, label_smoothing):
@@ -89,12 +116,28 @@ class CrossEntropy(Function):
         gx = gx * _scale(gy, self.reduction, self.denominator, 1)
         return _classes_back(xp, gx.astype(self.log_p.dtype, copy=False), self.x_shape)
 
+    def backward_graph(self, gy):
+        # The gradient above is p * a - c with a (per row) and c constants: p is recomputed from x as ops.
+        xp = self.xp
+        M, C = self.log_p.shape
+        a = (1 - self.eps) * self.w_row + (self.eps / C) * self.valid * self.w.sum()
+        c = xp.zeros((M, C), dtype=self.log_p.dtype)
+        c[xp.arange(M), self.t] = (1 - self.eps) * self.w_row
+        if self.eps:
+            c += (self.eps / C) * self.valid[:, None] * self.w
+        p = ops.exp(LogSoftmax(1)(_classes_last_graph(self.inputs[0])))
+        gx = (p * ops.constant_like(a[:, None], gy) - ops.constant_like(c, gy)) * \
+            _scale_graph(gy, self.reduction, self.denominator)
+        return _classes_back_graph(gx, self.x_shape)
+
 
 class SoftCrossEntropy(Function):
     """Cross-entropy against class probabilities q (same shape as x), as torch:
 
         loss_i = -sum_c w_c q'_ic log p_ic,  q' = (1 - eps) q + eps / C;   mean: divided by the number of rows
         dloss_i/dx_ij = p_ij sum_c w_c q'_ic - w_j q'_ij;   dloss_i/dq_ic = -(1 - eps) w_c log p_ic
+
+    Second order: log p recomputed from x by differentiable ops (LogSoftmax), the formulas above as ops.
     """
 
     def __init__(self, weight, reduction, label_smoothing):
@@ -123,6 +166,17 @@ class SoftCrossEntropy(Function):
         dtype = self.log_p.dtype
         return (_classes_back(xp, gx.astype(dtype, copy=False), self.x_shape),
                 _classes_back(xp, gq.astype(dtype, copy=False), self.x_shape))
+
+    def backward_graph(self, gy):
+        x, q = self.inputs
+        C = self.log_p.shape[1]
+        w = ops.constant_like(self.w, gy)
+        log_p = LogSoftmax(1)(_classes_last_graph(x))
+        wq = (_classes_last_graph(q) * (1 - self.eps) + self.eps / C) * w
+        scale = _scale_graph(gy, self.reduction, self.log_p.shape[0])
+        gx = (ops.exp(log_p) * ops.sum(wq, 1, keepdim=True) - wq) * scale
+        gq = log_p * w * (-(1 - self.eps)) * scale
+        return _classes_back_graph(gx, self.x_shape), _classes_back_graph(gq, self.x_shape)
 
 
 def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean",  # noqa: A002 - torch's names
@@ -189,9 +243,17 @@ class MSELoss(Function):
         return sq
 
     def backward(self, gy):
-        scale = 2.0 / self.diff.size if self.reduction == "mean" else 2.0
-        gx = self.diff * (gy * scale)
+        gx = self.diff * (gy * self._scale())
         return gx, -gx
+
+    def _scale(self):
+        return 2.0 / self.diff.size if self.reduction == "mean" else 2.0
+
+    def backward_graph(self, gy):
+        x, y = self.inputs
+        gx = (x - y) * (gy * self._scale())
+        return gx, -gx
+
 
 
 def mse_loss(input, target, *, reduction="mean"):  # noqa: A002 - torch's names (its third slot is size_average)

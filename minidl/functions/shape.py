@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 
 from minidl.functions._checks import check_same_device
-from minidl.ops import as_tensor
+from minidl.ops import GetItem, as_tensor
 from minidl.tensor import Function, Tensor
 
 
@@ -20,6 +20,10 @@ class Concat(Function):
 
     def backward(self, gy):
         return tuple(self.xp.split(gy, self.bounds, axis=self.axis))
+
+    def backward_graph(self, gy):
+        pieces = Split(self.bounds, self.axis)(gy)
+        return pieces if isinstance(pieces, tuple) else (pieces,)
 
 
 def _dim_or_axis(op, dim, axis):
@@ -76,6 +80,9 @@ class Split(Function):
     def backward(self, *gys):
         return self.xp.concatenate(gys, axis=self.axis)
 
+    def backward_graph(self, *gys):
+        return Concat(self.axis)(*gys)
+
 
 def split(tensor, split_size_or_sections, dim=0, *, axis=None):
     """Split into pieces along ``dim`` (default 0, as ``torch.split``): an int gives pieces of that size
@@ -111,6 +118,10 @@ class Pad(Function):
 
     def backward(self, gy):
         return gy[self.slices]
+
+    def backward_graph(self, gy):
+        return GetItem(self.slices)(gy)
+
 
 
 def pad(input, pad, mode="constant", value=None):  # noqa: A002 - torch's names
