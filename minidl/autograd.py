@@ -6,12 +6,19 @@ Function has a *generation*, one more than the newest of its inputs, so processi
 highest generation down visits every Function after all of its consumers: a topological order found
 without recursion (ResNet-152 and DenseNet-201 graphs are thousands of nodes deep).
 
-This module walks the attributes above and the two methods a tensor offers it (``_accumulate_grad``,
-``_retain_grad``); it knows nothing else of Tensor.
+The interface this module uses, and nothing else (``minidl/tensor.py`` defines both sides):
+
+- of a tensor: ``creator``, ``requires_grad``, ``retains_grad`` (keep .grad on a non-leaf), and
+  ``accumulate_grad(g)``, the one way a gradient is written to ``.grad``;
+- of a Function: ``inputs``, ``outputs``, ``output_meta``, ``generation``, ``sequence``, ``name``, and the
+  methods ``check_versions()``, ``backward(*arrays)``, ``backward_graph(*tensors)`` (with
+  ``create_graph``), ``zero_grad_output(i, as_tensor)`` and ``release()``.
 """
 import contextlib
 import heapq
 import threading
+
+from minidl.performance import guarded  # the thread policy while backward runs (minidl/performance.py)
 
 _state = threading.local()
 
@@ -46,6 +53,7 @@ def enable_grad():
         _state.enabled = previous
 
 
+@guarded
 def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inputs=None):
     """Propagate ``root_grads`` back from ``roots`` (a tensor and its gradient, or lists of them).
 
