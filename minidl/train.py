@@ -9,21 +9,22 @@
     python -m minidl.train lenet5 --eval-only --resume runs/lenet5-20250101-120000/best.ckpt
     mpiexec -n 2 python -m mpi4py -m minidl.train resnet20 --distributed        # data-parallel (pip install 'minidl[mpi]')
 
-Every model of ``minidl.models`` gets its paper's dataset, input size and hyper-parameters by default
-(``minidl.training.recipes``); options override them. A run writes to ``--out`` (default
-``runs/MODEL-TIMESTAMP/``): config.json, metrics.csv (one row per epoch), curves.png (with matplotlib),
-last.ckpt and best.ckpt (highest validation accuracy), and interrupted.ckpt after Ctrl-C.
+Every model of ``minidl.models`` gets its paper's dataset, input size and hyper-parameters by default:
+the recipe declared where it is registered (``minidl.training.recipes``); options override them. A model
+registered without one is refused (exit 2). A run writes to ``--out`` (default ``runs/MODEL-TIMESTAMP/``):
+config.json, metrics.csv (one row per epoch), curves.png (with matplotlib), last.ckpt and best.ckpt
+(highest validation accuracy), and interrupted.ckpt after Ctrl-C.
 
 Your files are never lost (see ``minidl.training.rundir``): an --out that holds a run is refused unless
 it is resumed or --overwrite is given; a run folder is locked (``.minidl-train.lock``, with the PID)
 while a run owns it; config.json keeps the history of every session; files in --data-dir are only read.
 
-Exit codes (every error is one line on stderr naming the file or option and the problem):
-0 done; 2 a usage or data error: a bad option, an unusable --out (a file, not creatable, not writable,
-in use, holding another run), a data or checkpoint file that cannot be read (checked before training;
-a file that fails mid-epoch stops the run after saving interrupted.ckpt); 3 training stopped on a
-non-finite loss or weights; 4 an output could not be written (disk full: the previous checkpoint stays
-intact); 130 interrupted (Ctrl-C).
+Exit codes (defined in ``minidl.training.errors``; every error is one line on stderr naming the file or
+option and the problem): 0 done; 2 a usage or data error: a bad option, an unusable --out (a file, not
+creatable, not writable, in use, holding another run), a data or checkpoint file that cannot be read
+(checked before training; a file that fails mid-epoch stops the run after saving interrupted.ckpt); 3
+training stopped on a non-finite loss or weights; 4 an output could not be written (disk full: the previous
+checkpoint stays intact); 130 interrupted (Ctrl-C).
 
 --distributed (under ``mpiexec -n N``, see ``minidl.distributed``): the global batch (--batch-size, the
 recipe's by default) is split into N per-rank batches of B/N over disjoint shards of each epoch's order, the
@@ -48,11 +49,10 @@ from minidl.serialization import SerializationError
 from minidl.serialization import load as load_file
 from minidl.training.checkpoint import CheckpointError, load_checkpoint
 from minidl.training.data import DataError, dataset_key
-from minidl.training.recipes import recipe_for
-from minidl.training.run import EXIT_INTERRUPTED, PROG, Run, UsageError
+from minidl.training.errors import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_USAGE, PROG, UsageError
+from minidl.training.recipes import MissingRecipeError, recipe_for
+from minidl.training.run import Run
 from minidl.training.rundir import RunFolderError, find_checkpoint
-
-EXIT_USAGE = 2
 
 # What a run is: a resumed run must keep these (the others may change between sessions).
 RUN_SETTINGS = ("dataset", "input_size", "optimizer", "lr", "momentum", "weight_decay", "batch_size", "schedule",
@@ -78,14 +78,11 @@ def build_parser():
     width = max(len(name) for name in models) + 2
     lines = ["models (default dataset, input size):"]
     for name, entry in models.items():
-        recipe = recipe_for(name, entry.description)
-        lines.append(f"  {name:<{width}}[{recipe.dataset}, {recipe.input_size}px] {entry.description}")
+        defaults = "no recipe" if entry.recipe is None else "{0.dataset}, {0.input_size}px".format(recipe_for(name))
+        lines.append(f"  {name:<{width}}[{defaults}] {entry.description}")
     lines += ["", "datasets:"] + [f"  {name:<15}{DATASET_NOTES.get(name, '')}" for name in list_datasets()]
-    lines += ["", "exit codes (each error is one line naming the file or option):",
-              "  0 done; 2 usage or data error (bad option or --out, unreadable data or checkpoint; a file",
-              "  failing mid-epoch saves interrupted.ckpt first); 3 non-finite loss or weights; 4 an output",
-              "  could not be written (disk full; the previous checkpoint is intact); 130 interrupted (Ctrl-C)",
-              "", "an --out holding a run is refused unless resumed there or --overwrite; a run folder is",
+    lines += [""] + EXIT_CODES_HELP
+    lines += ["", "an --out holding a run is refused unless resumed there or --overwrite; a run folder is",
               "locked while a run owns it; files in --data-dir are only read, never deleted or changed"]
     parser = _Parser(prog=PROG, description="Train (or evaluate) a minidl model. Unset options take the "
                      "model's defaults, from its paper.", epilog="\n".join(lines),
@@ -173,9 +170,10 @@ def _main(argv, session=None):
     _check_values(args)
     args.comm = session["comm"] = _init_distributed(args)
     checkpoint, weights = _read_resume(args)
-    config = resolve_config(args, models[args.model].description, checkpoint)
+    config = resolve_config(args, checkpoint)
     _check_device(config["device"])
     _check_world(args, config, checkpoint)
+    minidl.set_performance_defaults()   # the process tuning for training (minidl/performance.py)
     session["started"] = True
     return Run(args, config, checkpoint, weights).execute()
 
@@ -259,9 +257,8 @@ def _read_resume(args):
     return checkpoint, None
 
 
-def resolve_config(args, description, checkpoint=None):
+def resolve_config(args, checkpoint=None):
     """The run's settings: the model's recipe (or the checkpoint's settings), then the command line."""
-    recipe = recipe_for(args.model, description)
     given = {key: getattr(args, key) for key in RUN_SETTINGS + ("epochs", "data_dir") if getattr(args, key) is not None}
     if "dataset" in given:
         given["dataset"] = dataset_key(given["dataset"])
@@ -274,6 +271,10 @@ def resolve_config(args, description, checkpoint=None):
                                  f"keeps its settings (leave {flag} out)")
         config.update({key: given[key] for key in ("epochs", "data_dir") if key in given})
     else:
+        try:
+            recipe = recipe_for(args.model)
+        except MissingRecipeError as err:
+            raise UsageError(str(err)) from None
         config = {"model": args.model, "dataset": recipe.dataset, "input_size": recipe.input_size,
                   "channels": recipe.channels, "optimizer": recipe.optimizer,
                   "lr": recipe.lr, "momentum": recipe.momentum, "weight_decay": recipe.weight_decay,

@@ -33,6 +33,7 @@ fit this model.
 """
 from minidl import nn
 from minidl.models.registry import register_model
+from minidl.training.recipes import IMAGENET_ALEXNET
 
 KRIZHEVSKY_2012 = ("Krizhevsky, Sutskever & Hinton, ImageNet classification with deep convolutional neural networks, "
                    "NIPS 2012")
@@ -106,6 +107,6 @@ class AlexNet(nn.Module):
 
 @register_model("AlexNet as in the paper: 227x227 input, 96-256-384-384-256 filters, two towers as groups=2, "
                 "LRN (k=2, alpha=1e-4 undivided), overlapping pooling, dropout; 60,965,224 parameters",
-                KRIZHEVSKY_2012)
+                KRIZHEVSKY_2012, recipe=IMAGENET_ALEXNET)
 def alexnet(num_classes=1000, dropout=0.5):
     return AlexNet(num_classes, dropout)

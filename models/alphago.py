@@ -47,11 +47,14 @@ Deviations from the paper, each named again where it happens:
   (so layers 2-12 match the policy network's) and layers 12 and 13 are followed by a ReLU like every
   other hidden convolution.
 """
+from dataclasses import replace
+
 import numpy as np
 
 import minidl.functions as F
 from minidl import nn
 from minidl.models.registry import register_model
+from minidl.training.recipes import Recipe
 
 SILVER_2016 = ("Silver et al., Mastering the game of Go with deep neural networks and tree search, "
                "Nature 529 (2016)")
@@ -65,12 +68,12 @@ TRUNK = (
     (11,      3),        # 21 x 21: layers 2-12
 )
 
-# How the training command trains the policy network by default (read by minidl.training.recipes). The
+# How the training command trains the policy network by default (declared at registration, below). The
 # paper's SL training (Methods, "Supervised learning of policy networks"): 29.4M positions from 160,000
 # KGS games, 8 reflections and rotations of each, asynchronous SGD on 50 GPUs, mini-batches of 16, step
 # size 0.003 halved every 80M steps, no momentum, 340M steps. Here: the same SGD settings on the synthetic
 # set (no Go data ships with minidl); no halving, which a CPU run never reaches.
-POLICY_RECIPE = dict(
+POLICY_RECIPE = Recipe(
     dataset="synthetic", input_size=19, channels=48, num_classes=19 * 19, lr=0.003, momentum=0.0,
     weight_decay=0.0, batch_size=16, epochs=10, schedule="none",
     source="Silver et al. 2016, Methods: SGD, step size 0.003, no momentum, mini-batch 16 (halved every 80M "
@@ -213,8 +216,9 @@ def alphago_policy(k=192, planes=48, board_size=19, num_classes=None):
 
 @register_model("AlphaGo's value network: 19x19x49 board features, the policy's trunk, 1x1 convolution, "
                 "FC 256, one tanh output; 3,980,162 parameters", SILVER_2016,
-                recipe=dict(POLICY_RECIPE, channels=49, source="none: the paper trains it by regression on game "
-                            "outcomes (mean squared error); the training command trains classifiers and refuses it"))
+                recipe=replace(POLICY_RECIPE, channels=49, source="none: the paper trains it by regression on "
+                               "game outcomes (mean squared error); the training command trains classifiers and "
+                               "refuses it"))
 def alphago_value(k=192, planes=49, board_size=19, num_classes=None):
     _reject_classes("alphago_value", num_classes, board_size, None)
     return AlphaGoValue(k, planes, board_size)

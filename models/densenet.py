@@ -37,6 +37,7 @@ from collections import OrderedDict
 import minidl.functions as F
 from minidl import nn
 from minidl.models.registry import register_model
+from minidl.training.recipes import CIFAR_DENSENET, IMAGENET_RESNET
 
 PAPER = "Huang, Liu, van der Maaten, Weinberger: Densely Connected Convolutional Networks, CVPR 2017"
 
@@ -133,26 +134,28 @@ class DenseNet(nn.Module):
         return self.classifier(x)                    # N x num_classes
 
 
-@register_model("DenseNet-121 (k=32, blocks 6-12-24-16), 8.0M parameters", PAPER)
+@register_model("DenseNet-121 (k=32, blocks 6-12-24-16), 8.0M parameters", PAPER, recipe=IMAGENET_RESNET)
 def densenet121(num_classes=1000, **kwargs):
     return DenseNet(32, (6, 12, 24, 16), 64, num_classes=num_classes, **kwargs)
 
 
-@register_model("DenseNet-161 (k=48, blocks 6-12-36-24, 96 initial channels), 28.7M parameters", PAPER)
+@register_model("DenseNet-161 (k=48, blocks 6-12-36-24, 96 initial channels), 28.7M parameters", PAPER,
+                recipe=IMAGENET_RESNET)
 def densenet161(num_classes=1000, **kwargs):
     return DenseNet(48, (6, 12, 36, 24), 96, num_classes=num_classes, **kwargs)
 
 
-@register_model("DenseNet-169 (k=32, blocks 6-12-32-32), 14.1M parameters", PAPER)
+@register_model("DenseNet-169 (k=32, blocks 6-12-32-32), 14.1M parameters", PAPER, recipe=IMAGENET_RESNET)
 def densenet169(num_classes=1000, **kwargs):
     return DenseNet(32, (6, 12, 32, 32), 64, num_classes=num_classes, **kwargs)
 
 
-@register_model("DenseNet-201 (k=32, blocks 6-12-48-32), 20.0M parameters", PAPER)
+@register_model("DenseNet-201 (k=32, blocks 6-12-48-32), 20.0M parameters", PAPER, recipe=IMAGENET_RESNET)
 def densenet201(num_classes=1000, **kwargs):
     return DenseNet(32, (6, 12, 48, 32), 64, num_classes=num_classes, **kwargs)
 
 
-@register_model("DenseNet-BC-100 (k=12) for CIFAR: 3 blocks of 16 bottleneck layers, 0.8M parameters", PAPER)
+@register_model("DenseNet-BC-100 (k=12) for CIFAR: 3 blocks of 16 bottleneck layers, 0.8M parameters", PAPER,
+                recipe=CIFAR_DENSENET)
 def densenet_bc_100_12(num_classes=10, drop_rate=0.0):
     return DenseNet(12, (16, 16, 16), 2 * 12, num_classes=num_classes, drop_rate=drop_rate, small_inputs=True)

@@ -33,9 +33,10 @@ Deviations from the authors' Caffe code, none affecting the structure: convs hav
 Caffe's had one) and BN has a learned scale and shift (Caffe's BatchNorm layer had none); final
 features are global-average-pooled (the identity at 1 x 1, so inputs other than 32 x 32 work too).
 """
+import minidl
 from minidl import nn
 from minidl.models.registry import register_model
-from minidl.random import default_rng
+from minidl.training.recipes import CIFAR_RESNET
 
 PAPER = "Larsson, Maire, Shakhnarovich: FractalNet: Ultra-Deep Neural Networks without Residuals, ICLR 2017"
 
@@ -79,7 +80,7 @@ class FractalBlock(nn.Module):
     def join(self, inputs, drop):
         """Mean of the inputs; with ``drop``, of a random non-empty subset (local drop-path)."""
         if drop and len(inputs) > 1:
-            rng = default_rng()
+            rng = minidl.default_rng()
             keep = rng.random(len(inputs)) >= self.local_drop
             if not keep.any():
                 keep[rng.integers(len(inputs))] = True
@@ -139,7 +140,7 @@ class FractalNet(nn.Module):
     def forward(self, x):
         column, local = self.eval_column, False
         if self.training and self.drop_path:
-            rng = default_rng()
+            rng = minidl.default_rng()
             if rng.random() < self.global_ratio:
                 column = int(rng.integers(self.num_columns))  # global: one column for the whole net
             else:
@@ -152,17 +153,19 @@ class FractalNet(nn.Module):
 
 
 @register_model("FractalNet for CIFAR: 5 blocks, C=3 columns (20 layers), 64-512 channels, drop-path + dropout",
-                PAPER)
+                PAPER, recipe=CIFAR_RESNET)
 def fractalnet_cifar(num_classes=10, **kwargs):
     return FractalNet(num_classes, num_columns=3, **kwargs)
 
 
-@register_model("FractalNet for CIFAR with C=4 columns (40 layers, the paper's Figure 1), 76.1M parameters", PAPER)
+@register_model("FractalNet for CIFAR with C=4 columns (40 layers, the paper's Figure 1), 76.1M parameters", PAPER,
+                recipe=CIFAR_RESNET)
 def fractalnet40_cifar(num_classes=10, **kwargs):
     return FractalNet(num_classes, num_columns=4, **kwargs)
 
 
-@register_model("Small FractalNet for quick CIFAR runs: 3 blocks of 16-32-64 channels, C=3 columns", PAPER)
+@register_model("Small FractalNet for quick CIFAR runs: 3 blocks of 16-32-64 channels, C=3 columns", PAPER,
+                recipe=CIFAR_RESNET)
 def fractalnet_cifar_small(num_classes=10, **kwargs):
     kwargs.setdefault("dropout", (0.0, 0.1, 0.2))
     return FractalNet(num_classes, channels=(16, 32, 64), num_columns=3, **kwargs)

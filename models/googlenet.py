@@ -37,6 +37,7 @@ Pooling uses ``ceil_mode=True``, as that Caffe model does, which is what gives 1
 import minidl.functions as F
 from minidl import nn
 from minidl.models.registry import register_model
+from minidl.training.recipes import IMAGENET_GOOGLENET
 
 SZEGEDY_2015 = ("Szegedy, Liu, Jia, Sermanet, Reed, Anguelov, Erhan, Vanhoucke & Rabinovich, Going deeper with "
                 "convolutions, CVPR 2015")
@@ -203,6 +204,7 @@ def googlenet_loss(outputs, target, aux_weight=0.3):
 
 
 @register_model("GoogLeNet (Inception v1) as in Table 1 of the paper: true 5x5 branches, LRN in the stem, "
-                "global average pooling, dropout 0.4, two auxiliary classifiers in training", SZEGEDY_2015)
+                "global average pooling, dropout 0.4, two auxiliary classifiers in training", SZEGEDY_2015,
+                recipe=IMAGENET_GOOGLENET)
 def googlenet(num_classes=1000, aux_logits=True, dropout=0.4):
     return GoogLeNet(num_classes, aux_logits, dropout)

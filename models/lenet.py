@@ -27,16 +27,21 @@ subsampling, 12 maps 5x5, subsampling, 10 outputs. Its true parameter count is w
 ``lenet5_modern`` is the version most tutorials call LeNet-5 (full C3, ReLU, max pooling, a linear
 output layer): 61,706 parameters.
 """
+from dataclasses import replace
+
 import numpy as np
 
 import minidl.functions as F
 from minidl import nn
 from minidl.models.registry import register_model
+from minidl.training.recipes import MNIST_LENET
 
 LECUN_1998 = ("LeCun, Bottou, Bengio & Haffner, Gradient-based learning applied to document recognition, "
               "Proc. IEEE 1998")
 LECUN_1990 = ("LeCun, Boser, Denker, Henderson, Howard, Hubbard & Jackel, Handwritten digit recognition "
               "with a back-propagation network, NIPS 1989 (1990)")
+# How the training command trains them by default: the MNIST recipe, at LeNet-1's 28x28 input for LeNet-1.
+LENET1_RECIPE = replace(MNIST_LENET, input_size=28)
 
 # Table I of the paper: which S2 maps (0-5) each C3 map (0-15) reads. Maps 0-5 read three neighbouring
 # maps, 6-11 four neighbouring maps, 12-14 four maps in two pairs, 15 all six. The paper's reason: to
@@ -351,18 +356,20 @@ class LeNet1(nn.Module):
         return self.output(x.flatten(1))       # N x num_classes
 
 
-@register_model("LeNet-1: 28x28 input, 4 and 12 feature maps, trainable subsampling; 2,578 parameters", LECUN_1990)
+@register_model("LeNet-1: 28x28 input, 4 and 12 feature maps, trainable subsampling; 2,578 parameters", LECUN_1990,
+                recipe=LENET1_RECIPE)
 def lenet1(num_classes=10):
     return LeNet1(num_classes)
 
 
 @register_model("LeNet-5 as in the paper: C3 connection table, trainable subsampling, scaled tanh, "
-                "fixed RBF output (logits: -distances / 8); 32x32 input, 60,000 parameters", LECUN_1998)
+                "fixed RBF output (logits: -distances / 8); 32x32 input, 60,000 parameters", LECUN_1998,
+                recipe=MNIST_LENET)
 def lenet5(num_classes=10, temperature=8.0):
     return LeNet5(num_classes, temperature)
 
 
 @register_model("LeNet-5 as tutorials write it: full C3, ReLU, max pooling, linear output; 61,706 parameters",
-                LECUN_1998)
+                LECUN_1998, recipe=MNIST_LENET)
 def lenet5_modern(num_classes=10, activation="relu", pooling="max"):
     return LeNet5Modern(num_classes, activation, pooling)

@@ -34,6 +34,7 @@ Gaussians with hand-tuned standard deviations).
 """
 from minidl import nn
 from minidl.models.registry import register_model
+from minidl.training.recipes import CIFAR_RESNET, IMAGENET_RESNET, borrowed
 
 LIN_2014 = "Lin, Chen & Yan, Network in network, ICLR 2014"
 
@@ -112,12 +113,12 @@ class NiN(nn.Module):
 
 
 @register_model("Network in Network for CIFAR-10: three mlpconv blocks, global average pooling; 966,986 parameters",
-                LIN_2014)
+                LIN_2014, recipe=CIFAR_RESNET)
 def nin_cifar(num_classes=10):
     return NiN(nin_cifar_table(num_classes))
 
 
 @register_model("Network in Network for ImageNet (the authors' Caffe model): four mlpconv blocks, global average "
-                "pooling, 224x224 input; 7,595,176 parameters", LIN_2014)
+                "pooling, 224x224 input; 7,595,176 parameters", LIN_2014, recipe=borrowed(IMAGENET_RESNET))
 def nin(num_classes=1000):
     return NiN(nin_imagenet_table(num_classes))

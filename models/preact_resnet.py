@@ -18,6 +18,7 @@ first block skips its own BN-ReLU.
 """
 from minidl import nn
 from minidl.models.registry import register_model
+from minidl.training.recipes import CIFAR_RESNET, IMAGENET_RESNET
 from minidl.models.resnet import conv1x1, conv3x3, init_resnet
 
 PAPER = "He, Zhang, Ren, Sun: Identity Mappings in Deep Residual Networks, ECCV 2016"
@@ -188,36 +189,36 @@ def preact_cifar_resnet(depth, num_classes=10, bottleneck=None):
     return PreActCifarResNet(block, [n, n, n], num_classes=num_classes)
 
 
-@register_model("Pre-activation ResNet-18 (BN-ReLU-conv blocks, identity shortcuts)", PAPER)
+@register_model("Pre-activation ResNet-18 (BN-ReLU-conv blocks, identity shortcuts)", PAPER, recipe=IMAGENET_RESNET)
 def preact_resnet18(num_classes=1000):
     return _preact(18, num_classes)
 
 
-@register_model("Pre-activation ResNet-34", PAPER)
+@register_model("Pre-activation ResNet-34", PAPER, recipe=IMAGENET_RESNET)
 def preact_resnet34(num_classes=1000):
     return _preact(34, num_classes)
 
 
-@register_model("Pre-activation ResNet-50 (bottleneck)", PAPER)
+@register_model("Pre-activation ResNet-50 (bottleneck)", PAPER, recipe=IMAGENET_RESNET)
 def preact_resnet50(num_classes=1000):
     return _preact(50, num_classes)
 
 
-@register_model("Pre-activation ResNet-101 (bottleneck)", PAPER)
+@register_model("Pre-activation ResNet-101 (bottleneck)", PAPER, recipe=IMAGENET_RESNET)
 def preact_resnet101(num_classes=1000):
     return _preact(101, num_classes)
 
 
-@register_model("Pre-activation ResNet-152 (bottleneck)", PAPER)
+@register_model("Pre-activation ResNet-152 (bottleneck)", PAPER, recipe=IMAGENET_RESNET)
 def preact_resnet152(num_classes=1000):
     return _preact(152, num_classes)
 
 
-@register_model("CIFAR pre-activation ResNet-110 (basic blocks), 1.7M parameters", PAPER)
+@register_model("CIFAR pre-activation ResNet-110 (basic blocks), 1.7M parameters", PAPER, recipe=CIFAR_RESNET)
 def preact_resnet110(num_classes=10):
     return preact_cifar_resnet(110, num_classes, bottleneck=False)
 
 
-@register_model("CIFAR pre-activation ResNet-164 (bottleneck blocks), 1.7M parameters", PAPER)
+@register_model("CIFAR pre-activation ResNet-164 (bottleneck blocks), 1.7M parameters", PAPER, recipe=CIFAR_RESNET)
 def preact_resnet164(num_classes=10):
     return preact_cifar_resnet(164, num_classes, bottleneck=True)

@@ -1,7 +1,8 @@
 """The model registry: ``get_model(name, **kwargs)`` and ``list_models()``.
 
-Each builder registers itself with ``@register_model(description, paper)``; the description is one line,
-the paper its source (authors, title, venue and year).
+Each builder registers itself with ``@register_model(description, paper, recipe=...)``; the description is
+one line, the paper its source (authors, title, venue and year), the recipe how the training command trains
+it by default (``minidl.training.recipes``).
 """
 import difflib
 
@@ -31,8 +32,10 @@ def register_model(description, paper, name=None, recipe=None):
     """Register a builder under its function name (or ``name``).
 
     ``recipe``: how the training command trains the model by default, declared with the model (as timm
-    registers a default config): a dict of ``minidl.training.Recipe`` fields (dataset, input_size,
-    channels, num_classes, lr, ...). Without one, ``minidl.training.recipe_for`` picks it by name.
+    registers a default config): a ``minidl.training.Recipe`` (dataset, input_size, channels, num_classes,
+    optimizer, lr, schedule, batch_size, epochs, source), usually one of the shared ones in
+    ``minidl.training.recipes``, or a dict of its fields. A model registered without one can be built but not
+    trained by ``python -m minidl.train`` (which says so and exits 2).
     """
     def wrap(builder):
         key = name or builder.__name__

@@ -28,6 +28,7 @@ torchvision's parameter names and order (``conv1``, ``bn1``, ``layer1.0.conv1``,
 import minidl.functions as F
 from minidl import nn
 from minidl.models.registry import register_model
+from minidl.training.recipes import CIFAR_RESNET, IMAGENET_RESNET
 
 PAPER = "He, Zhang, Ren, Sun: Deep Residual Learning for Image Recognition, CVPR 2016"
 
@@ -268,56 +269,57 @@ def cifar_resnet(depth, num_classes=10, **kwargs):
     return CifarResNet(BasicBlock, [n, n, n], num_classes=num_classes, **kwargs)
 
 
-@register_model("ResNet-18: basic blocks [2, 2, 2, 2], 11.7M parameters", PAPER)
+@register_model("ResNet-18: basic blocks [2, 2, 2, 2], 11.7M parameters", PAPER, recipe=IMAGENET_RESNET)
 def resnet18(num_classes=1000, **kwargs):
     return _resnet(18, num_classes=num_classes, **kwargs)
 
 
-@register_model("ResNet-34: basic blocks [3, 4, 6, 3], 21.8M parameters", PAPER)
+@register_model("ResNet-34: basic blocks [3, 4, 6, 3], 21.8M parameters", PAPER, recipe=IMAGENET_RESNET)
 def resnet34(num_classes=1000, **kwargs):
     return _resnet(34, num_classes=num_classes, **kwargs)
 
 
-@register_model("ResNet-34 with option A shortcuts (zero-padding, parameter-free), paper Table 3", PAPER)
+@register_model("ResNet-34 with option A shortcuts (zero-padding, parameter-free), paper Table 3", PAPER,
+                recipe=IMAGENET_RESNET)
 def resnet34_a(num_classes=1000, **kwargs):
     return _resnet(34, num_classes=num_classes, shortcut="A", **kwargs)
 
 
-@register_model("ResNet-50: bottleneck blocks [3, 4, 6, 3], 25.6M parameters", PAPER)
+@register_model("ResNet-50: bottleneck blocks [3, 4, 6, 3], 25.6M parameters", PAPER, recipe=IMAGENET_RESNET)
 def resnet50(num_classes=1000, **kwargs):
     return _resnet(50, num_classes=num_classes, **kwargs)
 
 
-@register_model("ResNet-101: bottleneck blocks [3, 4, 23, 3], 44.5M parameters", PAPER)
+@register_model("ResNet-101: bottleneck blocks [3, 4, 23, 3], 44.5M parameters", PAPER, recipe=IMAGENET_RESNET)
 def resnet101(num_classes=1000, **kwargs):
     return _resnet(101, num_classes=num_classes, **kwargs)
 
 
-@register_model("ResNet-152: bottleneck blocks [3, 8, 36, 3], 60.2M parameters", PAPER)
+@register_model("ResNet-152: bottleneck blocks [3, 8, 36, 3], 60.2M parameters", PAPER, recipe=IMAGENET_RESNET)
 def resnet152(num_classes=1000, **kwargs):
     return _resnet(152, num_classes=num_classes, **kwargs)
 
 
-@register_model("CIFAR ResNet-20 (n=3, option A shortcuts), 0.27M parameters", PAPER)
+@register_model("CIFAR ResNet-20 (n=3, option A shortcuts), 0.27M parameters", PAPER, recipe=CIFAR_RESNET)
 def resnet20(num_classes=10, **kwargs):
     return cifar_resnet(20, num_classes, **kwargs)
 
 
-@register_model("CIFAR ResNet-32 (n=5, option A shortcuts), 0.46M parameters", PAPER)
+@register_model("CIFAR ResNet-32 (n=5, option A shortcuts), 0.46M parameters", PAPER, recipe=CIFAR_RESNET)
 def resnet32(num_classes=10, **kwargs):
     return cifar_resnet(32, num_classes, **kwargs)
 
 
-@register_model("CIFAR ResNet-44 (n=7, option A shortcuts), 0.66M parameters", PAPER)
+@register_model("CIFAR ResNet-44 (n=7, option A shortcuts), 0.66M parameters", PAPER, recipe=CIFAR_RESNET)
 def resnet44(num_classes=10, **kwargs):
     return cifar_resnet(44, num_classes, **kwargs)
 
 
-@register_model("CIFAR ResNet-56 (n=9, option A shortcuts), 0.85M parameters", PAPER)
+@register_model("CIFAR ResNet-56 (n=9, option A shortcuts), 0.85M parameters", PAPER, recipe=CIFAR_RESNET)
 def resnet56(num_classes=10, **kwargs):
     return cifar_resnet(56, num_classes, **kwargs)
 
 
-@register_model("CIFAR ResNet-110 (n=18, option A shortcuts), 1.7M parameters", PAPER)
+@register_model("CIFAR ResNet-110 (n=18, option A shortcuts), 1.7M parameters", PAPER, recipe=CIFAR_RESNET)
 def resnet110(num_classes=10, **kwargs):
     return cifar_resnet(110, num_classes, **kwargs)

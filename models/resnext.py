@@ -23,6 +23,7 @@ the first stage is C x d (8 x 64 = 512), doubling at each stage. Like ResNeXt's 
 torchvision, the stride sits on the 3x3 conv.
 """
 from minidl.models.registry import register_model
+from minidl.training.recipes import CIFAR_RESNET, IMAGENET_RESNET
 from minidl.models.resnet import Bottleneck, CifarResNet, ResNet
 
 PAPER = "Xie, Girshick, Dollar, Tu, He: Aggregated Residual Transformations for Deep Neural Networks, CVPR 2017"
@@ -37,26 +38,27 @@ def resnext_cifar(cardinality, bottleneck_width, num_classes=10, depth=29):
                        shortcut="B", groups=cardinality, base_width=bottleneck_width)
 
 
-@register_model("ResNeXt-50 (32x4d): ResNet-50 with 32-group 3x3 convs, 25.0M parameters", PAPER)
+@register_model("ResNeXt-50 (32x4d): ResNet-50 with 32-group 3x3 convs, 25.0M parameters", PAPER,
+                recipe=IMAGENET_RESNET)
 def resnext50_32x4d(num_classes=1000, **kwargs):
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes=num_classes, groups=32, width_per_group=4, **kwargs)
 
 
-@register_model("ResNeXt-101 (32x8d), 88.8M parameters", PAPER)
+@register_model("ResNeXt-101 (32x8d), 88.8M parameters", PAPER, recipe=IMAGENET_RESNET)
 def resnext101_32x8d(num_classes=1000, **kwargs):
     return ResNet(Bottleneck, [3, 4, 23, 3], num_classes=num_classes, groups=32, width_per_group=8, **kwargs)
 
 
-@register_model("ResNeXt-101 (64x4d), 83.5M parameters", PAPER)
+@register_model("ResNeXt-101 (64x4d), 83.5M parameters", PAPER, recipe=IMAGENET_RESNET)
 def resnext101_64x4d(num_classes=1000, **kwargs):
     return ResNet(Bottleneck, [3, 4, 23, 3], num_classes=num_classes, groups=64, width_per_group=4, **kwargs)
 
 
-@register_model("ResNeXt-29 (8x64d) for CIFAR, 34.4M parameters", PAPER)
+@register_model("ResNeXt-29 (8x64d) for CIFAR, 34.4M parameters", PAPER, recipe=CIFAR_RESNET)
 def resnext29_8x64d(num_classes=10):
     return resnext_cifar(8, 64, num_classes)
 
 
-@register_model("ResNeXt-29 (16x64d) for CIFAR, 68.1M parameters", PAPER)
+@register_model("ResNeXt-29 (16x64d) for CIFAR, 68.1M parameters", PAPER, recipe=CIFAR_RESNET)
 def resnext29_16x64d(num_classes=10):
     return resnext_cifar(16, 64, num_classes)

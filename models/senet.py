@@ -29,6 +29,7 @@ from collections import OrderedDict
 import minidl.functions as F
 from minidl import nn
 from minidl.models.registry import register_model
+from minidl.training.recipes import IMAGENET_RESNET
 from minidl.models.resnet import Bottleneck, ResNet, init_resnet
 
 PAPER = "Hu, Shen, Sun: Squeeze-and-Excitation Networks, CVPR 2018"
@@ -143,12 +144,13 @@ class SENet154(nn.Module):
         return self.last_linear(x)              # N x num_classes
 
 
-@register_model("SE-ResNet-50: ResNet-50 with squeeze-and-excitation (r=16), 28.1M parameters", PAPER)
+@register_model("SE-ResNet-50: ResNet-50 with squeeze-and-excitation (r=16), 28.1M parameters", PAPER,
+                recipe=IMAGENET_RESNET)
 def se_resnet50(num_classes=1000, **kwargs):
     return ResNet(SEBottleneck, [3, 4, 6, 3], num_classes=num_classes, **kwargs)
 
 
 @register_model("SENet-154: SE-ResNeXt-152 (64x4d) with a 3x3 stem and 3x3 projection shortcuts, 115.1M parameters",
-                PAPER)
+                PAPER, recipe=IMAGENET_RESNET)
 def senet154(num_classes=1000, dropout=0.2):
     return SENet154(num_classes, dropout)

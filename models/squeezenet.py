@@ -30,6 +30,7 @@ release (which makes 109 -> 54 -> 27 -> 13).
 import minidl.functions as F
 from minidl import nn
 from minidl.models.registry import register_model
+from minidl.training.recipes import IMAGENET_RESNET, borrowed
 
 IANDOLA_2016 = ("Iandola, Han, Moskewicz, Ashraf, Dally & Keutzer, SqueezeNet: AlexNet-level accuracy with 50x "
                 "fewer parameters and <0.5MB model size, arXiv 2016")
@@ -117,12 +118,12 @@ class SqueezeNet(nn.Module):
 
 
 @register_model("SqueezeNet 1.0 (Table 1 of the paper): Fire modules, no FC layer; 1,248,424 parameters",
-                IANDOLA_2016)
+                IANDOLA_2016, recipe=borrowed(IMAGENET_RESNET))
 def squeezenet1_0(num_classes=1000, dropout=0.5):
     return SqueezeNet("1_0", num_classes, dropout)
 
 
 @register_model("SqueezeNet 1.1: conv1 3x3 with 64 filters and earlier pooling, 2.4x less computation; "
-                "1,235,496 parameters", IANDOLA_2016)
+                "1,235,496 parameters", IANDOLA_2016, recipe=borrowed(IMAGENET_RESNET))
 def squeezenet1_1(num_classes=1000, dropout=0.5):
     return SqueezeNet("1_1", num_classes, dropout)

@@ -24,10 +24,11 @@ exactly, in training and at test time alike (only the scale of those two paramet
 decay differs). ``test_time_scaling=True`` gives the paper's convention instead.
 Either way evaluation is deterministic.
 """
+import minidl
 import minidl.functions as F
 from minidl.models.registry import register_model
+from minidl.training.recipes import CIFAR_RESNET
 from minidl.models.resnet import BasicBlock, CifarResNet
-from minidl.random import default_rng
 
 PAPER = "Huang, Sun, Liu, Sedra, Weinberger: Deep Networks with Stochastic Depth, ECCV 2016"
 
@@ -47,7 +48,7 @@ class StochasticDepthBlock(BasicBlock):
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
         p = self.survival_prob
-        if self.training and self.mode == "batch" and default_rng().random() >= p:
+        if self.training and self.mode == "batch" and minidl.default_rng().random() >= p:
             return self.relu(identity)  # the whole block is skipped for this mini-batch: nothing computed
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
@@ -86,6 +87,6 @@ class StochasticDepthResNet(CifarResNet):
 
 
 @register_model("CIFAR ResNet-110 with stochastic depth (54 blocks, p_L = 0.5, per-batch drops), 1.7M parameters",
-                PAPER)
+                PAPER, recipe=CIFAR_RESNET)
 def resnet110_stochastic_depth(num_classes=10, p_last=0.5, mode="batch", test_time_scaling=False):
     return StochasticDepthResNet(110, num_classes, p_last, mode, test_time_scaling)

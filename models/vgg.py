@@ -29,6 +29,7 @@ convolution stages with batch norm, which leave 1 x 1 x 512, and a single Linear
 from minidl import nn
 from minidl.models.alexnet import alexnet_lrn
 from minidl.models.registry import register_model
+from minidl.training.recipes import CIFAR_VGG, IMAGENET_VGG
 
 SIMONYAN_2015 = "Simonyan & Zisserman, Very deep convolutional networks for large-scale image recognition, ICLR 2015"
 
@@ -128,64 +129,71 @@ class VGG(nn.Module):
         return self.classifier(x.flatten(1))   # N x num_classes
 
 
-@register_model("VGG configuration A: 11 weight layers; 132,863,336 parameters", SIMONYAN_2015)
+@register_model("VGG configuration A: 11 weight layers; 132,863,336 parameters", SIMONYAN_2015, recipe=IMAGENET_VGG)
 def vgg11(num_classes=1000, dropout=0.5):
     return VGG("A", batch_norm=False, num_classes=num_classes, dropout=dropout)
 
 
-@register_model("VGG configuration A-LRN: A with AlexNet's LRN after the first convolution", SIMONYAN_2015)
+@register_model("VGG configuration A-LRN: A with AlexNet's LRN after the first convolution", SIMONYAN_2015,
+                recipe=IMAGENET_VGG)
 def vgg11_lrn(num_classes=1000, dropout=0.5):
     return VGG("A-LRN", batch_norm=False, num_classes=num_classes, dropout=dropout)
 
 
-@register_model("VGG configuration B: 13 weight layers; 133,047,848 parameters", SIMONYAN_2015)
+@register_model("VGG configuration B: 13 weight layers; 133,047,848 parameters", SIMONYAN_2015, recipe=IMAGENET_VGG)
 def vgg13(num_classes=1000, dropout=0.5):
     return VGG("B", batch_norm=False, num_classes=num_classes, dropout=dropout)
 
 
 @register_model("VGG configuration C: 16 weight layers, a 1x1 convolution ending each of the last three stages;"
-                " 133,638,952 parameters", SIMONYAN_2015)
+                " 133,638,952 parameters", SIMONYAN_2015, recipe=IMAGENET_VGG)
 def vgg16_c(num_classes=1000, dropout=0.5):
     return VGG("C", batch_norm=False, num_classes=num_classes, dropout=dropout)
 
 
-@register_model("VGG configuration D (VGG16): 16 weight layers; 138,357,544 parameters", SIMONYAN_2015)
+@register_model("VGG configuration D (VGG16): 16 weight layers; 138,357,544 parameters", SIMONYAN_2015,
+                recipe=IMAGENET_VGG)
 def vgg16(num_classes=1000, dropout=0.5):
     return VGG("D", batch_norm=False, num_classes=num_classes, dropout=dropout)
 
 
-@register_model("VGG configuration E (VGG19): 19 weight layers; 143,667,240 parameters", SIMONYAN_2015)
+@register_model("VGG configuration E (VGG19): 19 weight layers; 143,667,240 parameters", SIMONYAN_2015,
+                recipe=IMAGENET_VGG)
 def vgg19(num_classes=1000, dropout=0.5):
     return VGG("E", batch_norm=False, num_classes=num_classes, dropout=dropout)
 
 
-@register_model("VGG configuration A with batch norm after every convolution (torchvision's vgg11_bn)", SIMONYAN_2015)
+@register_model("VGG configuration A with batch norm after every convolution (torchvision's vgg11_bn)", SIMONYAN_2015,
+                recipe=IMAGENET_VGG)
 def vgg11_bn(num_classes=1000, dropout=0.5):
     return VGG("A", batch_norm=True, num_classes=num_classes, dropout=dropout)
 
 
-@register_model("VGG configuration B with batch norm after every convolution (torchvision's vgg13_bn)", SIMONYAN_2015)
+@register_model("VGG configuration B with batch norm after every convolution (torchvision's vgg13_bn)", SIMONYAN_2015,
+                recipe=IMAGENET_VGG)
 def vgg13_bn(num_classes=1000, dropout=0.5):
     return VGG("B", batch_norm=True, num_classes=num_classes, dropout=dropout)
 
 
-@register_model("VGG16 with batch norm after every convolution (torchvision's vgg16_bn)", SIMONYAN_2015)
+@register_model("VGG16 with batch norm after every convolution (torchvision's vgg16_bn)", SIMONYAN_2015,
+                recipe=IMAGENET_VGG)
 def vgg16_bn(num_classes=1000, dropout=0.5):
     return VGG("D", batch_norm=True, num_classes=num_classes, dropout=dropout)
 
 
-@register_model("VGG19 with batch norm after every convolution (torchvision's vgg19_bn)", SIMONYAN_2015)
+@register_model("VGG19 with batch norm after every convolution (torchvision's vgg19_bn)", SIMONYAN_2015,
+                recipe=IMAGENET_VGG)
 def vgg19_bn(num_classes=1000, dropout=0.5):
     return VGG("E", batch_norm=True, num_classes=num_classes, dropout=dropout)
 
 
 @register_model("VGG configuration A with batch norm for 32x32 CIFAR images: classifier Linear(512, num_classes)",
-                SIMONYAN_2015)
+                SIMONYAN_2015, recipe=CIFAR_VGG)
 def vgg11_bn_cifar(num_classes=10):
     return VGG("A", batch_norm=True, num_classes=num_classes, small_input=True)
 
 
 @register_model("VGG16 (configuration D) with batch norm for 32x32 CIFAR images: classifier Linear(512, num_classes)",
-                SIMONYAN_2015)
+                SIMONYAN_2015, recipe=CIFAR_VGG)
 def vgg16_bn_cifar(num_classes=10):
     return VGG("D", batch_norm=True, num_classes=num_classes, small_input=True)

@@ -23,6 +23,7 @@ so 128-256-512-1024 inner channels); the outer 1x1 widths are unchanged.
 from minidl import nn
 from minidl.models.preact_resnet import PreActBasicBlock, make_preact_layer
 from minidl.models.registry import register_model
+from minidl.training.recipes import CIFAR_WIDE, IMAGENET_RESNET
 from minidl.models.resnet import Bottleneck, ResNet, conv3x3, init_resnet
 
 PAPER = "Zagoruyko, Komodakis: Wide Residual Networks, BMVC 2016"
@@ -62,27 +63,30 @@ def wide_resnet_cifar(depth, k, num_classes=10, dropout=0.0):
     return WideResNet(depth, k, num_classes=num_classes, dropout=dropout)
 
 
-@register_model("WRN-16-8 for CIFAR: 2 blocks per group, widths 128-256-512, 11.0M parameters", PAPER)
+@register_model("WRN-16-8 for CIFAR: 2 blocks per group, widths 128-256-512, 11.0M parameters", PAPER,
+                recipe=CIFAR_WIDE)
 def wrn16_8(num_classes=10, dropout=0.0):
     return wide_resnet_cifar(16, 8, num_classes, dropout)
 
 
-@register_model("WRN-28-10 for CIFAR: 4 blocks per group, widths 160-320-640, 36.5M parameters", PAPER)
+@register_model("WRN-28-10 for CIFAR: 4 blocks per group, widths 160-320-640, 36.5M parameters", PAPER,
+                recipe=CIFAR_WIDE)
 def wrn28_10(num_classes=10, dropout=0.0):
     return wide_resnet_cifar(28, 10, num_classes, dropout)
 
 
-@register_model("WRN-40-4 for CIFAR: 6 blocks per group, widths 64-128-256, 8.9M parameters", PAPER)
+@register_model("WRN-40-4 for CIFAR: 6 blocks per group, widths 64-128-256, 8.9M parameters", PAPER, recipe=CIFAR_WIDE)
 def wrn40_4(num_classes=10, dropout=0.0):
     return wide_resnet_cifar(40, 4, num_classes, dropout)
 
 
-@register_model("Wide ResNet-50-2 (torchvision): ResNet-50 with bottlenecks twice as wide, 68.9M parameters", PAPER)
+@register_model("Wide ResNet-50-2 (torchvision): ResNet-50 with bottlenecks twice as wide, 68.9M parameters", PAPER,
+                recipe=IMAGENET_RESNET)
 def wide_resnet50_2(num_classes=1000, **kwargs):
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes=num_classes, width_per_group=64 * 2, **kwargs)
 
 
 @register_model("Wide ResNet-101-2 (torchvision): ResNet-101 with bottlenecks twice as wide, 126.9M parameters",
-                PAPER)
+                PAPER, recipe=IMAGENET_RESNET)
 def wide_resnet101_2(num_classes=1000, **kwargs):
     return ResNet(Bottleneck, [3, 4, 23, 3], num_classes=num_classes, width_per_group=64 * 2, **kwargs)

@@ -26,6 +26,7 @@ TensorFlow's "same" pads 0 before and 1 after on even sizes; the shapes are the 
 """
 from minidl import nn
 from minidl.models.registry import register_model
+from minidl.training.recipes import IMAGENET_XCEPTION
 
 PAPER = "Chollet: Xception: Deep Learning with Depthwise Separable Convolutions, CVPR 2017"
 
@@ -117,6 +118,6 @@ class Xception(nn.Module):
 
 
 @register_model("Xception: depthwise separable convs, entry/middle/exit flows, 299x299 input, 22.9M parameters",
-                PAPER)
+                PAPER, recipe=IMAGENET_XCEPTION)
 def xception(num_classes=1000):
     return Xception(num_classes)

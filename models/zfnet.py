@@ -17,14 +17,20 @@ AlexNet's LRN here (same n, k, alpha, beta); pooling uses ``ceil_mode=True`` (as
 way 3x3/2 pooling takes 110 to 55 and 26 to 13 as the paper's Figure 3 says. The paper's training
 trick of renormalising any conv filter whose RMS exceeds 0.1 is not part of the model.
 """
+from dataclasses import replace
+
 import numpy as np
 
 import minidl.functions as F
 from minidl import nn
 from minidl.models.alexnet import alexnet_lrn, make_classifier, make_conv_layers
 from minidl.models.registry import register_model
+from minidl.training.recipes import IMAGENET_ALEXNET
 
 ZEILER_FERGUS_2014 = "Zeiler & Fergus, Visualizing and understanding convolutional networks, ECCV 2014"
+# How the training command trains both by default: AlexNet's SGD at 224x224.
+IMAGENET_ZFNET = replace(IMAGENET_ALEXNET, input_size=224, source="Zeiler & Fergus 2014: lr 0.01, momentum 0.9, "
+                         "lr annealed by hand (here: / 10 on plateaus)")
 
 
 def zfnet_convs(widths=(384, 384, 256)):
@@ -178,12 +184,13 @@ def deconv(model, x, layer, channel=None):
 
 
 @register_model("ZFNet (Fig. 3 of the paper): AlexNet with 7x7/2 conv1 and 5x5/2 conv2, dense layers, "
-                "224x224 input; forward can return the pooling switches for the deconvnet", ZEILER_FERGUS_2014)
+                "224x224 input; forward can return the pooling switches for the deconvnet", ZEILER_FERGUS_2014,
+                recipe=IMAGENET_ZFNET)
 def zfnet(num_classes=1000, dropout=0.5):
     return ZFNet(num_classes, (384, 384, 256), dropout)
 
 
 @register_model("ZFNet with layers 3, 4, 5 widened to 512, 1024, 512 maps (the paper's Table 2 model, "
-                "CS231n's ZFNet)", ZEILER_FERGUS_2014)
+                "CS231n's ZFNet)", ZEILER_FERGUS_2014, recipe=IMAGENET_ZFNET)
 def zfnet_wide(num_classes=1000, dropout=0.5):
     return ZFNet(num_classes, (512, 1024, 512), dropout)

@@ -17,6 +17,7 @@ from minidl import serialization  # noqa: E402
 from minidl.models import registry  # noqa: E402
 from minidl.train import main  # noqa: E402
 from minidl.training import loop  # noqa: E402
+from minidl.training.recipes import CIFAR_RESNET  # noqa: E402
 from tests.test_train import TINY, TinyNet  # noqa: E402
 
 kill_at, events = int(sys.argv[1]), []
@@ -51,5 +52,5 @@ loop.split_outputs = counted(loop.split_outputs, "forward")  # every step's and 
 serialization._write_archive = half_then_event(serialization._write_archive)
 os.replace = counted(os.replace, "rename")  # in this child process only: atomic_write's renames into place
 atexit.register(lambda: print(f"events {','.join(events)}", file=sys.stderr))
-registry.register_model("tiny test net for CIFAR-like images", "none", name=TINY)(TinyNet)
+registry.register_model("tiny test net for CIFAR-like images", "none", name=TINY, recipe=CIFAR_RESNET)(TinyNet)
 sys.exit(main(sys.argv[2:]))

@@ -16,6 +16,7 @@ from minidl.serialization import load, save
 from minidl.train import main
 from minidl.training import checkpoint as checkpoint_module
 from minidl.training import loop
+from minidl.training.recipes import CIFAR_RESNET
 
 TINY = "tiny_test_net"
 
@@ -35,8 +36,8 @@ class TinyNet(nn.Module):
 
 @pytest.fixture(scope="module", autouse=True)
 def tiny_model():
-    """Registered for this module only (its description picks the CIFAR recipe: SGD, momentum, step schedule)."""
-    registry.register_model("tiny test net for CIFAR-like images", "none", name=TINY)(TinyNet)
+    """Registered for this module only, with the CIFAR recipe (SGD, momentum, step schedule)."""
+    registry.register_model("tiny test net for CIFAR-like images", "none", name=TINY, recipe=CIFAR_RESNET)(TinyNet)
     yield
     registry._REGISTRY.pop(TINY)
 

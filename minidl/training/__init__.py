@@ -6,16 +6,25 @@
     trainer.fit(epochs=5)
 
 The command itself is ``minidl.train`` (``python -m minidl.train MODEL``).
-"""
-from minidl.training.checkpoint import (CheckpointError, NonFiniteError, load_checkpoint, make_checkpoint,
-                                        save_checkpoint)
-from minidl.training.data import DataError, build_data
-from minidl.training.loop import NonFiniteLossError, Trainer
-from minidl.training.metrics import EpochMeter, plot_curves, write_metrics_csv
-from minidl.training.recipes import Recipe, make_optimizer, make_scheduler, recipe_for
 
-__all__ = [
-    "CheckpointError", "DataError", "EpochMeter", "NonFiniteError", "NonFiniteLossError", "Recipe", "Trainer",
-    "build_data", "load_checkpoint", "make_checkpoint", "make_optimizer", "make_scheduler", "plot_curves",
-    "recipe_for", "save_checkpoint", "write_metrics_csv",
-]
+The names below are loaded when first used: every model file imports ``minidl.training.recipes`` to declare
+its recipe, and building a model should not load the data, loop and checkpoint code (and tqdm, urllib, ...).
+"""
+import importlib
+
+_HOMES = {
+    "checkpoint": ("CheckpointError", "NonFiniteError", "load_checkpoint", "make_checkpoint", "save_checkpoint"),
+    "data": ("DataError", "build_data"),
+    "loop": ("NonFiniteLossError", "Trainer"),
+    "metrics": ("EpochMeter", "plot_curves", "write_metrics_csv"),
+    "recipes": ("Recipe", "make_optimizer", "make_scheduler", "recipe_for"),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+__all__ = sorted(_HOME_OF)
+
+
+def __getattr__(name):
+    if name not in _HOME_OF:
+        raise AttributeError(f"module 'minidl.training' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"minidl.training.{_HOME_OF[name]}"), name)

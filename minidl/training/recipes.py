@@ -7,12 +7,12 @@ iterations, ~164 epochs). Every value can be overridden on the command line.
 ImageNet recipes keep the paper's lr per image: batch 256 at lr 0.1 becomes batch 64 at lr 0.025 (the
 linear scaling rule of Goyal et al., 2017), since batches of 256 224x224 images do not fit a CPU run.
 
-A model can declare its recipe where it is registered (``register_model(..., recipe={...})``, as
-AlphaGo's policy network does: 48 x 19 x 19 inputs, 361 classes); that comes first. A model missing from
-the table gets a recipe from its registry description: "CIFAR" picks the CIFAR recipe, an "NxN input"
-picks that input size, anything else the ImageNet ResNet recipe.
+Every model declares its recipe where it is registered, as timm registers each model with its default
+config: ``@register_model(description, paper, recipe=CIFAR_RESNET)`` in the model's file, using the shared
+recipes below or its own (AlphaGo's policy network: 48 x 19 x 19 inputs, 361 classes). Nothing is guessed
+from a model's name or description: a model registered without a recipe cannot be trained by the command
+(``recipe_for`` raises :class:`MissingRecipeError`, ``python -m minidl.train`` exits 2 saying so).
 """
-import re
 from dataclasses import asdict, dataclass, field, replace
 
 
@@ -78,47 +78,26 @@ IMAGENET_XCEPTION = Recipe(
     schedule_options={"step_size": 2, "gamma": 0.94},
     source="Chollet 2017: lr 0.045, momentum 0.9, lr x 0.94 every 2 epochs, wd 1e-5")
 
-# First match wins. Names, not descriptions: a description is free text.
-RECIPES = (
-    (r"^lenet1$", replace(MNIST_LENET, input_size=28)),
-    (r"^lenet5", MNIST_LENET),
-    (r"^wrn", CIFAR_WIDE),
-    (r"^densenet_bc", CIFAR_DENSENET),
-    (r"^vgg.*_cifar$", CIFAR_VGG),
-    (r"cifar|^resnet(20|32|44|56|110|1202)$|^preact_resnet(110|164|1001)$|^resnext29|stochastic", CIFAR_RESNET),
-    (r"^alexnet", IMAGENET_ALEXNET),
-    (r"^zfnet", replace(IMAGENET_ALEXNET, input_size=224, source="Zeiler & Fergus 2014: lr 0.01, momentum 0.9, "
-                        "lr annealed by hand (here: / 10 on plateaus)")),
-    (r"^vgg", IMAGENET_VGG),
-    (r"^googlenet|^inception", IMAGENET_GOOGLENET),
-    (r"^xception", IMAGENET_XCEPTION),
-    (r"resne|densenet|senet|^se_|^wide_resnet", IMAGENET_RESNET),
-)
 
-
-def recipe_for(name, description=""):
-    """The :class:`Recipe` for registered model ``name`` (``description``: its registry line, for unknown names)."""
-    declared = _declared_recipe(name)
-    if declared is not None:
-        return Recipe(**declared)
-    for pattern, recipe in RECIPES:
-        if re.search(pattern, name):
-            return recipe
-    size = re.search(r"(\d+)x\1 input", description)
-    if re.search(r"\bCIFAR\b", description, re.IGNORECASE):
-        recipe = CIFAR_RESNET
-    elif size and int(size.group(1)) <= 32:
-        recipe = replace(MNIST_LENET, input_size=int(size.group(1)))
-    else:
-        recipe = replace(IMAGENET_RESNET, input_size=int(size.group(1)) if size else 224)
+def borrowed(recipe):
+    """``recipe`` lent to a model whose paper gives no training recipe, saying so in its source."""
     return replace(recipe, source=f"no recipe of its own; borrowed: {recipe.source}")
 
 
-def _declared_recipe(name):
-    """The recipe fields model ``name`` declares in ``register_model(..., recipe=...)``, or None."""
-    from minidl.models import list_models
+class MissingRecipeError(LookupError):
+    """A registered model that declares no recipe (``register_model(..., recipe=...)``)."""
+
+
+def recipe_for(name):
+    """The :class:`Recipe` registered with model ``name`` (a ``Recipe``, or a dict of its fields)."""
+    from minidl.models import list_models  # models are the layer above: looked up when asked, never on import
     entry = list_models(with_descriptions=True).get(name)
-    return getattr(entry, "recipe", None)
+    if entry is None:
+        raise ValueError(f"recipe_for: unknown model {name!r}")
+    if entry.recipe is None:
+        raise MissingRecipeError(f"{name} was registered without a training recipe: declare one with "
+                                 f"register_model(..., recipe=...) (see minidl.training.recipes)")
+    return entry.recipe if isinstance(entry.recipe, Recipe) else Recipe(**entry.recipe)
 
 
 def make_optimizer(name, params, lr, momentum=0.0, weight_decay=0.0):

@@ -1,14 +1,14 @@
 """One invocation of the training command: data, model, optimizer and trainer built from a config, then
 training (with checkpoints, metrics and curves after every epoch) or evaluation.
 
-    config = minidl.train.resolve_config(args, description)      # what the command line asked for
+    config = minidl.train.resolve_config(args)      # the model's recipe, then what the command line asked for
     exit_code = Run(args, config).execute()
 
-Exit codes it returns: 0 done, 2 a data file became unreadable while training (after saving the last
-completed step), 3 stopped on a non-finite loss or weights, 4 an output file could not be written (disk
-full, say; the previous checkpoint stays intact), 130 interrupted; a bad request (a model that cannot take
-the data, an --out that cannot be used) raises :class:`UsageError` or :class:`RunFolderError`, both before
-any data is read where possible.
+Exit codes it returns (defined in ``minidl.training.errors``): 0 done, 2 a data file became unreadable while
+training (after saving the last completed step), 3 stopped on a non-finite loss or weights, 4 an output file
+could not be written (disk full, say; the previous checkpoint stays intact), 130 interrupted; a bad request (a
+model that cannot take the data, an --out that cannot be used) raises :class:`UsageError` or
+:class:`RunFolderError`, both before any data is read where possible.
 
 Never losing work: the output folder is claimed (created, checked writable, locked) before the data
 loads; a folder holding another run is refused unless resumed or ``--overwrite``; every file is written
@@ -32,24 +32,16 @@ from minidl.serialization import atomic_write
 from minidl.training.checkpoint import (CheckpointError, NonFiniteError, load_checkpoint, load_model_weights,
                                        make_checkpoint, save_checkpoint)
 from minidl.training.data import build_data
+from minidl.training.errors import (EXIT_DATA, EXIT_INTERRUPTED, EXIT_NONFINITE, EXIT_WRITE, PROG, OutputWriteError,
+                                    UsageError)
 from minidl.training.loop import NonFiniteLossError, Trainer
 from minidl.training.metrics import plot_curves, write_metrics_csv
 from minidl.training.recipes import make_optimizer, make_scheduler
 from minidl.training.rundir import claim_run_folder
 
-EXIT_DATA, EXIT_NONFINITE, EXIT_WRITE, EXIT_INTERRUPTED = 2, 3, 4, 130
-PROG = "minidl-train"
 # What a schedule laid over --epochs epochs takes from that number: recomputed when a resume changes it.
 SCHEDULE_SHAPE = ("milestones", "T_max")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-class UsageError(ValueError):
-    """A request the command cannot carry out: reported in one line, exit code 2."""
-
-
-class OutputWriteError(OSError):
-    """An output file of the run could not be written (exit code 4); the earlier version is intact."""
 
 
 class Run:
