@@ -452,3 +452,19 @@ def test_first_order_gradients_are_bit_identical_to_the_starting_tree(tmp_path):
     assert sorted(results["base"].files) == sorted(results["here"].files)
     for key in results["base"].files:
         np.testing.assert_array_equal(results["here"][key], results["base"][key], err_msg=key)
+
+
+# -- the example ------------------------------------------------------------------------------------------
+def test_example_newton_and_hessian_vector_product(capsys):
+    import runpy
+    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "higher_order_gradients.py"
+    example = runpy.run_path(str(path), run_name="example")
+    newton_steps, x = example["newton"]()
+    descent_steps, _ = example["gradient_descent"]()
+    assert newton_steps <= 10 and abs(x - 1.0) < 1e-12        # f = x^4 - 2x^2 has its minimum at x = 1
+    assert descent_steps >= 100
+    hv, explicit = example["hessian_vector_product"]()
+    np.testing.assert_allclose(hv, explicit, rtol=0, atol=1e-12)
+    example["main"]()
+    printed = capsys.readouterr().out
+    assert f"{newton_steps:4d} steps" in printed and f"{descent_steps:4d} steps" in printed
