@@ -36,7 +36,7 @@ setup(
         "minidl.models": "models",
     },
     package_data={"minidl.kernels": ["cuda/*.cu", "cuda/*.h"], "minidl.data": ["assets/*"]},
-    install_requires=["numpy>=1.24", "numba>=0.59", "tqdm>=4.60"],
+    install_requires=["numpy>=1.24", "numba>=0.59", "tqdm>=4.60", "threadpoolctl>=3.1"],   # threadpoolctl: minidl/performance.py
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.80"],
         "gpu": ["cupy-cuda13x"],

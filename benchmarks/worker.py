@@ -34,6 +34,9 @@ def gemm_rate(G, M, K, P, calls):
 
 def main(framework):
     from benchmarks import models, ops
+    if framework == "minidl":
+        import minidl
+        minidl.set_performance_defaults()   # as python -m minidl.train and the notebooks do
     if framework == "torch":
         import torch
         threads = sys.argv[2] if len(sys.argv) > 2 else ""

@@ -4,7 +4,9 @@ Every kernel exists three times, with the same name and signature:
     reference   plain NumPy, written to be read: the oracle the others are tested against
     cpu         Numba, for NumPy arrays (the default)
     gpu         CUDA through CuPy, for CuPy arrays (kernels/gpu.py, loaded on first use)
-The functions below pick the module from their first array argument. Set the environment variable
+The functions below check their arguments (kernels/_checks.py: once, for every kernel set), then pick the
+module from their first array argument. Which algorithm computes a convolution: kernels/conv.py (and
+kernels/winograd.py). Set the environment variable
 MINIDL_KERNELS=reference (read once, at import) to run the NumPy reference on NumPy arrays instead of
 Numba, for debugging.
 
@@ -17,7 +19,6 @@ Shapes, formulas and the notation (N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, O
     >>> kernels.im2col(x, 3, 3, 1, 1, 1, 1).shape             # 3x3 kernel, stride 1, padding 1
     (2, 3, 3, 3, 8, 8)
 """
-import ctypes
 import importlib
 import os
 import sys
@@ -28,44 +29,19 @@ if __name__ != "minidl.kernels":
     raise ImportError(f"import minidl.kernels, not kernels: this folder was imported as {__name__!r}, and "
                       "a second copy would JIT-compile every Numba kernel again")
 
-# Numba reads NUMBA_CACHE_DIR when it is first imported, so this must come before any import of numba.
-os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(
-    os.environ.get("MINIDL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "minidl"), "numba"))
+# Numba's on-disk cache outside the checkout. Set in Numba's config, not in os.environ (importing minidl
+# leaves the environment alone, and Numba may be imported already): each kernel reads it when decorated
+# below. An explicit NUMBA_CACHE_DIR wins. Thread policy and malloc tuning: minidl/performance.py.
+import numba.core.config as _numba_config  # noqa: E402
 
-# Numba's parallel kernels run on OpenMP threads, and NumPy's GEMMs on OpenBLAS threads, one after the
-# other. By default an idle OpenMP thread spins for a while before sleeping, taking the core the next GEMM
-# needs: a ResNet-20 training step (batch 8) measured 13 s with spinning and 0.1-0.2 s with a passive wait
-# on a busy 2-core machine. The runtime reads this when it starts, so it is set before Numba loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if not os.environ.get("NUMBA_CACHE_DIR"):
+    _numba_config.CACHE_DIR = os.path.join(
+        os.environ.get("MINIDL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "minidl"), "numba")
 
-
-
-def _keep_freed_memory():
-    """Ask glibc to keep freed blocks of up to 32 MB for reuse instead of returning them to the system.
-
-    By default an array over 128 KB-32 MB (glibc adapts the threshold) is mmap-ed and munmap-ed when
-    freed, so every activation, column buffer and gradient of every step page-faults its memory in again:
-    a LeNet-5 training step at batch 64 measured 13.4 ms with the defaults and 7.5 ms with this (one
-    thread; ResNet-20 at batch 128: 13% faster). The peak resident size is unchanged; memory freed after
-    a step stays with the process for the next one, as PyTorch's allocators keep theirs. Linux/glibc only;
-    MINIDL_KEEP_FREED_MEMORY=0 turns it off.
-    """
-    if not sys.platform.startswith("linux") or os.environ.get("MINIDL_KEEP_FREED_MEMORY", "1") == "0":
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-        libc.mallopt(M_MMAP_THRESHOLD, 32 * 2**20)      # glibc's largest allowed value on 64-bit
-        libc.mallopt(M_TRIM_THRESHOLD, 2**30)
-    except (OSError, AttributeError):   # not glibc (musl, ...): keep the defaults
-        pass
-
-
-_keep_freed_memory()
-
-from minidl.kernels import cpu, reference  # noqa: E402  (after NUMBA_CACHE_DIR and OMP_WAIT_POLICY)
+from minidl.kernels import cpu, reference  # noqa: E402  (after the cache dir)
 from minidl.kernels import compile_notice  # noqa: E402,F401  (says once when a kernel must compile)
-from minidl.kernels.reference import conv_output_size, window_count  # noqa: E402
+from minidl.kernels import _checks  # noqa: E402  (the argument checks, once for every kernel set)
+from minidl.kernels._checks import conv_output_size, window_count  # noqa: E402
 
 _NUMPY_KERNELS = {"": cpu, "numba": cpu, "cpu": cpu, "reference": reference}
 _mode = os.environ.get("MINIDL_KERNELS", "").strip().lower()
@@ -96,15 +72,17 @@ def array_module(x):
 
 
 def im2col(x, KH, KW, SH, SW, PH, PW, DH=1, DW=1):
+    _checks.windows("im2col", x, KH, KW, SH, SW, PH, PW, DH, DW)
     return _backend_for(x, "im2col").im2col(x, KH, KW, SH, SW, PH, PW, DH, DW)
 
 
 def col2im(col, H, W, SH, SW, PH, PW, DH=1, DW=1):
+    _checks.columns("col2im", col, H, W, SH, SW, PH, PW, DH, DW)
     return _backend_for(col, "col2im").col2im(col, H, W, SH, SW, PH, PW, DH, DW)
 
 
-
 def im2col_gemm(x, KH, KW, SH, SW, PH, PW, DH=1, DW=1):
+    _checks.windows("im2col_gemm", x, KH, KW, SH, SW, PH, PW, DH, DW)
     module = _backend_for(x, "im2col_gemm")
     if hasattr(module, "im2col_gemm"):
         return module.im2col_gemm(x, KH, KW, SH, SW, PH, PW, DH, DW)
@@ -114,10 +92,12 @@ def im2col_gemm(x, KH, KW, SH, SW, PH, PW, DH=1, DW=1):
 
 
 def col2im_gemm(col, H, W, SH, SW, PH, PW, DH=1, DW=1):
+    _checks.columns("col2im_gemm", col, H, W, SH, SW, PH, PW, DH, DW)
     module = _backend_for(col, "col2im_gemm")
     if hasattr(module, "col2im_gemm"):
         return module.col2im_gemm(col, H, W, SH, SW, PH, PW, DH, DW)
     return module.col2im(col.transpose(3, 0, 1, 2, 4, 5).copy(), H, W, SH, SW, PH, PW, DH, DW)
+
 
 def has_kernel(x, name):
     """Whether the kernel set for array x has kernel ``name`` (the GPU's has no depthwise kernels)."""
@@ -125,65 +105,80 @@ def has_kernel(x, name):
 
 
 def depthwise_conv2d(x, W, PH, PW):
+    _checks.depthwise_conv2d(x, W, PH, PW)
     return _backend_for(x, "depthwise_conv2d").depthwise_conv2d(x, W, PH, PW)
 
 
 def depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
+    _checks.depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW)
     return _backend_for(x, "depthwise_conv2d_grad_weight").depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW)
 
 
 def pad_nhwc(x, PT, PL, Hp, Wp):
+    _checks.pad_nhwc(x, PT, PL, Hp, Wp)
     return _backend_for(x, "pad_nhwc").pad_nhwc(x, PT, PL, Hp, Wp)
 
 
 def crop_nchw(x, PT, PL, H, W, out=None):
+    _checks.crop_nchw(x, PT, PL, H, W, out)
     return _backend_for(x, "crop_nchw").crop_nchw(x, PT, PL, H, W, out)
 
 
 def winograd_tiles(x, L, s, TH, TW, out=None):
+    _checks.winograd_tiles(x, L, s, TH, TW, out)
     return _backend_for(x, "winograd_tiles").winograd_tiles(x, L, s, TH, TW, out)
 
 
 def winograd_untiles(M, L, s, TH, TW, Hp, Wp, out=None):
+    _checks.winograd_untiles(M, L, s, TH, TW, Hp, Wp, out)
     return _backend_for(M, "winograd_untiles").winograd_untiles(M, L, s, TH, TW, Hp, Wp, out)
 
 
 def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False):
+    _checks.windows("max_pool2d_forward", x, KH, KW, SH, SW, PH, PW, ceil_mode=ceil_mode, pool=True)
     return _backend_for(x, "max_pool2d_forward").max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode)
 
 
 def max_pool2d_backward(gy, indices, H, W):
+    _checks.max_pool2d_backward(gy, indices, H, W)
     return _backend_for(gy, "max_pool2d_backward").max_pool2d_backward(gy, indices, H, W)
 
 
 def avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False, count_include_pad=True):
+    _checks.windows("avg_pool2d_forward", x, KH, KW, SH, SW, PH, PW, ceil_mode=ceil_mode, pool=True)
     return _backend_for(x, "avg_pool2d_forward").avg_pool2d_forward(
         x, KH, KW, SH, SW, PH, PW, ceil_mode, count_include_pad)
 
 
 def avg_pool2d_backward(gy, H, W, KH, KW, SH, SW, PH, PW, ceil_mode=False, count_include_pad=True):
+    _checks.avg_pool2d_backward(gy, H, W, KH, KW, SH, SW, PH, PW, ceil_mode, count_include_pad)
     return _backend_for(gy, "avg_pool2d_backward").avg_pool2d_backward(
         gy, H, W, KH, KW, SH, SW, PH, PW, ceil_mode, count_include_pad)
 
 
 def batch_norm_forward_train(x, gamma, beta, eps):
+    _checks.batch_norm_forward_train(x, gamma, beta, eps)
     return _backend_for(x, "batch_norm_forward_train").batch_norm_forward_train(x, gamma, beta, eps)
 
 
 def batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, eps):
+    _checks.batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, eps)
     return _backend_for(x, "batch_norm_forward_eval").batch_norm_forward_eval(
         x, gamma, beta, running_mean, running_var, eps)
 
 
 def batch_norm_backward(gy, x, gamma, mean, invstd):
+    _checks.batch_norm_backward(gy, x, gamma, mean, invstd)
     return _backend_for(gy, "batch_norm_backward").batch_norm_backward(gy, x, gamma, mean, invstd)
 
 
 def lrn_forward(x, size, alpha, beta, k):
+    _checks.lrn_forward(x, size, alpha, beta, k)
     return _backend_for(x, "lrn_forward").lrn_forward(x, size, alpha, beta, k)
 
 
 def lrn_backward(gy, x, y, scale, size, alpha, beta):
+    _checks.lrn_backward(gy, x, y, scale, size, alpha, beta)
     return _backend_for(gy, "lrn_backward").lrn_backward(gy, x, y, scale, size, alpha, beta)
 
 

@@ -9,15 +9,15 @@ NCHW float32 tensors, a define-by-run autograd engine, im2col convolutions and N
 """
 __version__ = "0.1.0"
 
-import os
+# How minidl shares the cores with NumPy's BLAS (and PyTorch) in any import order: minidl.performance.
+# The one global effect of this import: Numba's threading layer becomes workqueue unless the program chose
+# one (before any minidl kernel can load). Process tuning is minidl.set_performance_defaults(), not an import.
+from minidl import performance
+from minidl.performance import set_performance_defaults
 
-# NumPy's OpenBLAS keeps its idle threads spinning for a long time after each GEMM, taking the core that
-# minidl's Numba kernels run on next: a LeNet-5 training step measured 454 ms with the default and 5.5 ms
-# with a short timeout on the 2-core machine (benchmarks/README.md). OpenBLAS reads this once, when NumPy
-# first loads it, so it only helps if minidl is imported before NumPy; an explicit setting wins.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+performance.choose_numba_threading_layer()
 
-from minidl import backend, cuda  # noqa: E402  (after OPENBLAS_THREAD_TIMEOUT)
+from minidl import backend, cuda  # noqa: E402  (after the threading layer is chosen)
 from minidl.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from minidl.creation import (arange, full, ones, ones_like, rand, randint, randn, tensor, zeros,
                              zeros_like)
@@ -40,4 +40,5 @@ __all__ = [
     "load", "SerializationError",
     "get_rng_state", "is_grad_enabled", "manual_seed", "no_grad", "ones", "ones_like", "rand", "randint",
     "randn", "set_grad_enabled", "set_rng_state", "tensor", "zeros", "zeros_like", "load_weights", "save_weights",
+    "performance", "set_performance_defaults",
 ]

@@ -119,4 +119,5 @@ def test_the_first_compilation_of_a_minidl_kernel_is_announced_once():
         compiled(2)                                      # already compiled: no event at all
     finally:
         event.unregister("numba:compile", notice)
-    assert stream.getvalue().splitlines() == [MESSAGE.format(os.environ["NUMBA_CACHE_DIR"])]
+    from numba.core import config
+    assert stream.getvalue().splitlines() == [MESSAGE.format(config.CACHE_DIR)]

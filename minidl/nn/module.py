@@ -30,6 +30,7 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from minidl import backend
+from minidl.performance import guarded
 from minidl.tensor import Parameter, Tensor
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -130,6 +131,7 @@ class Module:
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} has no forward(): define forward(self, ...) in the subclass")
 
+    @guarded   # minidl's thread policy while the forward pass runs (minidl/performance.py)
     def __call__(self, *args, **kwargs):
         _calls.depth = getattr(_calls, "depth", 0) + 1
         try:

@@ -1,0 +1,247 @@
+"""minidl beside PyTorch in one process, in a notebook's import order (issue 15).
+
+    python -m benchmarks.notebook_order                 # the table: ~3-6 minutes on a quiet 2-core machine
+    python -m benchmarks.notebook_order --options       # also the thread policies that were measured against it
+    python -m benchmarks.notebook_order --quick         # LeNet-5 only, few rounds (~1 minute; what the test runs)
+    python -m benchmarks.notebook_order --models lenet5 --rounds 30 --gemm-share
+
+Each configuration is one Python process that trains minidl and PyTorch models of the same shapes,
+alternating them step by step (who goes first alternates round by round) and reporting the ratio
+minidl / PyTorch of training throughput (> 1: minidl is faster), the median over rounds:
+
+    order         notebook: ``import numpy, torch`` first, then minidl (what a notebook does);
+                  minidl-first: ``import minidl`` before numpy and torch.
+    threads       default: every pool at its default (2 here); 1: torch.set_num_threads(1),
+                  numba.set_num_threads(1) and BLAS limited to 1 (threadpoolctl) for the whole process.
+    policy        auto: minidl's policy (minidl/performance.py: Numba on workqueue, BLAS at 1 thread inside
+                  minidl's forward and backward). With --options, the alternatives measured against it:
+                  none (Numba's OpenMP layer, no BLAS limit: what minidl did in a notebook before),
+                  blas (OpenMP layer, BLAS limit only), layer (workqueue only, no BLAS limit),
+                  legacy-env (the former import-time settings OPENBLAS_THREAD_TIMEOUT=4 and
+                  OMP_WAIT_POLICY=PASSIVE in the environment before NumPy loads, OpenMP layer, no BLAS limit).
+
+Every process calls ``minidl.set_performance_defaults()``, as the notebooks do. "vs minidl-first" is minidl's
+step time in minidl-first order over this configuration's (same threads, auto policy): issue 15's goal 1 is
+>= 0.9 at default threads. The load average is recorded at the start and end of each process: on the shared
+machine compare only ratios from the same process. ``--gemm-share`` samples minidl's steps with ``perf``
+(one thread, minidl-first) and reports the share of CPU samples in NumPy's BLAS library.
+
+Writes ``benchmarks/results/notebook_order-<date>.json`` (every round's step times, the settings, the loads).
+"""
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+DEFAULT_MODELS = {"lenet5": 64, "resnet20": 128}
+POLICY_ENV = {   # environment each policy's process starts with (the benchmark's, not minidl's)
+    "auto": {},
+    "none": {"NUMBA_THREADING_LAYER": "omp"},
+    "blas": {"NUMBA_THREADING_LAYER": "omp"},
+    "layer": {},
+    "legacy-env": {"NUMBA_THREADING_LAYER": "omp", "OPENBLAS_THREAD_TIMEOUT": "4", "OMP_WAIT_POLICY": "PASSIVE"},
+}
+
+
+# ---------------------------------------------------------------------------------------------- worker
+def _worker(spec):
+    """One configuration in this process; prints one JSON line. Imports happen here, in the asked order."""
+    load_start = os.getloadavg()[0]
+    if spec["order"] == "minidl-first":
+        import minidl
+        import numpy as np
+        import torch
+    else:
+        import numpy as np
+        import torch
+        import minidl
+    import numba
+    minidl.set_performance_defaults()
+    if spec["policy"] in ("none", "layer", "legacy-env"):
+        minidl.performance.set_thread_policy(blas_threads=None)
+    if spec["threads"] == 1:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(1, user_api="blas")
+        torch.set_num_threads(1)
+        numba.set_num_threads(1)
+    from benchmarks.models import runner
+
+    results = {}
+    for name, batch in spec["models"].items():
+        m, t = runner("minidl", name, batch), runner("torch", name, batch)
+        start = time.perf_counter()
+        m.train_step()
+        first = time.perf_counter() - start
+        t.train_step()
+        steps = max(1, round(0.25 / max(first, 1e-3))) if name.startswith("lenet") else 1
+        times = {"minidl": [], "torch": []}
+        for r in range(spec["rounds"]):
+            order = (("minidl", m), ("torch", t)) if r % 2 == 0 else (("torch", t), ("minidl", m))
+            for framework, model in order:
+                start = time.perf_counter()
+                for _ in range(steps):
+                    model.train_step()
+                times[framework].append((time.perf_counter() - start) / steps)
+        results[name] = {"batch": batch, "steps_per_round": steps, "minidl_first_step_s": first, **{
+            f"{k}_s": v for k, v in times.items()}}
+    print(json.dumps({"spec": spec, "load_start": load_start, "load_end": os.getloadavg()[0],
+                      "numba_threading_layer": numba.threading_layer(),
+                      "thread_policy": minidl.performance.thread_policy(), "models": results}), flush=True)
+
+
+def _gemm_share_worker(spec):
+    """minidl-first, one thread: perf-sample ``rounds`` training steps of each model; print one JSON line."""
+    import minidl
+    import numba
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+    minidl.set_performance_defaults()
+    threadpool_limits(1, user_api="blas")
+    numba.set_num_threads(1)
+    from benchmarks.models import runner
+    blas = [os.path.basename(info["filepath"]) for info in __import__("threadpoolctl").threadpool_info()
+            if info["user_api"] == "blas"]
+    results = {}
+    for name, batch in spec["models"].items():
+        m = runner("minidl", name, batch)
+        m.train_step()
+        with tempfile.TemporaryDirectory() as tmp:
+            data = os.path.join(tmp, "perf.data")
+            perf = subprocess.Popen(["perf", "record", "-q", "-F", "499", "-o", data, "-p", str(os.getpid())],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)                                                      # perf attaches
+            start, steps = time.perf_counter(), 0
+            while steps < spec["rounds"] or time.perf_counter() - start < 2.0:
+                m.train_step()
+                steps += 1
+            seconds = (time.perf_counter() - start) / steps
+            perf.send_signal(signal.SIGINT)
+            perf.wait()
+            report = subprocess.run(["perf", "report", "-i", data, "--sort", "dso", "--stdio", "-q"],
+                                    capture_output=True, text=True).stdout
+        shares = {}
+        for line in report.splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0].endswith("%"):
+                shares[" ".join(parts[1:])] = float(parts[0].rstrip("%")) / 100
+        results[name] = {"batch": batch, "step_s": seconds, "steps": steps,
+                         "blas_share": sum(v for k, v in shares.items() if k in blas), "dso_shares": shares}
+    print(json.dumps({"spec": spec, "load": os.getloadavg()[0], "models": results}), flush=True)
+
+
+# ---------------------------------------------------------------------------------------------- driver
+def run_process(spec, timeout):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
+    for key in ("NUMBA_THREADING_LAYER", "OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY"):
+        env.pop(key, None)
+    env.update(POLICY_ENV.get(spec.get("policy", "auto"), {}))
+    out = subprocess.run([sys.executable, "-m", "benchmarks.notebook_order", "--worker", json.dumps(spec)],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode or not lines:
+        return {"spec": spec, "error": (out.stderr.strip().splitlines() or ["no output"])[-1]}
+    return json.loads(lines[-1])
+
+
+def summarize(result):
+    """Per model: median step times and the ratio minidl / torch throughput (torch time over minidl's)."""
+    rows = {}
+    for name, r in result.get("models", {}).items():
+        m, t = statistics.median(r["minidl_s"]), statistics.median(r["torch_s"])
+        per_round = [tt / mm for mm, tt in zip(r["minidl_s"], r["torch_s"])]
+        rows[name] = {"minidl_ms": 1e3 * m, "torch_ms": 1e3 * t, "ratio": statistics.median(per_round)}
+    return rows
+
+
+def configurations(options):
+    main = [("minidl-first", "default", "auto"), ("notebook", "default", "auto"),
+            ("minidl-first", 1, "auto"), ("notebook", 1, "auto")]
+    extra = [("notebook", "default", p) for p in ("none", "blas", "layer", "legacy-env")]
+    return main + (extra if options else [])
+
+
+def table(results):
+    lines = ["| order | threads | policy | model | minidl ms/step | torch ms/step | minidl / torch | "
+             "vs minidl-first | load start-end |", "|---|---|---|---|---|---|---|---|---|"]
+    first = {}
+    for result in results:
+        spec = result["spec"]
+        if spec["order"] == "minidl-first" and spec["policy"] == "auto":
+            for name, row in summarize(result).items():
+                first[spec["threads"], name] = row["minidl_ms"]
+    for result in results:
+        spec = result["spec"]
+        if "error" in result:
+            lines.append(f"| {spec['order']} | {spec['threads']} | {spec['policy']} | error: {result['error']} |||||")
+            continue
+        load = f"{result['load_start']:.1f}-{result['load_end']:.1f}"
+        for name, row in summarize(result).items():
+            reference = first.get((spec["threads"], name))
+            versus = f"{reference / row['minidl_ms']:.2f}" if reference else ""
+            lines.append(f"| {spec['order']} | {spec['threads']} | {spec['policy']} | {name}/{spec['models'][name]} | "
+                         f"{row['minidl_ms']:.1f} | {row['torch_ms']:.1f} | {row['ratio']:.2f} | {versus} | {load} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma list of benchmarks.models names")
+    p.add_argument("--rounds", type=int, default=None, help="alternating rounds per model (default 15, quick 5)")
+    p.add_argument("--options", action="store_true", help="also the alternative thread policies (notebook order)")
+    p.add_argument("--gemm-share", action="store_true", help="also perf-sample minidl's steps for the BLAS share")
+    p.add_argument("--quick", action="store_true", help="LeNet-5 only, 5 rounds")
+    p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/notebook_order-<date>.json)")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--gemm-worker", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        return _worker(json.loads(args.worker))
+    if args.gemm_worker:
+        return _gemm_share_worker(json.loads(args.gemm_worker))
+
+    names = ["lenet5"] if args.quick else [n for n in args.models.split(",") if n]
+    from benchmarks.models import MODELS       # numpy only: the driver computes nothing
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        p.error(f"--models: unknown {', '.join(unknown)}; expected some of {', '.join(MODELS)}")
+    models = {n: DEFAULT_MODELS.get(n, 64 if n.startswith("lenet") else 16) for n in names}
+    rounds = args.rounds or (5 if args.quick else 15)
+    results, started = [], time.time()
+    for order, threads, policy in configurations(args.options):
+        spec = {"order": order, "threads": threads, "policy": policy, "models": models, "rounds": rounds}
+        print(f"  {order}, threads {threads}, policy {policy} ...", file=sys.stderr, flush=True)
+        results.append(run_process(spec, timeout=900))
+    report = {"command": "python -m benchmarks.notebook_order " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(), "runs": results,
+              "summary": [{"spec": r["spec"], **summarize(r)} for r in results if "error" not in r]}
+    text = table(results)
+    if args.gemm_share:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+        out = subprocess.run([sys.executable, "-m", "benchmarks.notebook_order", "--gemm-worker",
+                              json.dumps({"models": models, "rounds": 5})], capture_output=True, text=True,
+                             env=env, cwd=ROOT, timeout=900)
+        lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+        share = json.loads(lines[-1]) if lines else {"error": (out.stderr.strip().splitlines() or ["no output"])[-1]}
+        report["gemm_share"] = share
+        text += "\n\n| model (minidl-first, 1 thread) | step ms | CPU samples in BLAS | load |\n|---|---|---|---|\n"
+        text += "\n".join(f"| {n}/{r['batch']} | {1e3 * r['step_s']:.1f} | {100 * r['blas_share']:.0f}% | "
+                          f"{share['load']:.1f} |" for n, r in share.get("models", {}).items()) or f"| {share} |"
+    report["seconds"] = time.time() - started
+    print(text)
+    path = args.out or os.path.join(RESULTS, f"notebook_order-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(report, f, indent=1)
+    print(f"\nwrote {os.path.relpath(path, ROOT)} ({report['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

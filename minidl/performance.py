@@ -1,0 +1,188 @@
+"""How minidl shares the CPU's cores, whatever the import order, and the one call that tunes the process.
+
+minidl's CPU work runs on two thread pools, one after the other: OpenBLAS's (NumPy's GEMMs) and Numba's
+(minidl's kernels: im2col, Winograd transforms, pooling, batch norm). On a machine with few cores, a pool
+whose idle threads spin takes the cores the next pool needs. OpenBLAS's helper threads spin for up to
+2^28 cycles after each GEMM, and the OpenMP runtime's threads spin unless ``OMP_WAIT_POLICY=PASSIVE``;
+both read their settings from the environment once, when the library loads, so a setting made by
+``import minidl`` came too late in a notebook that had already imported NumPy or PyTorch (LeNet-5 training:
+0.14x PyTorch in that order, 1.26x with minidl imported first; issue 15). The policy here acts at run time
+instead, so the import order does not matter:
+
+1. **Numba's threading layer is ``workqueue``** unless the program chose one (``NUMBA_THREADING_LAYER`` or
+   ``numba.config.THREADING_LAYER``) or a Numba parallel kernel already ran. The default OpenMP layer
+   loads ``libgomp.so.1``, which is the very copy PyTorch ships and loads first in a notebook, with its
+   threads spinning; workqueue's threads block on a condition variable. This is the one global setting
+   ``import minidl`` makes (it changes the layer of every Numba parallel kernel in the process that did
+   not choose one). Deviation to know: the workqueue layer is not thread-safe, so two Python threads must
+   not run minidl's CPU kernels at the same moment (minidl's own data loader threads run none); choose
+   ``NUMBA_THREADING_LAYER=omp`` or ``tbb`` before importing minidl for that.
+2. **While minidl computes, NumPy's BLAS runs on ``blas_threads`` threads** (default 1), and the caller's
+   setting is restored after. "While minidl computes" is the outermost ``nn.Module`` call (the forward
+   pass) and ``backward`` (:func:`guarded` marks them); nested calls cost a counter. With one BLAS thread
+   OpenBLAS never wakes its helper threads during minidl's step, so none spins when Numba's threads (or
+   PyTorch's, next in the notebook) need the cores; the GEMMs lose their second thread, which measured
+   cheaper than the fight on the 2-core machine (benchmarks/notebook_order.py). The limit is set through
+   threadpoolctl, which finds every BLAS loaded into the process; ``set_thread_policy(blas_threads=None)``
+   switches it off.
+
+Nothing here writes ``os.environ`` (threadpoolctl's import sets ``KMP_DUPLICATE_LIB_OK``; it is removed again). Process tuning that is not about threads is not done by the
+import: call :func:`set_performance_defaults` (``python -m minidl.train``, the benchmarks and the notebooks do).
+"""
+import functools
+import os
+import sys
+import threading
+
+__all__ = ["guarded", "compute", "set_thread_policy", "thread_policy", "set_performance_defaults",
+           "choose_numba_threading_layer"]
+
+_policy = {"blas_threads": 1}
+_lock = threading.Lock()
+_depth = 0          # nesting of minidl's compute regions, over all threads (BLAS's setting is process-wide)
+_saved = []         # (controller, its num_threads before the outermost region)
+_blas = None        # threadpoolctl's controllers of the BLAS libraries, found on first use
+
+
+def choose_numba_threading_layer(layer="workqueue"):
+    """Make ``layer`` Numba's threading layer unless the program chose one; return the layer in force.
+
+    Numba fixes its layer at the first parallel kernel launch; before that, ``numba.config.THREADING_LAYER``
+    is ``"default"`` unless ``NUMBA_THREADING_LAYER`` was set. Called once when minidl is imported.
+    """
+    import numba
+    from numba.np.ufunc import parallel
+    if getattr(parallel, "_is_initialized", False):
+        return numba.threading_layer()
+    if numba.config.THREADING_LAYER == "default" and not os.environ.get("NUMBA_THREADING_LAYER"):
+        numba.config.THREADING_LAYER = layer
+    return numba.config.THREADING_LAYER
+
+
+def _blas_controllers():
+    global _blas
+    if _blas is None:
+        had_kmp = "KMP_DUPLICATE_LIB_OK" in os.environ
+        try:
+            from threadpoolctl import ThreadpoolController
+            _blas = list(ThreadpoolController().select(user_api="blas").lib_controllers)
+        except Exception:   # threadpoolctl missing or unable to inspect this process: no limit
+            _blas = []
+        finally:
+            if not had_kmp:     # threadpoolctl's import sets it for Intel's OpenMP; leave the environment as it was
+                os.environ.pop("KMP_DUPLICATE_LIB_OK", None)
+    return _blas
+
+
+def _enter():
+    global _depth
+    with _lock:
+        _depth += 1
+        limit = _policy["blas_threads"]
+        if _depth == 1 and limit is not None:
+            for lib in _blas_controllers():
+                before = lib.num_threads
+                if before != limit:
+                    lib.set_num_threads(limit)
+                    _saved.append((lib, before))
+
+
+def _exit():
+    global _depth
+    with _lock:
+        _depth -= 1
+        if _depth == 0:
+            while _saved:
+                lib, before = _saved.pop()
+                lib.set_num_threads(before)
+
+
+class compute:
+    """Context manager: minidl's thread policy for the block (reentrant; the outermost one applies it).
+
+    >>> with minidl.performance.compute():     # e.g. around a functional forward outside any nn.Module
+    ...     y = F.conv2d(x, w)
+    """
+
+    def __enter__(self):
+        _enter()
+        return self
+
+    def __exit__(self, *exc):
+        _exit()
+
+
+def guarded(fn):
+    """Decorator: run ``fn`` inside :class:`compute` (what ``nn.Module.__call__`` and ``backward`` use)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        _enter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _exit()
+    return wrapper
+
+
+def set_thread_policy(blas_threads=1):
+    """Set how many BLAS threads minidl's compute regions use: an int >= 1, or None for no limit.
+
+    Returns the previous value. Takes effect at the next outermost region (not inside one).
+    """
+    if blas_threads is not None and (isinstance(blas_threads, bool) or not isinstance(blas_threads, int)
+                                     or blas_threads < 1):
+        raise ValueError(f"set_thread_policy: blas_threads must be an int >= 1 or None, got {blas_threads!r}")
+    with _lock:
+        previous, _policy["blas_threads"] = _policy["blas_threads"], blas_threads
+    return previous
+
+
+def thread_policy():
+    """The policy in force: {"blas_threads": int or None, "numba_threading_layer": str}."""
+    import numba
+    from numba.np.ufunc import parallel
+    layer = numba.threading_layer() if getattr(parallel, "_is_initialized", False) else numba.config.THREADING_LAYER
+    return {"blas_threads": _policy["blas_threads"], "numba_threading_layer": layer}
+
+
+def _keep_freed_memory():
+    """Ask glibc to keep freed blocks of up to 32 MB for reuse instead of returning them to the system.
+
+    By default an array over 128 KB-32 MB (glibc adapts the threshold) is mmap-ed and munmap-ed when
+    freed, so every activation, column buffer and gradient of every step page-faults its memory in again:
+    a LeNet-5 training step at batch 64 measured 13.4 ms with the defaults and 7.5 ms with this (one
+    thread; ResNet-20 at batch 128: 13% faster). The peak resident size is unchanged; memory freed after
+    a step stays with the process for the next one, as PyTorch's allocators keep theirs. Linux/glibc only.
+    Returns whether it was applied.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, 32 * 2**20)     # glibc's largest allowed value on 64-bit
+                    and libc.mallopt(M_TRIM_THRESHOLD, 2**30))
+    except (OSError, AttributeError):   # not glibc (musl, ...): keep the defaults
+        return False
+
+
+_applied = {}
+
+
+def set_performance_defaults(keep_freed_memory=True):
+    """Tune this process for minidl's training; call once, early (any time works). Returns what it did.
+
+    What it changes, all process-wide, none of it undone:
+
+    * ``keep_freed_memory``: glibc's malloc keeps freed blocks up to 32 MB for reuse (``mallopt``
+      M_MMAP_THRESHOLD 32 MB, M_TRIM_THRESHOLD 1 GB) instead of unmapping them; a LeNet-5 step 13.4 ->
+      7.5 ms, ResNet-20 13% faster; memory freed by one step stays with the process for the next, as
+      PyTorch's allocator keeps its. Linux/glibc only (elsewhere: reported as not applied).
+
+    It does not touch ``os.environ`` or any thread count: the thread policy (see the module docstring)
+    works without this call, from ``import minidl`` on. Idempotent.
+    """
+    if keep_freed_memory and not _applied.get("keep_freed_memory"):
+        _applied["keep_freed_memory"] = _keep_freed_memory()
+    return dict(_applied, **thread_policy())
