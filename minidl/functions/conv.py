@@ -69,6 +69,13 @@ class Conv2d(Function):
                 gx = kernels.col2im_gemm(gcol.reshape(C, KH, KW, N, OH, OW), H, W_in, SH, SW, PH, PW, DH, DW)
         return (gx, gW, gb) if need_gb else (gx, gW)
 
+    def backward_graph(self, gy):
+        """Second order: dX = conv_transpose2d(dY, W), dW = a convolution of x with dY, db = sum of dY, as
+        Functions whose own backward is made of the same three (minidl.functions.conv_grad), so conv2d is
+        differentiable any number of times, through the same kernels as this first-order backward."""
+        from minidl.functions import conv_grad   # it builds on this module's Functions
+        return conv_grad.conv2d_backward_graph(self, gy)
+
 
 class Conv2dExtraPadding(Conv2d):
     """Conv2d of x with (EH, EW) more zero rows and columns at the bottom and right than at the top and
@@ -227,6 +234,11 @@ class ConvTranspose2d(Function):
         if len(self.inputs) == 2:
             return gx, gW
         return gx, gW, gy.sum(axis=(0, 2, 3))
+
+    def backward_graph(self, gy):
+        """Second order: dX = conv2d(dY, W), dW = a convolution of dY with x (minidl.functions.conv_grad)."""
+        from minidl.functions import conv_grad   # it builds on this module's Functions
+        return conv_grad.conv_transpose2d_backward_graph(self, gy)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,  # noqa: A002
