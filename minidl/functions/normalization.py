@@ -89,6 +89,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     Training: use the batch's mean and (biased) variance over N, H, W, and update the running statistics
     in place: running = (1 - momentum) running + momentum batch, with the unbiased variance as PyTorch.
     Evaluation: use the running statistics. ``weight`` (gamma) and ``bias`` (beta) scale and shift.
+
+    Second order (``backward(create_graph=True)``): the gradient is written in differentiable primitive ops
+    (mean, products, a power), recomputing the batch statistics from x, not through the kernels.
     """
     op = "batch_norm"
     x = as_input(input, op)
@@ -168,6 +171,9 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0, alpha_over_si
     The defaults are PyTorch's (``torch.nn.functional.local_response_norm``): alpha' = alpha / size (also
     Caffe's and ONNX's convention) and k = 1. The AlexNet paper writes alpha' = alpha with n=5,
     alpha=1e-4, beta=0.75, k=2: pass ``alpha_over_size=False, k=2.0`` for it (minidl's AlexNet does).
+
+    Second order (``backward(create_graph=True)``): the gradient is written in differentiable primitive ops
+    (the window sum as a product with a band matrix; see LocalResponseNorm), not through the kernels.
     """
     x = input
     op = "local_response_norm"

@@ -83,15 +83,20 @@ def test_conv_transpose2d_output_padding_past_the_stride_gradgradcheck():
     check_second_order(lambda x, W: F.conv_transpose2d(x, W, output_padding=2, dilation=3), [x, W])
 
 
-def test_conv2d_third_order():
-    # conv2d is differentiable any number of times: gradgradcheck of a function that is itself a gradient
+@pytest.mark.parametrize("op,shapes", [
+    (lambda x, W: F.conv2d(x, W, stride=2, padding=1), [(1, 2, 5, 4), (3, 2, 3, 3)]),
+    (lambda x, W: F.conv2d(x, W, padding="same"), [(1, 2, 4, 4), (2, 2, 2, 3)]),
+    (lambda x, W: F.conv_transpose2d(x, W, output_padding=2, dilation=3), [(1, 2, 3, 3), (2, 2, 2, 2)])],
+    ids=["conv2d", "conv2d_same_even", "conv_transpose2d_output_padding_past_the_stride"])
+def test_third_order(op, shapes):
+    # differentiable any number of times: gradgradcheck of a function that is itself made of gradients
     def grad_norm(x, W):
         with minidl.enable_grad():
-            y = F.conv2d(x, W, stride=2, padding=1)
+            y = op(x, W)
             gx, gW = minidl.grad((y * y * y).sum(), [x, W], create_graph=True)
             return (gx * gx).sum() + (gW * gW).sum()
 
-    assert gradgradcheck(grad_norm, [leaf((1, 2, 5, 4), 1, 0.5), leaf((3, 2, 3, 3), 2, 0.5)])
+    assert gradgradcheck(grad_norm, [leaf(s, i, 0.5) for i, s in enumerate(shapes)])
 
 
 @few
@@ -172,6 +177,22 @@ def test_batch_norm_eval_gradgradcheck():
 def test_local_response_norm_gradgradcheck(size, kwargs):
     # odd and even windows (an even one reaches one channel further down than up), both alpha conventions
     check_second_order(lambda x: F.local_response_norm(x, size, **kwargs), [leaf((2, 6, 2, 2), 1)])
+
+
+@pytest.mark.parametrize("op,shapes", [
+    (lambda x, W: F.conv2d(x, W, padding=1), [(0, 2, 4, 4), (3, 2, 3, 3)]),
+    (lambda x, W: F.conv_transpose2d(x, W, stride=2), [(0, 2, 3, 3), (2, 3, 3, 3)]),
+    (lambda x: F.max_pool2d(x, 2), [(0, 2, 4, 4)]),
+    (lambda x: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True), [(0, 2, 4, 4)]),
+    (lambda x: F.adaptive_avg_pool2d(x, 3), [(0, 2, 4, 4)]),
+    (lambda x: F.local_response_norm(x, 3), [(0, 4, 2, 2)])], ids=["conv2d", "conv_transpose2d", "max_pool2d",
+                                                                    "avg_pool2d", "adaptive_avg_pool2d", "lrn"])
+def test_second_order_of_an_empty_batch_is_empty_or_zero(op, shapes):
+    inputs = [leaf(s, i) for i, s in enumerate(shapes)]
+    grads = minidl.grad(op(*inputs), inputs, leaf(op(*inputs).shape, 9), create_graph=True)
+    second = minidl.grad(sum((g * g).sum() for g in grads), inputs, allow_unused=True)
+    for x, g, h in zip(inputs, grads, second):
+        assert g.shape == x.shape and (h is None or (h.shape == x.shape and not np.any(h.data)))
 
 
 def _small_cnn_minidl(params, x, target):
