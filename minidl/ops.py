@@ -187,6 +187,9 @@ class PowTensor(Function):
 
         d/da = b a^(b-1), taken as 0 where b = 0;   d/db = a^b log(a), taken as 0 where a = 0 and b >= 0
         (the limit), and NaN for a < 0 (a^b is not real-differentiable in b there).
+
+    Second order: the same formulas as ops, each edge's 0 kept by KeepWhere, whose gradient is 0 there too
+    (as torch.where in PyTorch's pow_backward): at b = 0 exactly, d/db of the gradient in a is 0.
     """
 
     def forward(self, a, b):
@@ -201,10 +204,8 @@ class PowTensor(Function):
             gb = xp.where((a == 0) & (b >= 0), 0, gy * self.y * xp.log(a))
         return sum_to(ga.astype(gy.dtype, copy=False), a.shape), sum_to(gb.astype(gy.dtype, copy=False), b.shape)
 
-    def backward_graph(self, gy):
-        # The same formulas as differentiable ops; the edges' zeros are kept by KeepWhere, whose gradient is
-        # zero there too (0 * inf would make them NaN).
-        xp, (a, b) = self.xp, self.inputs
+    def backward_graph(self, gy):   # KeepWhere, not a multiplication by a mask: 0 * inf would be NaN
+        a, b = self.inputs
         with np.errstate(divide="ignore", invalid="ignore"):
             ga = KeepWhere(b.data != 0)(gy * b * pow(a, b - 1.0))
             gb = KeepWhere(~((a.data == 0) & (b.data >= 0)))(gy * self.output_tensor() * log(a))

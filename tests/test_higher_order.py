@@ -340,6 +340,37 @@ def test_gradgradcheck_mse_loss(reduction):
     assert gradgradcheck(lambda a, b: F.mse_loss(a, b, reduction=reduction) * F.mse_loss(a, b * 2), [a, b])
 
 
+def _gradient_of(fn):
+    """x -> d sum(fn(x) * u) / dx as a graph: gradgradcheck of it checks the third derivatives, i.e. the
+    backward_graph of the ops that second-order gradients are made of (their adjoint pairs)."""
+    def gradient(x):
+        with minidl.enable_grad():      # gradcheck evaluates fn under no_grad; a gradient needs its graph
+            y = fn(x)
+            u = minidl.tensor(np.linspace(-1.0, 1.5, y.numel()).reshape(y.shape), dtype="float64")
+            return minidl.grad((y * u).sum(), x, create_graph=True)[0]
+    return gradient
+
+
+THIRD_ORDER = {
+    "getitem <-> index scatter": lambda x: x[[0, 0, -1]] ** 3,
+    "take <-> put along axis (max dim)": lambda x: x.max(-1).values ** 3,
+    "sum_to_size <-> broadcast_to": lambda x: (x[..., :1] * x) ** 2,
+    "keep where (pow with tensor exponent)": lambda x: (x * x + 1) ** (x * 0.5),
+    "pad <-> slice, cat <-> split": lambda x: F.pad(F.cat([x, x * x], dim=-1), (1, 1)) ** 3,
+    "softmax, log_softmax, tanh, sigmoid": lambda x: F.softmax(x, dim=-1) * F.log_softmax(F.tanh(x), dim=-1)
+    + F.sigmoid(x),
+}
+
+
+@pytest.mark.parametrize("name", sorted(THIRD_ORDER))
+@settings(max_examples=2, deadline=None)
+@given(shape=hnp.array_shapes(min_dims=2, max_dims=2, min_side=2, max_side=3), seed=st.integers(0, 1000))
+def test_third_order_gradgradcheck_of_a_gradient(name, shape, seed):
+    x = distinct(shape, seed)
+    x.data += 0.033     # off the grid's 0: pow's exponent x / 2 is never 0, where its gradient is pinned to 0
+    assert gradgradcheck(_gradient_of(THIRD_ORDER[name]), [x])
+
+
 # -- against PyTorch ------------------------------------------------------------------------------------
 def _mlp_params(rng):
     shapes = [(6, 4), (6,), (3, 6), (3,)]
