@@ -153,30 +153,40 @@ def test_avg_pool2d_gradgradcheck(cfg, count_include_pad):
     check_second_order(lambda x: F.avg_pool2d(x, count_include_pad=count_include_pad, **_pool_args(cfg)), [x])
 
 
-@pytest.mark.parametrize("shape,out", [((2, 2, 5, 7), (3, 4)), ((1, 3, 4, 4), (2, 2)), ((1, 2, 3, 5), 1)])
-def test_adaptive_avg_pool2d_gradgradcheck(shape, out):
-    # bins that overlap (5 -> 3), a divisible size (avg_pool2d underneath), and global pooling (a mean)
-    check_second_order(lambda x: F.adaptive_avg_pool2d(x, out), [leaf(shape, 1)])
+@few
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(1, 4), st.integers(1, 4))
+def test_adaptive_avg_pool2d_gradgradcheck(H, W, OH, OW):
+    # overlapping bins (5 -> 3), divisible sizes (avg_pool2d underneath), global pooling (a mean), upsampling
+    check_second_order(lambda x: F.adaptive_avg_pool2d(x, (OH, OW)), [leaf((2, 2, H, W), 1)])
 
 
-@pytest.mark.parametrize("shape", [(3, 2, 2, 3), (5, 3)])
-def test_batch_norm_train_gradgradcheck(shape):
+@st.composite
+def batch_norm_shapes(draw):
+    # N x C or N x C x H x W; N >= 2, so that training has two values per channel for its variance
+    hw = draw(st.sampled_from([(), (1, 1), (1, 2), (2, 2), (3, 1)]))
+    return (draw(st.integers(2, 3)), draw(st.integers(1, 3))) + hw
+
+
+@pytest.mark.parametrize("training", [True, False])
+@few
+@given(shape=batch_norm_shapes())
+def test_batch_norm_gradgradcheck(training, shape):
     C = shape[1]
     x, gamma, beta = leaf(shape, 1), t64(np.linspace(0.5, 1.5, C)), leaf((C,), 3)
-    check_second_order(lambda x, g, b: F.batch_norm(x, None, None, g, b, training=True), [x, gamma, beta])
+    running_mean, running_var = minidl.tensor(np.linspace(-0.3, 0.2, C)), minidl.tensor(np.linspace(0.6, 1.9, C))
+    if training:   # batch statistics: the running ones are left out (training updates them in place)
+        running_mean = running_var = None
+    check_second_order(lambda x, g, b: F.batch_norm(x, running_mean, running_var, g, b, training=training),
+                       [x, gamma, beta])
 
 
-def test_batch_norm_eval_gradgradcheck():
-    running_mean, running_var = minidl.tensor([0.1, -0.3]), minidl.tensor([0.7, 1.9])
-    x, gamma, beta = leaf((2, 2, 3, 2), 1), leaf((2,), 2), leaf((2,), 3)
-    check_second_order(lambda x, g, b: F.batch_norm(x, running_mean, running_var, g, b), [x, gamma, beta])
-
-
-@pytest.mark.parametrize("size,kwargs", [(3, dict(alpha=0.5, k=2.0)), (4, dict(alpha=0.3, beta=0.6)),
-                                         (5, dict(alpha=1e-1, beta=0.75, k=2.0, alpha_over_size=False))])
-def test_local_response_norm_gradgradcheck(size, kwargs):
+@few
+@given(st.integers(1, 5), st.integers(1, 6), st.floats(0.05, 1.0), st.floats(0.5, 1.0), st.floats(1.0, 2.0),
+       st.booleans())
+def test_local_response_norm_gradgradcheck(size, C, alpha, beta, k, alpha_over_size):
     # odd and even windows (an even one reaches one channel further down than up), both alpha conventions
-    check_second_order(lambda x: F.local_response_norm(x, size, **kwargs), [leaf((2, 6, 2, 2), 1)])
+    check_second_order(lambda x: F.local_response_norm(x, size, alpha, beta, k, alpha_over_size),
+                       [leaf((2, C, 2, 1), 1)])
 
 
 @pytest.mark.parametrize("op,shapes", [
