@@ -37,7 +37,8 @@ class Conv2dWeightGrad(Function):
     """dW of conv2d as a Function of (x, dY): dW (K, C/G, KH, KW) = dY^T @ columns of x, per group.
 
     x (N, C, H, W) and dY (N, K, OH, OW); windows of x past dY's OH x OW are dropped (see the module
-    docstring). The columns of the whole batch are built at once (second-order use is on small batches).
+    docstring). The columns of the whole batch are built at once, as in Conv2d's plain path (kernels.conv's
+    chunked and faster algorithms serve the first-order pass only).
     """
 
     def __init__(self, stride, padding, dilation, groups, kernel_hw):
