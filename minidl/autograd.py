@@ -20,8 +20,6 @@ import threading
 
 from minidl.performance import guarded  # the thread policy while backward runs (minidl/performance.py)
 
-from minidl.performance import guarded  # the thread policy while backward runs (minidl/performance.py)
-
 _state = threading.local()
 
 
@@ -55,7 +53,6 @@ def enable_grad():
         _state.enabled = previous
 
 
-@guarded
 @guarded
 def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inputs=None):
     """Propagate ``root_grads`` back from ``roots`` (a tensor and its gradient, or lists of them).
@@ -112,18 +109,6 @@ def _traverse(roots, root_grads, retain_graph, create_graph, inputs):
         captured = [None] * len(inputs)
         needed = _needed(roots, targets)
 
-    def give(x, g):
-        """A gradient ``g`` reaches tensor ``x``: returns whether ``x.creator`` must run."""
-        if capture:
-            i = targets.get(id(x))
-            if i is not None:
-                captured[i] = g if captured[i] is None else captured[i] + g
-            return x.creator is not None and id(x.creator) in needed
-        if x.creator is None:
-            x.accumulate_grad(g)
-            return False
-        return True
-
     # id(tensor) -> [tensor, gradient]: holding the tensor keeps its weak reference in its creator alive
     grads = {}
     heap = []
@@ -136,14 +121,27 @@ def _traverse(roots, root_grads, retain_graph, create_graph, inputs):
             seen.add(id(func))
             heapq.heappush(heap, (-func.generation, -func.sequence, func))
 
+    def send(x, g):
+        """A gradient ``g`` reaches tensor ``x``: into a leaf's .grad (or minidl.grad's result), or summed
+        with x's other gradients until x.creator, queued here, runs."""
+        if capture:
+            i = targets.get(id(x))
+            if i is not None:
+                captured[i] = g if captured[i] is None else captured[i] + g
+            if x.creator is None or id(x.creator) not in needed:
+                return
+        elif x.creator is None:
+            x.accumulate_grad(g)
+            return
+        entry = grads.get(id(x))
+        if entry is None:
+            grads[id(x)] = [x, g]
+        else:
+            entry[1] = entry[1] + g
+        push(x.creator)
+
     for root, root_grad in zip(roots, root_grads):
-        if give(root, root_grad):
-            entry = grads.get(id(root))
-            if entry is None:
-                grads[id(root)] = [root, root_grad]
-            else:
-                entry[1] = entry[1] + root_grad
-            push(root.creator)
+        send(root, root_grad)
     while heap:
         _, _, func = heapq.heappop(heap)
         if func.inputs is None:
@@ -174,13 +172,7 @@ def _traverse(roots, root_grads, retain_graph, create_graph, inputs):
                 raise RuntimeError(f"{func.name}.backward: gradient of shape {gx.shape} for an input of shape {x.shape}")
             if gx.dtype != x.dtype:
                 gx = gx.to(dtype=x.dtype) if create_graph else gx.astype(x.dtype)
-            if give(x, gx):
-                entry = grads.get(id(x))
-                if entry is None:
-                    grads[id(x)] = [x, gx]
-                else:
-                    entry[1] = entry[1] + gx
-                push(x.creator)
+            send(x, gx)
         if not retain_graph:
             func.release()
     return captured if capture else None
