@@ -8,6 +8,7 @@ GPU tensors, so reseeding before each run gives both devices the same masks.
 import numpy as np
 
 import minidl
+import minidl.functions as F
 from minidl import backend
 
 FLOAT32_TOL = {"forward": 1e-4, "grad": 1e-3}   # relative to the largest CPU value of the same array
@@ -79,6 +80,13 @@ def assert_same_on_devices(fn, arrays, device, grad=None, name="", tol=None):
         if e is not None:
             err = relative_error(g, e)
             assert err <= tol["grad"], f"{name}: gradient of input {i} differs by {err:.2e} (relative) on {device}"
+
+
+def assert_case_same_on_devices(case, dtype, device):
+    """An op table case (tests/functions/op_cases.py) in ``dtype``: the same on ``device`` as on the CPU."""
+    arrays = case.arrays(dtype)
+    grad = [i for i, a in enumerate(arrays) if case.requires_grad(i, a)]
+    assert_same_on_devices(lambda *tensors: case.call(F, *tensors), arrays, device, grad, name=case.id)
 
 
 def model_step(model, x, device, seed=0):

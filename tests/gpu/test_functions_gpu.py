@@ -1,25 +1,22 @@
 """Every op of minidl.functions, forward and backward, on the GPU against the CPU (float32 and float64).
 
-The cases are in function_cases.py and the comparison in harness.py; tests/gpu/test_harness_on_cpu.py runs
-both on the CPU in CI. Skipped without CuPy and a CUDA device.
+The cases are the op table's (tests/functions/op_cases.py, check "gpu") and the comparison is harness.py's;
+tests/gpu/test_harness_on_cpu.py runs both on the CPU in CI. Skipped without CuPy and a CUDA device.
 """
 import numpy as np
 import pytest
 
 from minidl.backend import gpu_available
-from tests.gpu.function_cases import cases
-from tests.gpu.harness import assert_same_on_devices
+from tests.functions.op_cases import cases_for
+from tests.gpu.harness import assert_case_same_on_devices
 
 pytestmark = pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a CUDA device")
 
-CASE_IDS = [case_id for case_id, *_ in cases(np.float32)]
-
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("case_id", CASE_IDS)
-def test_op_matches_cpu(case_id, dtype):
-    _, fn, arrays, grad = next(c for c in cases(dtype) if c[0] == case_id)
-    assert_same_on_devices(fn, arrays, "gpu", grad, name=case_id)
+@pytest.mark.parametrize("case", cases_for("gpu"), ids=lambda c: c.id)
+def test_op_matches_cpu(case, dtype):
+    assert_case_same_on_devices(case, dtype, "gpu")
 
 
 def test_outputs_stay_on_the_gpu():

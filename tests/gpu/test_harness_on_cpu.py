@@ -8,21 +8,19 @@ import numpy as np
 import pytest
 
 import minidl.functions as F
-from tests.gpu.function_cases import ALIASES, cases, covered_names
-from tests.gpu.harness import assert_model_same_on_devices, relative_error
+from tests.functions.op_cases import ALIASES, cases_for, covered_names
+from tests.gpu.harness import assert_case_same_on_devices, assert_model_same_on_devices, relative_error
 from tests.gpu.model_cases import builder, input_for
 
 
-def test_every_function_has_a_case():
-    names = set(F.__all__) - set(ALIASES)
-    assert names - covered_names(cases(np.float32)) == set()
+def test_every_function_runs_on_the_gpu():
+    assert set(F.__all__) - set(ALIASES) - covered_names(cases_for("gpu")) == set()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_every_case_runs_through_the_harness(dtype):
-    from tests.gpu.harness import assert_same_on_devices
-    for case_id, fn, arrays, grad in cases(dtype):
-        assert_same_on_devices(fn, arrays, "cpu", grad, name=case_id)
+    for case in cases_for("gpu"):
+        assert_case_same_on_devices(case, dtype, "cpu")
 
 
 @pytest.mark.parametrize("name", ["lenet1", "lenet5", "resnet20", "fractalnet_cifar_small"])
