@@ -4,7 +4,9 @@ Every kernel exists three times, with the same name and signature:
     reference   plain NumPy, written to be read: the oracle the others are tested against
     cpu         Numba, for NumPy arrays (the default)
     gpu         CUDA through CuPy, for CuPy arrays (kernels/gpu.py, loaded on first use)
-The functions below pick the module from their first array argument. Set the environment variable
+The functions below check their arguments (kernels/_checks.py: once, for every kernel set), then pick the
+module from their first array argument. Which algorithm computes a convolution: kernels/conv.py (and
+kernels/winograd.py). Set the environment variable
 MINIDL_KERNELS=reference (read once, at import) to run the NumPy reference on NumPy arrays instead of
 Numba, for debugging.
 
@@ -38,7 +40,8 @@ if not os.environ.get("NUMBA_CACHE_DIR"):
 
 from minidl.kernels import cpu, reference  # noqa: E402  (after the cache dir)
 from minidl.kernels import compile_notice  # noqa: E402,F401  (says once when a kernel must compile)
-from minidl.kernels.reference import conv_output_size, window_count  # noqa: E402
+from minidl.kernels import _checks  # noqa: E402  (the argument checks, once for every kernel set)
+from minidl.kernels._checks import conv_output_size, window_count  # noqa: E402
 
 _NUMPY_KERNELS = {"": cpu, "numba": cpu, "cpu": cpu, "reference": reference}
 _mode = os.environ.get("MINIDL_KERNELS", "").strip().lower()
@@ -69,15 +72,17 @@ def array_module(x):
 
 
 def im2col(x, KH, KW, SH, SW, PH, PW, DH=1, DW=1):
+    _checks.windows("im2col", x, KH, KW, SH, SW, PH, PW, DH, DW)
     return _backend_for(x, "im2col").im2col(x, KH, KW, SH, SW, PH, PW, DH, DW)
 
 
 def col2im(col, H, W, SH, SW, PH, PW, DH=1, DW=1):
+    _checks.columns("col2im", col, H, W, SH, SW, PH, PW, DH, DW)
     return _backend_for(col, "col2im").col2im(col, H, W, SH, SW, PH, PW, DH, DW)
 
 
-
 def im2col_gemm(x, KH, KW, SH, SW, PH, PW, DH=1, DW=1):
+    _checks.windows("im2col_gemm", x, KH, KW, SH, SW, PH, PW, DH, DW)
     module = _backend_for(x, "im2col_gemm")
     if hasattr(module, "im2col_gemm"):
         return module.im2col_gemm(x, KH, KW, SH, SW, PH, PW, DH, DW)
@@ -87,10 +92,12 @@ def im2col_gemm(x, KH, KW, SH, SW, PH, PW, DH=1, DW=1):
 
 
 def col2im_gemm(col, H, W, SH, SW, PH, PW, DH=1, DW=1):
+    _checks.columns("col2im_gemm", col, H, W, SH, SW, PH, PW, DH, DW)
     module = _backend_for(col, "col2im_gemm")
     if hasattr(module, "col2im_gemm"):
         return module.col2im_gemm(col, H, W, SH, SW, PH, PW, DH, DW)
     return module.col2im(col.transpose(3, 0, 1, 2, 4, 5).copy(), H, W, SH, SW, PH, PW, DH, DW)
+
 
 def has_kernel(x, name):
     """Whether the kernel set for array x has kernel ``name`` (the GPU's has no depthwise kernels)."""
@@ -98,65 +105,80 @@ def has_kernel(x, name):
 
 
 def depthwise_conv2d(x, W, PH, PW):
+    _checks.depthwise_conv2d(x, W, PH, PW)
     return _backend_for(x, "depthwise_conv2d").depthwise_conv2d(x, W, PH, PW)
 
 
 def depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
+    _checks.depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW)
     return _backend_for(x, "depthwise_conv2d_grad_weight").depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW)
 
 
 def pad_nhwc(x, PT, PL, Hp, Wp):
+    _checks.pad_nhwc(x, PT, PL, Hp, Wp)
     return _backend_for(x, "pad_nhwc").pad_nhwc(x, PT, PL, Hp, Wp)
 
 
 def crop_nchw(x, PT, PL, H, W, out=None):
+    _checks.crop_nchw(x, PT, PL, H, W, out)
     return _backend_for(x, "crop_nchw").crop_nchw(x, PT, PL, H, W, out)
 
 
 def winograd_tiles(x, L, s, TH, TW, out=None):
+    _checks.winograd_tiles(x, L, s, TH, TW, out)
     return _backend_for(x, "winograd_tiles").winograd_tiles(x, L, s, TH, TW, out)
 
 
 def winograd_untiles(M, L, s, TH, TW, Hp, Wp, out=None):
+    _checks.winograd_untiles(M, L, s, TH, TW, Hp, Wp, out)
     return _backend_for(M, "winograd_untiles").winograd_untiles(M, L, s, TH, TW, Hp, Wp, out)
 
 
 def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False):
+    _checks.windows("max_pool2d_forward", x, KH, KW, SH, SW, PH, PW, ceil_mode=ceil_mode, pool=True)
     return _backend_for(x, "max_pool2d_forward").max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode)
 
 
 def max_pool2d_backward(gy, indices, H, W):
+    _checks.max_pool2d_backward(gy, indices, H, W)
     return _backend_for(gy, "max_pool2d_backward").max_pool2d_backward(gy, indices, H, W)
 
 
 def avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False, count_include_pad=True):
+    _checks.windows("avg_pool2d_forward", x, KH, KW, SH, SW, PH, PW, ceil_mode=ceil_mode, pool=True)
     return _backend_for(x, "avg_pool2d_forward").avg_pool2d_forward(
         x, KH, KW, SH, SW, PH, PW, ceil_mode, count_include_pad)
 
 
 def avg_pool2d_backward(gy, H, W, KH, KW, SH, SW, PH, PW, ceil_mode=False, count_include_pad=True):
+    _checks.avg_pool2d_backward(gy, H, W, KH, KW, SH, SW, PH, PW, ceil_mode, count_include_pad)
     return _backend_for(gy, "avg_pool2d_backward").avg_pool2d_backward(
         gy, H, W, KH, KW, SH, SW, PH, PW, ceil_mode, count_include_pad)
 
 
 def batch_norm_forward_train(x, gamma, beta, eps):
+    _checks.batch_norm_forward_train(x, gamma, beta, eps)
     return _backend_for(x, "batch_norm_forward_train").batch_norm_forward_train(x, gamma, beta, eps)
 
 
 def batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, eps):
+    _checks.batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, eps)
     return _backend_for(x, "batch_norm_forward_eval").batch_norm_forward_eval(
         x, gamma, beta, running_mean, running_var, eps)
 
 
 def batch_norm_backward(gy, x, gamma, mean, invstd):
+    _checks.batch_norm_backward(gy, x, gamma, mean, invstd)
     return _backend_for(gy, "batch_norm_backward").batch_norm_backward(gy, x, gamma, mean, invstd)
 
 
 def lrn_forward(x, size, alpha, beta, k):
+    _checks.lrn_forward(x, size, alpha, beta, k)
     return _backend_for(x, "lrn_forward").lrn_forward(x, size, alpha, beta, k)
 
 
 def lrn_backward(gy, x, y, scale, size, alpha, beta):
+    _checks.lrn_backward(gy, x, y, scale, size, alpha, beta)
     return _backend_for(gy, "lrn_backward").lrn_backward(gy, x, y, scale, size, alpha, beta)
 
 

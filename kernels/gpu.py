@@ -33,7 +33,7 @@ import os
 
 import numpy as np
 
-from minidl.kernels import reference as ref
+from minidl.kernels._checks import indices_out_of_range, window_count
 
 try:
     import cupy
@@ -104,8 +104,8 @@ def _c(a, dtype):
 
 def im2col(x, KH, KW, SH, SW, PH, PW, DH=1, DW=1):
     """CUDA im2col: x (N, C, H, W) -> col (N, C, KH, KW, OH, OW). See reference.im2col."""
-    N, C, H, W = ref.check_array("im2col", "x", x, 4).shape
-    OH, OW = ref.window_geometry("im2col", H, W, KH, KW, SH, SW, PH, PW, DH, DW)
+    N, C, H, W = x.shape
+    OH, OW = window_count(H, KH, SH, PH, DH), window_count(W, KW, SW, PW, DW)
     x = _c(x, x.dtype)
     col = cupy.empty((N, C, KH, KW, OH, OW), dtype=x.dtype)
     _launch("im2col_kernel", (x, col), col.size, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
@@ -114,9 +114,7 @@ def im2col(x, KH, KW, SH, SW, PH, PW, DH=1, DW=1):
 
 def col2im(col, H, W, SH, SW, PH, PW, DH=1, DW=1):
     """CUDA col2im (a gather over the windows covering each pixel): -> x (N, C, H, W). See reference.col2im."""
-    N, C, KH, KW, OH, OW = ref.check_array("col2im", "col", col, 6).shape
-    ref.check_output_hw("col2im", "col", (OH, OW),
-                        ref.window_geometry("col2im", H, W, KH, KW, SH, SW, PH, PW, DH, DW), H, W)
+    N, C, KH, KW, OH, OW = col.shape
     col = _c(col, col.dtype)
     x = cupy.empty((N, C, H, W), dtype=col.dtype)
     _launch("col2im_kernel", (col, x), x.size, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
@@ -125,9 +123,8 @@ def col2im(col, H, W, SH, SW, PH, PW, DH=1, DW=1):
 
 def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False):
     """CUDA max pooling: x (N, C, H, W) -> y, indices (N, C, OH, OW). See reference.max_pool2d_forward."""
-    op = "max_pool2d_forward"
-    N, C, H, W = ref.check_array(op, "x", x, 4).shape
-    OH, OW = ref.window_geometry(op, H, W, KH, KW, SH, SW, PH, PW, ceil_mode=ceil_mode, pool=True)
+    N, C, H, W = x.shape
+    OH, OW = window_count(H, KH, SH, PH, 1, ceil_mode), window_count(W, KW, SW, PW, 1, ceil_mode)
     x = _c(x, x.dtype)
     y = cupy.empty((N, C, OH, OW), dtype=x.dtype)
     indices = cupy.empty((N, C, OH, OW), dtype=np.int64)
@@ -140,23 +137,20 @@ def max_pool2d_backward(gy, indices, H, W):
 
     Checking the indices reads one flag back from the device (a synchronisation) per call.
     """
-    op = "max_pool2d_backward"
-    ref.check_max_pool2d_backward(op, gy, indices, H, W)
     N, C, OH, OW = gy.shape
     gy, indices = _c(gy, gy.dtype), _c(indices, np.int64)
     gx = cupy.zeros((N, C, H, W), dtype=gy.dtype)
     out_of_range = cupy.zeros(1, dtype=np.int32)
     _launch("max_pool2d_backward_kernel", (gy, indices, gx, out_of_range), gy.size, H * W, OH * OW)
     if int(out_of_range[0]):
-        raise ref.indices_out_of_range(op, indices, H, W)
+        raise indices_out_of_range("max_pool2d_backward", indices, H, W)
     return gx
 
 
 def avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False, count_include_pad=True):
     """CUDA average pooling: x (N, C, H, W) -> y (N, C, OH, OW). See reference.avg_pool2d_forward."""
-    op = "avg_pool2d_forward"
-    N, C, H, W = ref.check_array(op, "x", x, 4).shape
-    OH, OW = ref.window_geometry(op, H, W, KH, KW, SH, SW, PH, PW, ceil_mode=ceil_mode, pool=True)
+    N, C, H, W = x.shape
+    OH, OW = window_count(H, KH, SH, PH, 1, ceil_mode), window_count(W, KW, SW, PW, 1, ceil_mode)
     x = _c(x, x.dtype)
     y = cupy.empty((N, C, OH, OW), dtype=x.dtype)
     _launch("avg_pool2d_forward_kernel", (x, y), y.size, H, W, KH, KW, SH, SW, PH, PW, OH, OW,
@@ -166,10 +160,7 @@ def avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False, count_include
 
 def avg_pool2d_backward(gy, H, W, KH, KW, SH, SW, PH, PW, ceil_mode=False, count_include_pad=True):
     """CUDA average-pool gradient (a gather): gy (N, C, OH, OW) -> gx (N, C, H, W)."""
-    op = "avg_pool2d_backward"
-    N, C, OH, OW = ref.check_array(op, "gy", gy, 4).shape
-    ref.check_output_hw(op, "gy", (OH, OW), ref.window_geometry(op, H, W, KH, KW, SH, SW, PH, PW,
-                                                                ceil_mode=ceil_mode, pool=True), H, W)
+    N, C, OH, OW = gy.shape
     gy = _c(gy, gy.dtype)
     gx = cupy.empty((N, C, H, W), dtype=gy.dtype)
     _launch("avg_pool2d_backward_kernel", (gy, gx), gx.size, H, W, KH, KW, SH, SW, PH, PW, OH, OW,
@@ -191,13 +182,6 @@ def batch_norm_forward_train(x, gamma, beta, eps):
 
     The per-channel mean and (biased) variance are CuPy reductions accumulated in float64.
     """
-    op = "batch_norm_forward_train"
-    N, C, H, W = ref.check_array(op, "x", x, 4).shape
-    ref.check_per_channel(op, "gamma", gamma, C)
-    ref.check_per_channel(op, "beta", beta, C)
-    ref.check_eps(op, eps)
-    if N * H * W == 0:
-        raise ValueError(f"{op}: needs at least one value per channel, got x of shape {x.shape}")
     x = _c(x, x.dtype)
     mean = x.mean(axis=(0, 2, 3), dtype=np.float64)
     var = x.var(axis=(0, 2, 3), dtype=np.float64)
@@ -208,11 +192,6 @@ def batch_norm_forward_train(x, gamma, beta, eps):
 
 def batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, eps):
     """CUDA inference-mode batch norm: -> y. See reference.batch_norm_forward_eval."""
-    op = "batch_norm_forward_eval"
-    C = ref.check_array(op, "x", x, 4).shape[1]
-    for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean), ("running_var", running_var)):
-        ref.check_per_channel(op, name, v, C)
-    ref.check_eps(op, eps)
     scale = _c(gamma, np.float64) / cupy.sqrt(_c(running_var, np.float64) + eps)
     return _channel_affine(_c(x, x.dtype), running_mean, scale, beta)
 
@@ -223,14 +202,8 @@ def batch_norm_backward(gy, x, gamma, mean, invstd):
     dbeta = sum(gy) and dgamma = invstd * sum(gy * (x - mean)) are CuPy reductions in float64; then, with
     k = gamma * invstd, gx = k * gy - k * invstd * dgamma / M * (x - mean) - k * dbeta / M elementwise.
     """
-    op = "batch_norm_backward"
-    N, C, H, W = ref.check_array(op, "gy", gy, 4).shape
-    ref.check_same_shape(op, "x", x, "gy", gy.shape)
-    for name, v in (("gamma", gamma), ("mean", mean), ("invstd", invstd)):
-        ref.check_per_channel(op, name, v, C)
+    N, C, H, W = gy.shape
     M = N * H * W
-    if M == 0:
-        raise ValueError(f"{op}: needs at least one value per channel, got gy of shape {gy.shape}")
     dt = gy.dtype
     gy, x, mean = _c(gy, dt), _c(x, dt), _c(mean, dt)
     mean64, invstd64 = mean.astype(np.float64), _c(invstd, np.float64)
@@ -245,8 +218,7 @@ def batch_norm_backward(gy, x, gamma, mean, invstd):
 
 def lrn_forward(x, size, alpha, beta, k):
     """CUDA local response normalisation: x (N, C, H, W) -> y, scale. See reference.lrn_forward."""
-    N, C, H, W = ref.check_array("lrn_forward", "x", x, 4).shape
-    ref.check_lrn_size("lrn_forward", size)
+    N, C, H, W = x.shape
     x = _c(x, x.dtype)
     y, scale = cupy.empty_like(x), cupy.empty_like(x)
     _launch("lrn_forward_kernel", (x, y, scale), x.size, C, H * W, size, alpha, beta, k)
@@ -255,11 +227,7 @@ def lrn_forward(x, size, alpha, beta, k):
 
 def lrn_backward(gy, x, y, scale, size, alpha, beta):
     """CUDA gradient of lrn_forward: -> gx (N, C, H, W). See reference.lrn_backward."""
-    op = "lrn_backward"
-    N, C, H, W = ref.check_array(op, "gy", gy, 4).shape
-    for name, a in (("x", x), ("y", y), ("scale", scale)):
-        ref.check_same_shape(op, name, a, "gy", gy.shape)
-    ref.check_lrn_size(op, size)
+    N, C, H, W = gy.shape
     dt = gy.dtype
     gy = _c(gy, dt)
     gx = cupy.empty_like(gy)

@@ -4,15 +4,11 @@
    from gpu.SIGNATURES (so the table gpu.py launches with must match the sources); any error or warning,
    or a register spill reported by ptxas, fails. Skipped if nvcc is not installed.
 2. Every kernel not in gpu.DEVICE_ONLY (all barrier-free grid-stride kernels) is compiled by g++ with
-   kernels/cuda/host_shim.h and run on the CPU: the functions of kernels/gpu.py run unchanged with NumPy
-   standing in for CuPy and a RawModule that builds a shared library and calls it through ctypes. Each
-   launch checks its arguments against the C signature (exact scalar types, dtypes, contiguity) and runs
-   every (block, thread) in turn. The cases and the comparison with the reference are those of
-   test_gpu.py. Skipped if g++ is not installed. Build artefacts go to pytest's temporary directory.
+   kernels/cuda/host_shim.h and run on the CPU (tests/kernels/host_shim.py): the functions of
+   kernels/gpu.py run unchanged with NumPy standing in for CuPy. The ``backend`` fixture runs every test of
+   test_kernels.py on it ("host_shim"); here, the other launch shapes and what only the shim can check.
+   Skipped if g++ is not installed. Build artefacts go to pytest's temporary directory.
 """
-import ctypes
-import hashlib
-import inspect
 import os
 import re
 import shutil
@@ -21,17 +17,14 @@ import subprocess
 import numpy as np
 import pytest
 
-from minidl import kernels
 from minidl.kernels import gpu
 from minidl.kernels import reference as ref
-from tests.kernels.test_gpu import (DTYPES, assert_matches_reference, kernel_calls, nan_and_infinity_case,
-                                    oversized_ceil_mode_cases)
-from tests.kernels.test_reference import argument_errors
+from tests.kernels import host_shim
+from tests.kernels.helpers import DTYPES, Backend, assert_matches_reference, kernel_calls
+from tests.kernels.host_shim import c_params
 
 SOURCES = sorted({source for source, _ in gpu.SIGNATURES.values()})
 NVCC = shutil.which("nvcc") or next((p for p in ["/usr/local/cuda/bin/nvcc"] if os.path.exists(p)), None)
-GXX = shutil.which("g++")
-C_TYPES = {"float": np.float32, "double": np.float64, "int": np.int32, "long long": np.int64}
 
 
 def kernel_bodies(code):
@@ -52,19 +45,10 @@ def read_source(filename):
         return f.read()
 
 
-def c_params(kernel, template_type):
-    return [p.replace("T", template_type) for p in gpu.SIGNATURES[kernel][1]]
-
-
 def instances(filename):
     """(kernel, template type) for every instance gpu.py asks NVRTC for in this file."""
     return [(k, t) for k, (source, _) in gpu.SIGNATURES.items() if source == filename
             for t in gpu.TEMPLATE_TYPES.values()]
-
-
-@pytest.mark.parametrize("name", kernels.KERNELS)
-def test_gpu_has_every_kernel_with_the_reference_signature(name):
-    assert inspect.signature(getattr(gpu, name)) == inspect.signature(getattr(ref, name))
 
 
 def test_signature_table_covers_every_kernel():
@@ -117,124 +101,28 @@ def test_nvcc_compiles_without_spills(filename, tmp_path):
 
 # the host shim ---------------------------------------------------------------------------------------------
 
-class ShimKernel:
-    """One kernel instance in a g++-built library, called like a cupy.RawKernel: kernel(grid, block, args)."""
-
-    def __init__(self, function, params):
-        self.function, self.params = function, params
-
-    def __call__(self, grid, block, args):
-        assert len(grid) == 1 and len(block) == 1, "the kernels are launched 1-d"
-        assert len(args) == len(self.params)
-        converted = [ctypes.c_uint(int(grid[0])), ctypes.c_uint(int(block[0]))]
-        for i, (param, arg) in enumerate(zip(self.params, args)):
-            if param.endswith("*"):
-                base = param.removeprefix("const ").rstrip("*").strip()
-                assert isinstance(arg, np.ndarray) and arg.dtype == C_TYPES[base], \
-                    f"argument {i}: {param} needs a {np.dtype(C_TYPES[base])} array, got {type(arg).__name__} " \
-                    f"{getattr(arg, 'dtype', '')}"
-                assert arg.flags.c_contiguous and (param.startswith("const") or arg.flags.writeable)
-                converted.append(ctypes.c_void_p(arg.ctypes.data))
-            else:   # CuPy passes exactly the C type of a NumPy scalar: a Python int would become long long
-                assert type(arg) is C_TYPES[param], f"argument {i}: {param} needs {C_TYPES[param]}, got {type(arg)}"
-                converted.append(np.ctypeslib.as_ctypes_type(C_TYPES[param])(arg))
-        self.function(*converted)
-
-
-class ShimModule:
-    """Stands in for cupy.RawModule: compiles the source with g++ and host_shim.h, one launcher per instance."""
-
-    def __init__(self, build_dir, code, name_expressions):
-        self.params = {}
-        launchers = []
-        for expression in name_expressions:
-            kernel, template = re.fullmatch(r"(\w+)<(\w+)>", expression).groups()
-            params = c_params(kernel, template)
-            self.params[expression] = params
-            arguments = ", ".join(f"{p} a{i}" for i, p in enumerate(params))
-            names = ", ".join(f"a{i}" for i in range(len(params)))
-            launchers.append(f'extern "C" void launch_{kernel}_{template}(unsigned grid, unsigned block, '
-                             f"{arguments}) {{ shim_launch(grid, block, {expression}, {names}); }}")
-        text = code + "\n" + "\n".join(launchers) + "\n"
-        stem = build_dir / hashlib.sha1(text.encode()).hexdigest()[:16]
-        library = stem.with_suffix(".so")
-        if not library.exists():
-            stem.with_suffix(".cpp").write_text(text)
-            subprocess.run([GXX, "-std=c++17", "-O1", "-shared", "-fPIC", "-Wall", "-Werror",
-                            "-include", os.path.join(gpu.SOURCE_DIR, "host_shim.h"), "-o", str(library),
-                            str(stem.with_suffix(".cpp"))], check=True, capture_output=True, text=True)
-        self.library = ctypes.CDLL(str(library))
-
-    def get_function(self, expression):
-        kernel, template = re.fullmatch(r"(\w+)<(\w+)>", expression).groups()
-        function = getattr(self.library, f"launch_{kernel}_{template}")
-        function.restype = None
-        return ShimKernel(function, self.params[expression])
-
-
-class NumpyAsCupy:
-    """NumPy under CuPy's name, with ShimModule as RawModule: enough of CuPy for kernels/gpu.py."""
-
-    def __init__(self, build_dir):
-        self.build_dir = build_dir
-
-    def RawModule(self, code, options, name_expressions):
-        assert "--std=c++17" in options
-        return ShimModule(self.build_dir, code, name_expressions)
-
-    def __getattr__(self, name):
-        return getattr(np, name)
-
-
-@pytest.fixture(scope="module")
-def shim_build_dir(tmp_path_factory):
-    if GXX is None:
-        pytest.skip("g++ is not installed")
-    return tmp_path_factory.mktemp("cuda_host_shim")
-
-
-@pytest.fixture(params=[(3, 7), (1, 1), (4096, 256)], ids=["grid3-block7", "grid1-block1", "block256"])
+@pytest.fixture(params=[(1, 1), (4096, 256)], ids=["grid1-block1", "block256"])
 def shim(request, shim_build_dir, monkeypatch):
-    """(gpu module on the shim, to_device, to_host), launching blocks of BLOCK threads, at most MAX_BLOCKS.
-
-    Odd sizes (at most 3 blocks of 7 threads, or a single thread) make every grid-stride loop wrap."""
+    """The gpu module on the host shim with other launch shapes than the ``backend`` fixture's 3 blocks of
+    7 threads: a single thread, and blocks of 256 as on the device."""
     max_blocks, block = request.param
-    monkeypatch.setattr(gpu, "cupy", NumpyAsCupy(shim_build_dir))
-    monkeypatch.setattr(gpu, "BLOCK", block)
-    monkeypatch.setattr(gpu, "MAX_BLOCKS", max_blocks)
-    gpu._module.cache_clear()
-    yield gpu, (lambda a: a), (lambda a: a)
+    host_shim.use_host_shim(monkeypatch, shim_build_dir, max_blocks, block)
+    yield Backend("host_shim", gpu)
     gpu._module.cache_clear()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("seed", range(8))
-def test_every_kernel_on_the_host_shim(shim, dtype, seed):
+@pytest.mark.parametrize("seed", range(4))
+def test_every_kernel_with_other_launch_shapes(shim, dtype, seed):
     for name, args, backward in kernel_calls(np.random.default_rng(seed), dtype):
-        assert_matches_reference(*shim, name, args, backward)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_max_pool_nan_and_infinities_on_the_host_shim(shim, dtype):
-    assert_matches_reference(*shim, *nan_and_infinity_case(dtype))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_pool_kernels_larger_than_the_input_with_ceil_mode_on_the_host_shim(shim, dtype):
-    for name, args, backward in oversized_ceil_mode_cases(dtype):
-        assert_matches_reference(*shim, name, args, backward)
-
-
-def test_argument_errors_on_the_host_shim(shim):
-    for call, message in argument_errors(shim[0]):
-        with pytest.raises(ValueError, match=re.escape(message)):
-            call()
+        if hasattr(gpu, name):
+            assert_matches_reference(shim, name, args, backward)
 
 
 def test_im2col_is_bit_exact_and_col2im_is_its_adjoint(shim):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 3, 7, 6))
-    col = shim[0].im2col(x, 3, 2, 2, 1, 1, 1, 2, 1)
+    col = shim.module.im2col(x, 3, 2, 2, 1, 1, 1, 2, 1)
     np.testing.assert_array_equal(col, ref.im2col(x, 3, 2, 2, 1, 1, 1, 2, 1))
     g = rng.standard_normal(col.shape)
-    np.testing.assert_allclose(np.vdot(col, g), np.vdot(x, shim[0].col2im(g, 7, 6, 2, 1, 1, 1, 2, 1)), rtol=1e-12)
+    np.testing.assert_allclose(np.vdot(col, g), np.vdot(x, shim.module.col2im(g, 7, 6, 2, 1, 1, 1, 2, 1)), rtol=1e-12)

@@ -1,7 +1,5 @@
-"""The NumPy reference kernels against first principles: brute force, naive loops, adjointness, PyTorch.
-
-The strategies and the table of argument errors defined here are reused by test_cpu.py.
-"""
+"""The NumPy reference kernels against first principles: brute force, naive loops, adjointness, PyTorch;
+and the argument checks every kernel call passes first (kernels/_checks.py, run by the dispatchers)."""
 from typing import NamedTuple
 
 import numpy as np
@@ -9,7 +7,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from minidl import kernels
 from minidl.kernels import reference as ref
+from tests.kernels.helpers import tie_free
 
 
 class Window(NamedTuple):
@@ -63,12 +63,6 @@ def pool_cases(draw):
 seeds = st.integers(0, 2**32 - 1)
 
 
-def tie_free(shape, rng):
-    """Distinct values (a shuffled arange), so a max is never tied."""
-    n = int(np.prod(shape))
-    return (rng.permutation(n).reshape(shape) - n / 2) / n
-
-
 def brute_force_output_size(size, k, s, p, d, ceil_mode):
     """Count windows one by one. Floor mode: a window must fit the padded input. Ceil mode: it must start
     before the right padding, and the previous window (even the one before the first) must not already
@@ -88,23 +82,23 @@ def test_conv_output_size_matches_brute_force(size, k, s, p, d, ceil_mode):
     expected = brute_force_output_size(size, k, s, p, d, ceil_mode)
     if expected == 0:
         with pytest.raises(ValueError, match="conv_output_size"):
-            ref.conv_output_size(size, k, s, p, d, ceil_mode)
+            kernels.conv_output_size(size, k, s, p, d, ceil_mode)
     else:
-        assert ref.conv_output_size(size, k, s, p, d, ceil_mode) == expected
+        assert kernels.conv_output_size(size, k, s, p, d, ceil_mode) == expected
 
 
 def test_conv_output_size_examples():
-    assert ref.conv_output_size(32, 5, 1, 0) == 28            # LeNet C1
-    assert ref.conv_output_size(227, 11, 4, 0) == 55          # AlexNet conv1
-    assert ref.conv_output_size(112, 3, 2, 1) == 56           # ResNet max pool
-    assert ref.conv_output_size(6, 3, 2, 0, ceil_mode=True) == 3
+    assert kernels.conv_output_size(32, 5, 1, 0) == 28            # LeNet C1
+    assert kernels.conv_output_size(227, 11, 4, 0) == 55          # AlexNet conv1
+    assert kernels.conv_output_size(112, 3, 2, 1) == 56           # ResNet max pool
+    assert kernels.conv_output_size(6, 3, 2, 0, ceil_mode=True) == 3
     # ceil would give 4, but the 4th window would start in the right padding: dropped, as in PyTorch
-    assert ref.conv_output_size(5, 2, 2, 1, ceil_mode=True) == 3
+    assert kernels.conv_output_size(5, 2, 2, 1, ceil_mode=True) == 3
     # ceil_mode: a kernel larger than the input, overhanging by less than the stride (PyTorch: 1, not an error)
-    assert ref.conv_output_size(2, 3, 2, 0, ceil_mode=True) == 1
-    assert ref.conv_output_size(4, 3, 2, 0, ceil_mode=True) == 2
+    assert kernels.conv_output_size(2, 3, 2, 0, ceil_mode=True) == 1
+    assert kernels.conv_output_size(4, 3, 2, 0, ceil_mode=True) == 2
     with pytest.raises(ValueError, match="conv_output_size: .* even with ceil_mode"):
-        ref.conv_output_size(1, 3, 2, 0, ceil_mode=True)
+        kernels.conv_output_size(1, 3, 2, 0, ceil_mode=True)
 
 
 @given(conv_cases(), seeds)
@@ -219,7 +213,7 @@ def test_backward_kernels_match_finite_differences():
 
 
 def argument_errors(k):
-    """(call, text the ValueError message must contain) for kernel module k: one row per kind of bad argument."""
+    """(call, text the ValueError message must contain) for the dispatchers k: one row per kind of bad argument."""
     x = np.zeros((1, 2, 4, 4), np.float32)
     one = np.ones(2, np.float32)
     return [
@@ -241,13 +235,12 @@ def argument_errors(k):
         (lambda: k.batch_norm_backward(x, x[:, :1], one, one, one), "batch_norm_backward: x must have the shape of gy"),
         (lambda: k.lrn_forward(x, 0, 1e-4, 0.75, 2.0), "lrn_forward: size must be an integer >= 1"),
         (lambda: k.lrn_backward(x, x, x, x[..., :2], 5, 1e-4, 0.75), "lrn_backward: scale must have the shape"),
-    ] + ([   # the CPU kernel sets only (the GPU's runs depthwise convolutions as grouped GEMMs)
+        # the checks of the CPU sets' own kernels (the GPU's runs these convolutions as im2col + GEMM)
         (lambda: k.depthwise_conv2d(x, np.ones((3, 1, 3, 3), np.float32), 1, 1),
          "depthwise_conv2d: W must be C x 1 x KH x KW with C = 2 (one filter per channel), got shape (3, 1, 3, 3)"),
         (lambda: k.depthwise_conv2d(x, np.ones((2, 1, 7, 7), np.float32), 1, 1), "depthwise_conv2d: kernel 7x7"),
         (lambda: k.depthwise_conv2d_grad_weight(x, x[..., :3], 3, 3, 1, 1),
          "depthwise_conv2d_grad_weight: gy must have the shape of the output (1, 2, 4, 4), got (1, 2, 4, 3)"),
-    ] if hasattr(k, "depthwise_conv2d") else []) + ([   # the Winograd kernels: CPU kernel sets only
         (lambda: k.winograd_tiles(np.zeros((1, 9, 9, 2), np.float32), np.ones((6, 6), np.float32), 4, 2, 3),
          "winograd_tiles: 2x3 tiles of 6x6 at stride 4 need an input of at least 10x14, got 9x9"),
         (lambda: k.winograd_tiles(np.zeros((1, 6, 6, 2), np.float32), np.ones(6, np.float32), 4, 1, 1),
@@ -261,7 +254,7 @@ def argument_errors(k):
          "winograd_tiles: out must be a C-contiguous float32 array of shape (36, 1, 2), got float64 (36, 1, 2)"),
         (lambda: k.pad_nhwc(x, 1, 1, 4, 6), "pad_nhwc: a 4x4 input at offset (1, 1) does not fit in Hp x Wp = 4x6"),
         (lambda: k.crop_nchw(x, 1, 0, 4, 4), "crop_nchw: a 4x4 window at (1, 0) does not fit in the 2x4 input"),
-    ] if hasattr(k, "winograd_tiles") else [])
+    ]
 
 
 def naive_winograd_tiles(x, L, s, TH, TW):
@@ -328,9 +321,9 @@ def test_pad_nhwc_and_crop_nchw():
     np.testing.assert_array_equal(ref.crop_nchw(d, 1, 2, 4, 5), x)
 
 
-@pytest.mark.parametrize("row", range(len(argument_errors(ref))))
+@pytest.mark.parametrize("row", range(len(argument_errors(kernels))))
 def test_bad_arguments_fail_in_words(row):
-    call, words = argument_errors(ref)[row]
+    call, words = argument_errors(kernels)[row]
     with pytest.raises(ValueError) as error:
         call()
     assert words in str(error.value)

@@ -1,0 +1,26 @@
+"""Numba CPU kernels: the functions of ``reference``, same names and signatures, compiled; one file per
+family, as the CUDA sources in ``kernels/cuda/``:
+
+    im2col.py         im2col, col2im, im2col_gemm, col2im_gemm
+    depthwise.py      depthwise_conv2d, depthwise_conv2d_grad_weight
+    winograd.py       pad_nhwc, crop_nchw, winograd_tiles, winograd_untiles
+    pooling.py        max_pool2d_forward/backward, avg_pool2d_forward/backward
+    normalization.py  batch_norm_forward_train/eval, batch_norm_backward, lrn_forward/backward
+
+Each public function makes its inputs C-contiguous in the dtype of its first array argument, allocates the
+outputs and calls a jitted body; ``minidl.kernels`` has checked the arguments already. The bodies loop with
+``prange`` over an independent outer dimension (the N*C planes, or C for per-channel statistics) around a
+contiguous inner loop, which Numba vectorises. Shapes and formulas: see ``reference``.
+"""
+from minidl.kernels.cpu.depthwise import depthwise_conv2d, depthwise_conv2d_grad_weight
+from minidl.kernels.cpu.im2col import col2im, col2im_gemm, im2col, im2col_gemm
+from minidl.kernels.cpu.normalization import (batch_norm_backward, batch_norm_forward_eval,
+                                              batch_norm_forward_train, lrn_backward, lrn_forward)
+from minidl.kernels.cpu.pooling import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
+                                        max_pool2d_forward)
+from minidl.kernels.cpu.winograd import crop_nchw, pad_nhwc, winograd_tiles, winograd_untiles
+
+__all__ = ["avg_pool2d_backward", "avg_pool2d_forward", "batch_norm_backward", "batch_norm_forward_eval",
+           "batch_norm_forward_train", "col2im", "col2im_gemm", "crop_nchw", "depthwise_conv2d",
+           "depthwise_conv2d_grad_weight", "im2col", "im2col_gemm", "lrn_backward", "lrn_forward",
+           "max_pool2d_backward", "max_pool2d_forward", "pad_nhwc", "winograd_tiles", "winograd_untiles"]

@@ -1,0 +1,106 @@
+"""kernels/conv.py: which algorithm each convolution takes, and each algorithm alone against a float64
+convolution built from the reference kernels (im2col, col2im) by its definition."""
+import numpy as np
+import pytest
+
+from minidl.kernels import conv
+from minidl.kernels import reference as ref
+
+
+def reference_conv(x, W, gy, stride, padding, dilation, groups):
+    """(y, gx, gW, gb) of a grouped convolution from reference.im2col/col2im and einsum, in float64."""
+    N, C, H, Wd = x.shape
+    K, Cg, KH, KW = W.shape
+    G = groups
+    col = ref.im2col(x, KH, KW, *stride, *padding, *dilation)                       # N C KH KW OH OW
+    OH, OW = col.shape[-2:]
+    col = col.reshape(N, G, Cg, KH, KW, OH, OW)
+    Wg = W.reshape(G, K // G, Cg, KH, KW)
+    y = np.einsum("gkcij,ngcijhw->ngkhw", Wg, col).reshape(N, K, OH, OW)
+    gyg = gy.reshape(N, G, K // G, OH, OW)
+    gW = np.einsum("ngkhw,ngcijhw->gkcij", gyg, col).reshape(W.shape)
+    gcol = np.einsum("gkcij,ngkhw->ngcijhw", Wg, gyg).reshape(N, C, KH, KW, OH, OW)
+    gx = ref.col2im(gcol, H, Wd, *stride, *padding, *dilation)
+    return y, gx, gW, gy.sum(axis=(0, 2, 3))
+
+
+def layer(rng, x_shape, W_shape, dtype=np.float64):
+    x, W = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(W_shape).astype(dtype)
+    return x, W
+
+
+@pytest.mark.parametrize("x_shape, W_shape, stride, padding, dilation, groups", [
+    ((5, 4, 9, 8), (6, 4, 3, 3), (1, 1), (1, 1), (1, 1), 1),      # "same": same_padding_backward
+    ((5, 4, 9, 8), (6, 4, 3, 3), (2, 1), (1, 0), (1, 2), 1),      # strided, dilated, uneven padding
+    ((5, 4, 9, 8), (6, 2, 3, 3), (1, 1), (2, 2), (2, 2), 2),      # grouped
+    ((5, 4, 9, 8), (6, 4, 1, 1), (1, 1), (0, 0), (1, 1), 1),      # 1x1: x itself is the column matrix
+    ((5, 4, 9, 8), (6, 2, 1, 1), (2, 3), (0, 0), (1, 1), 2),      # 1x1, strided and grouped
+    ((5, 4, 9, 8), (4, 4, 5, 3), (1, 1), (2, 1), (1, 1), 1),      # "same" with an uneven kernel
+])
+@pytest.mark.parametrize("chunk", [1, 2 ** 19], ids=["one-image-chunks", "one-chunk"])
+def test_gemm_chunks_match_the_definition(monkeypatch, x_shape, W_shape, stride, padding, dilation, groups, chunk):
+    monkeypatch.setattr(conv, "COL_CHUNK_ELEMENTS", chunk)
+    x, W = layer(np.random.default_rng(0), x_shape, W_shape)
+    args = (stride, padding, dilation, groups)
+    y = conv.gemm_forward(x, W, *args)
+    gy = np.random.default_rng(1).standard_normal(y.shape)
+    y_ref, gx_ref, gW_ref, gb_ref = reference_conv(x, W, gy, *args)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12)
+    gx, gW, gb = conv.gemm_backward(x, W, gy, *args)
+    for got, want in ((gx, gx_ref), (gW, gW_ref), (gb, gb_ref)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    gx, gW, gb = conv.gemm_backward(x, W, gy, *args, need_gx=False, need_gb=False)   # a first layer
+    assert gx is None and gb is None
+    np.testing.assert_allclose(gW, gW_ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel", [(3, 3), (5, 5), (3, 5), (1, 3)])
+def test_same_padding_backward_matches_the_definition(monkeypatch, kernel):
+    monkeypatch.setattr(conv, "COL_CHUNK_ELEMENTS", 1)     # one image per chunk: the chunk loop runs
+    KH, KW = kernel
+    padding = ((KH - 1) // 2, (KW - 1) // 2)
+    x, W = layer(np.random.default_rng(2), (3, 4, 7, 6), (5, 4, KH, KW))
+    assert conv.is_same_padding(W, (1, 1), padding, (1, 1), 1)
+    gy = np.random.default_rng(3).standard_normal((3, 5, 7, 6))
+    _, gx_ref, gW_ref, gb_ref = reference_conv(x, W, gy, (1, 1), padding, (1, 1), 1)
+    gx, gW, gb = conv.same_padding_backward(x, W, gy, padding)
+    for got, want in ((gx, gx_ref), (gW, gW_ref), (gb, gb_ref)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel, padding", [((3, 3), (1, 1)), ((5, 3), (2, 0)), ((3, 5), (0, 4))])
+def test_depthwise_matches_the_definition(kernel, padding):
+    x, W = layer(np.random.default_rng(4), (2, 3, 7, 6), (3, 1) + kernel)
+    y, algorithm = conv.conv2d_forward(x, W, (1, 1), padding, (1, 1), 3)
+    assert algorithm == "depthwise"
+    gy = np.random.default_rng(5).standard_normal(y.shape)
+    y_ref, gx_ref, gW_ref, gb_ref = reference_conv(x, W, gy, (1, 1), padding, (1, 1), 3)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12)
+    gx, gW, gb = conv.conv2d_backward(x, W, gy, algorithm, (1, 1), padding, (1, 1), 3)
+    for got, want in ((gx, gx_ref), (gW, gW_ref), (gb, gb_ref)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("x_shape, W_shape, stride, padding, groups, expected", [
+    ((2, 3, 8, 8), (4, 3, 3, 3), (1, 1), (1, 1), 1, None),                 # small: functions/conv.py's own path
+    ((64, 6, 14, 14), (16, 6, 5, 5), (1, 1), (0, 0), 1, "chunks"),         # LeNet C3 at batch 64: 1.9M columns
+    ((64, 16, 5, 5), (120, 16, 5, 5), (1, 1), (0, 0), 1, None),            # LeNet C5: 25,600 columns, kept
+    ((2, 8, 6, 6), (5, 8, 1, 1), (1, 1), (0, 0), 1, "chunks"),             # 1x1: no im2col, any size
+    ((8, 32, 20, 20), (32, 1, 3, 3), (1, 1), (1, 1), 32, "depthwise"),
+    ((32, 32, 20, 20), (32, 1, 3, 3), (2, 2), (1, 1), 32, "chunks"),       # strided depthwise: grouped GEMM
+    ((8, 32, 16, 16), (32, 32, 3, 3), (1, 1), (1, 1), 1, "winograd"),      # float32, 32 channels, 128 tiles
+])
+def test_which_algorithm(monkeypatch, x_shape, W_shape, stride, padding, groups, expected):
+    monkeypatch.setattr(conv, "WINOGRAD", "auto")
+    x = np.broadcast_to(np.float32(0), x_shape)
+    W = np.broadcast_to(np.float32(0), W_shape)
+    assert conv.choose(x, W, stride, padding, (1, 1), groups) == expected
+    if expected is None:
+        assert conv.conv2d_forward(x, W, stride, padding, (1, 1), groups) is None
+
+
+def test_an_unknown_algorithm_is_named():
+    x, W = layer(np.random.default_rng(6), (1, 2, 4, 4), (2, 2, 3, 3))
+    with pytest.raises(ValueError, match="conv2d_backward: algorithm must be 'winograd', 'depthwise' or "
+                                         "'chunks', got 'fft'"):
+        conv.conv2d_backward(x, W, x, "fft", (1, 1), (1, 1), (1, 1), 1)
