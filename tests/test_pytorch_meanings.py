@@ -1,6 +1,6 @@
 """Issue 12's defects, one regression test each: PyTorch names keep PyTorch's meaning, gradients are right
 at boundary values, and leaf gradients own their memory. Values are checked against the mathematics here;
-tests/functions/test_torch_parity_table.py compares the same ops with PyTorch itself."""
+tests/functions/op_cases.py (run by test_op_table.py) compares the same ops with PyTorch itself."""
 import subprocess
 import sys
 import textwrap
