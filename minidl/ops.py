@@ -349,7 +349,6 @@ class Abs(Function):
         return mul(gy, constant_like(self.xp.sign(self.x), gy))
 
 
-
 def abs(x):  # noqa: A001 - mirrors torch.abs
     return Abs()(as_tensor(x))
 
@@ -704,7 +703,6 @@ class Clamp(Function):
         return KeepWhere(self._inside())(gy)
 
 
-
 def clamp(x, min=None, max=None):  # noqa: A002 - torch's argument names
     """Limit values to [min, max] (either may be None); the gradient passes where min < x < max (as in
     torch: a value exactly at a bound gets none)."""
@@ -960,7 +958,6 @@ class AsType(Function):
 
     def backward_graph(self, gy):
         return astype(gy, self.x_dtype)
-
 
 
 def astype(x, dtype):

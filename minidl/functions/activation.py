@@ -208,7 +208,6 @@ class LogSoftmax(Function):
         return gy - ops.exp(self.output_tensor()) * ops.sum(gy, self.axis, keepdim=True)
 
 
-
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None):  # noqa: A002 - torch's names
     """x - logsumexp(x) along ``dim``, computed stably, as ``torch.nn.functional.log_softmax``."""
     x = as_input(input, "log_softmax")

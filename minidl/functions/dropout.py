@@ -6,7 +6,6 @@ from minidl.random import default_rng
 from minidl.tensor import Function, Tensor
 
 
-
 def bernoulli_mask(xp, shape, keep, dtype):
     """A 0/1 mask with P(1) = keep, drawn from minidl's generator (moved to the GPU when needed)."""
     mask = (default_rng().random(shape) < keep).astype(dtype)

@@ -27,7 +27,6 @@ class Linear(Function):
         return (gx, gW) if len(self.inputs) == 2 else (gx, gW, ops.sum(gy2, 0))
 
 
-
 def linear(input, weight, bias=None):  # noqa: A002 - torch's names
     """y = x W^T + b, with W of shape (out_features, in_features) as in PyTorch."""
     op = "linear"

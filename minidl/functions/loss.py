@@ -255,7 +255,6 @@ class MSELoss(Function):
         return gx, -gx
 
 
-
 def mse_loss(input, target, *, reduction="mean"):  # noqa: A002 - torch's names (its third slot is size_average)
     """Mean (or summed) squared error between two tensors of the same shape."""
     x, y = as_input(input, "mse_loss"), as_input(target, "mse_loss")

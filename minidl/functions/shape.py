@@ -123,7 +123,6 @@ class Pad(Function):
         return GetItem(self.slices)(gy)
 
 
-
 def pad(input, pad, mode="constant", value=None):  # noqa: A002 - torch's names
     """Constant padding, as ``torch.nn.functional.pad``: ``pad`` lists (before, after) amounts starting from
     the *last* dim: ``pad(x, (1, 1))`` pads W by one on each side, ``pad(x, (1, 1, 2, 0))`` also pads H by
