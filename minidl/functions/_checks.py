@@ -20,18 +20,18 @@ def check_ndim(x, ndim, op, name="x", layout="N x C x H x W"):
 
 
 def pair(value, op, name, minimum=None):
-    """Turn an int or a pair into a pair of ints, checking ``value >= minimum``."""
+    """Turn an int or a pair of ints into a pair, checking ``value >= minimum``: the one parser of kernel
+    sizes, strides, paddings and dilations for minidl.functions and minidl.nn.
+
+    Not an int or a pair of ints (a float, a string, three values): TypeError. Below ``minimum``: ValueError.
+    """
     if isinstance(value, numbers.Integral):
         value = (int(value), int(value))
-    elif isinstance(value, str):   # tuple(int(v) for v in "12") would read it as (1, 2)
+    elif (isinstance(value, str) or not hasattr(value, "__len__") or len(value) != 2
+          or not all(isinstance(v, numbers.Integral) for v in value)):
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     else:
-        try:
-            value = tuple(int(v) for v in value)
-        except (TypeError, ValueError):   # ValueError: int("a")
-            raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}") from None
-        if len(value) != 2:
-            raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+        value = (int(value[0]), int(value[1]))
     if minimum is not None and min(value) < minimum:
         relation = "positive" if minimum == 1 else f">= {minimum}"
         raise ValueError(f"{op}: {name} must be {relation}, got {value if value[0] != value[1] else value[0]}")

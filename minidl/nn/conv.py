@@ -13,19 +13,10 @@ import math
 import numpy as np
 
 import minidl.functions as F
+from minidl.functions._checks import pair
 from minidl.nn import init
 from minidl.nn.module import Module
 from minidl.tensor import Parameter
-
-
-def _pair(value, name, layer, minimum):
-    """``3 -> (3, 3)``; ``(3, 5)`` stays; anything else, or a value below ``minimum``, is an error."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else value
-    if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
-        raise TypeError(f"{layer}: {name} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{layer}: {name} must be >= {minimum}, got {value!r}")
-    return tuple(int(v) for v in pair)
 
 
 def _check_channels(layer, in_channels, out_channels, groups):
@@ -46,14 +37,14 @@ class _ConvNd(Module):
         super().__init__()
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
-        self.kernel_size = _pair(kernel_size, "kernel_size", layer, 1)
-        self.stride = _pair(stride, "stride", layer, 1)
-        self.dilation = _pair(dilation, "dilation", layer, 1)
+        self.kernel_size = pair(kernel_size, layer, "kernel_size", minimum=1)
+        self.stride = pair(stride, layer, "stride", minimum=1)
+        self.dilation = pair(dilation, layer, "dilation", minimum=1)
         if layer == "Conv2d" and isinstance(padding, str):   # "same" or "valid", kept as the string (PyTorch)
             F.conv.string_padding(padding, self.kernel_size, self.stride, self.dilation, op=layer)
             self.padding = padding
         else:
-            self.padding = _pair(padding, "padding", layer, 0)
+            self.padding = pair(padding, layer, "padding", minimum=0)
         self.groups = int(groups)
         self.weight = Parameter(np.empty(weight_shape + self.kernel_size, dtype=np.float32))
         if bias:
@@ -128,7 +119,7 @@ class ConvTranspose2d(_ConvNd):
         _check_channels("ConvTranspose2d", in_channels, out_channels, groups)
         super().__init__("ConvTranspose2d", in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, (in_channels, out_channels // groups))
-        self.output_padding = _pair(output_padding, "output_padding", "ConvTranspose2d", 0)
+        self.output_padding = pair(output_padding, "ConvTranspose2d", "output_padding", minimum=0)
         self._check_output_padding(self.output_padding)
 
     def _check_output_padding(self, output_padding):

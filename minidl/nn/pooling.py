@@ -5,15 +5,15 @@ x (N, C, H, W) -> y (N, C, OH, OW) with, for kernel KH, stride SH and padding PH
 that would start inside the right padding). ``stride`` defaults to ``kernel_size``.
 """
 import minidl.functions as F
-from minidl.nn.conv import _pair
+from minidl.functions._checks import pair
 from minidl.nn.module import Module
 
 
 def _check_pool_args(layer, kernel_size, stride, padding):
-    kernel = _pair(kernel_size, "kernel_size", layer, 1)
+    kernel = pair(kernel_size, layer, "kernel_size", minimum=1)
     if stride is not None:
-        _pair(stride, "stride", layer, 1)
-    pad = _pair(padding, "padding", layer, 0)
+        pair(stride, layer, "stride", minimum=1)
+    pad = pair(padding, layer, "padding", minimum=0)
     if pad[0] > kernel[0] // 2 or pad[1] > kernel[1] // 2:
         raise ValueError(f"{layer}: padding {padding} must be at most half the kernel size {kernel_size}")
 
@@ -95,7 +95,7 @@ class AdaptiveAvgPool2d(Module):
 
     def __init__(self, output_size):
         super().__init__()
-        _pair(output_size, "output_size", "AdaptiveAvgPool2d", 1)
+        pair(output_size, "AdaptiveAvgPool2d", "output_size", minimum=1)
         self.output_size = output_size
 
     def forward(self, x):

@@ -53,7 +53,7 @@ def test_batch_norm_training_normalises_each_channel():
 @pytest.mark.parametrize("build, message", [
     (lambda: nn.Conv2d(6, 4, 3, groups=4), "in_channels \\(6\\) must be divisible by groups \\(4\\)"),
     (lambda: nn.Conv2d(4, 6, 3, groups=4), "out_channels \\(6\\) must be divisible by groups \\(4\\)"),
-    (lambda: nn.Conv2d(4, 6, 0), "kernel_size must be >= 1"),
+    (lambda: nn.Conv2d(4, 6, 0), "kernel_size must be positive"),
     (lambda: nn.Conv2d(4, 6, 3, padding=-1), "padding must be >= 0"),
     (lambda: nn.Conv2d(0, 6, 3), "in_channels must be a positive int"),
     (lambda: nn.ConvTranspose2d(4, 4, 3, stride=2, output_padding=2), "output_padding"),
