@@ -4,6 +4,7 @@
     python -m benchmarks.notebook_order --options       # also the thread policies that were measured against it
     python -m benchmarks.notebook_order --quick         # LeNet-5 only, few rounds (~1 minute; what the test runs)
     python -m benchmarks.notebook_order --models lenet5 --rounds 30 --gemm-share
+    python -m benchmarks.notebook_order --models resnet20 --configs notebook:default:auto,notebook:default:layer
 
 Each configuration is one Python process that trains minidl and PyTorch models of the same shapes,
 alternating them step by step (who goes first alternates round by round) and reporting the ratio
@@ -20,6 +21,9 @@ minidl / PyTorch of training throughput (> 1: minidl is faster), the median over
                   legacy-env (the former import-time settings OPENBLAS_THREAD_TIMEOUT=4 and
                   OMP_WAIT_POLICY=PASSIVE in the environment before NumPy loads, OpenMP layer, no BLAS limit).
 
+Every configuration runs ``--repeat`` times (default 2), the configurations interleaved, and the table
+pools the rounds of its repeats: the shared machine's load swings 3x from one minute to the next, which
+moves both frameworks in one process alike (the ratio) but not two processes alike (``vs minidl-first``).
 Every process calls ``minidl.set_performance_defaults()``, as the notebooks do. "vs minidl-first" is minidl's
 step time in minidl-first order over this configuration's (same threads, auto policy): issue 15's goal 1 is
 >= 0.9 at default threads. The load average is recorded at the start and end of each process: on the shared
@@ -151,6 +155,26 @@ def run_process(spec, timeout):
     return json.loads(lines[-1])
 
 
+def pooled(results):
+    """One result per configuration: the rounds of its repeats together, the loads' range."""
+    merged = {}
+    for result in results:
+        key = json.dumps(result["spec"], sort_keys=True)
+        if "error" in result:
+            merged.setdefault(key, result)
+            continue
+        into = merged.get(key)
+        if into is None or "error" in into:
+            merged[key] = json.loads(json.dumps(result))
+            continue
+        into["load_start"], into["load_end"] = (min(into["load_start"], result["load_start"]),
+                                                max(into["load_end"], result["load_end"]))
+        for name, r in result["models"].items():
+            for k in ("minidl_s", "torch_s"):
+                into["models"][name][k] += r[k]
+    return list(merged.values())
+
+
 def summarize(result):
     """Per model: median step times and the ratio minidl / torch throughput (torch time over minidl's)."""
     rows = {}
@@ -161,7 +185,16 @@ def summarize(result):
     return rows
 
 
-def configurations(options):
+def configurations(options, configs=None):
+    if configs:
+        chosen = []
+        for item in configs.split(","):
+            order, threads, policy = item.split(":")
+            if order not in ("minidl-first", "notebook") or threads not in ("default", "1") or policy not in POLICY_ENV:
+                raise ValueError(f"--configs: {item!r} is not ORDER:THREADS:POLICY (minidl-first|notebook, "
+                                 f"default|1, {'|'.join(POLICY_ENV)})")
+            chosen.append((order, int(threads) if threads == "1" else threads, policy))
+        return chosen
     main = [("minidl-first", "default", "auto"), ("notebook", "default", "auto"),
             ("minidl-first", 1, "auto"), ("notebook", 1, "auto")]
     extra = [("notebook", "default", p) for p in ("none", "blas", "layer", "legacy-env")]
@@ -194,7 +227,9 @@ def table(results):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma list of benchmarks.models names")
-    p.add_argument("--rounds", type=int, default=None, help="alternating rounds per model (default 15, quick 5)")
+    p.add_argument("--rounds", type=int, default=None, help="alternating rounds per model (default 8, quick 5)")
+    p.add_argument("--repeat", type=int, default=2, help="processes per configuration, interleaved (default 2)")
+    p.add_argument("--configs", help="comma list of ORDER:THREADS:POLICY instead of the default set")
     p.add_argument("--options", action="store_true", help="also the alternative thread policies (notebook order)")
     p.add_argument("--gemm-share", action="store_true", help="also perf-sample minidl's steps for the BLAS share")
     p.add_argument("--quick", action="store_true", help="LeNet-5 only, 5 rounds")
@@ -213,16 +248,21 @@ def main(argv=None):
     if unknown:
         p.error(f"--models: unknown {', '.join(unknown)}; expected some of {', '.join(MODELS)}")
     models = {n: DEFAULT_MODELS.get(n, 64 if n.startswith("lenet") else 16) for n in names}
-    rounds = args.rounds or (5 if args.quick else 15)
+    rounds = args.rounds or (5 if args.quick else 8)
+    try:
+        chosen = configurations(args.options, args.configs)
+    except ValueError as err:
+        p.error(str(err))
     results, started = [], time.time()
-    for order, threads, policy in configurations(args.options):
-        spec = {"order": order, "threads": threads, "policy": policy, "models": models, "rounds": rounds}
-        print(f"  {order}, threads {threads}, policy {policy} ...", file=sys.stderr, flush=True)
-        results.append(run_process(spec, timeout=900))
+    for repeat in range(max(1, args.repeat)):
+        for order, threads, policy in chosen:
+            spec = {"order": order, "threads": threads, "policy": policy, "models": models, "rounds": rounds}
+            print(f"  {order}, threads {threads}, policy {policy} (run {repeat + 1}) ...", file=sys.stderr, flush=True)
+            results.append(run_process(spec, timeout=900))
     report = {"command": "python -m benchmarks.notebook_order " + " ".join(argv if argv is not None else sys.argv[1:]),
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(), "runs": results,
-              "summary": [{"spec": r["spec"], **summarize(r)} for r in results if "error" not in r]}
-    text = table(results)
+              "summary": [{"spec": r["spec"], **summarize(r)} for r in pooled(results) if "error" not in r]}
+    text = table(pooled(results))
     if args.gemm_share:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
         out = subprocess.run([sys.executable, "-m", "benchmarks.notebook_order", "--gemm-worker",

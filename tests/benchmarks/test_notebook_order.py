@@ -1,0 +1,44 @@
+"""benchmarks/notebook_order.py: one configuration end to end, and the arithmetic of its table (no timing asserted)."""
+import json
+
+import pytest
+
+from benchmarks import notebook_order
+
+
+def fake(order, threads, minidl_s, torch_s, load=(1.0, 2.0)):
+    spec = {"order": order, "threads": threads, "policy": "auto", "models": {"lenet5": 64}, "rounds": 2}
+    return {"spec": spec, "load_start": load[0], "load_end": load[1],
+            "models": {"lenet5": {"minidl_s": list(minidl_s), "torch_s": list(torch_s)}}}
+
+
+def test_ratios_are_torch_time_over_minidl_time_per_round_and_repeats_pool():
+    first = fake("minidl-first", "default", [0.010, 0.010], [0.020, 0.020])
+    again = fake("minidl-first", "default", [0.010], [0.020], load=(0.5, 3.0))
+    notebook = fake("notebook", "default", [0.040, 0.040, 0.040], [0.020, 0.020, 0.020])
+    pooled = notebook_order.pooled([first, notebook, again])
+    assert len(pooled) == 2 and len(pooled[0]["models"]["lenet5"]["minidl_s"]) == 3
+    assert (pooled[0]["load_start"], pooled[0]["load_end"]) == (0.5, 3.0)
+    assert notebook_order.summarize(pooled[0])["lenet5"]["ratio"] == pytest.approx(2.0)
+    assert notebook_order.summarize(pooled[1])["lenet5"]["ratio"] == pytest.approx(0.5)
+    rows = notebook_order.table(pooled).splitlines()
+    assert "| 2.00 | 1.00 | 0.5-3.0 |" in rows[2]             # minidl-first: its own reference
+    assert "| 0.50 | 0.25 | 1.0-2.0 |" in rows[3]             # notebook: 4x minidl-first's step time
+
+
+def test_bad_configs_are_refused_in_one_line(capsys):
+    with pytest.raises(SystemExit):
+        notebook_order.main(["--configs", "notebook:3:auto"])
+    assert "--configs: 'notebook:3:auto' is not ORDER:THREADS:POLICY" in capsys.readouterr().err
+
+
+def test_one_configuration_runs_and_writes_json(tmp_path, capsys):
+    pytest.importorskip("torch")
+    out = tmp_path / "nb.json"
+    notebook_order.main(["--quick", "--rounds", "2", "--repeat", "1", "--configs", "notebook:1:auto", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    run, = saved["runs"]
+    assert "error" not in run, run
+    assert run["numba_threading_layer"] == "workqueue" and run["thread_policy"]["blas_threads"] == 1
+    assert len(run["models"]["lenet5"]["minidl_s"]) == 2 and saved["summary"][0]["lenet5"]["ratio"] > 0
+    assert "| notebook | 1 | auto | lenet5/64 |" in capsys.readouterr().out
