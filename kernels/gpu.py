@@ -22,8 +22,11 @@ How they are tested without a GPU (tests/kernels/test_cuda_sources.py):
       functions of this module run on NumPy arrays on the CPU, each launch executing its (block, thread)
       pairs one after another with odd grid and block sizes. This checks the kernels' arithmetic and this
       module's glue (shapes, dtypes, argument types) against the reference. It cannot check races, shared
-      memory, device math-library rounding, NVRTC itself or performance: tests/kernels/test_gpu.py does
-      the same comparisons on a real device.
+      memory, device math-library rounding, NVRTC itself or performance: the ``backend`` fixture of
+      tests/kernels runs the same comparisons on a real device ("gpu").
+
+The arguments are checked once, by the dispatchers of ``minidl.kernels`` (kernels/_checks.py); the
+functions here assume arguments that passed.
 
 CuPy is optional for minidl: without it this module still imports (its tables are read by the tests), but
 calling a kernel needs it.

@@ -13,9 +13,8 @@ def _max_pool2d_forward(x, y, indices, KH, KW, SH, SW, PH, PW, OH, OW):
     # candidates of all windows are gathered into one contiguous row, then a branch-free loop keeps the
     # best (strictly greater, or the first NaN) with selects, which vectorises. Windows start at -inf and at
     # the index of their first element inside x; candidates in the padding (or, with ceil_mode, past the
-    # edge) never win. The loop with the window's bounds and a data-dependent branch per element that it
-    # replaces: 3x3/2 pad 1 on 16x64x112x112 110 ms -> 39 ms, AlexNet's 3x3/2 on 16x96x55x55 38 -> 14 ms,
-    # GoogLeNet's 3x3/1 on 16x192x28x28 78 -> 29 ms (1 thread); the same results, bit for bit.
+    # edge) never win. About 3x faster than a loop with the window's bounds and a data-dependent branch per
+    # element (benchmarks/README.md), with the same results, bit for bit.
     P, H, W = x.shape
     L = OH * OW
     for p in prange(P):
@@ -56,8 +55,8 @@ def _max_pool2d_forward(x, y, indices, KH, KW, SH, SW, PH, PW, OH, OW):
 
 @njit(cache=True, parallel=True)
 def _max_pool2d_forward_2x2(x, y, indices):
-    # The common 2x2, stride 2, unpadded window with its loops unrolled: measured 5-8x faster than the
-    # general loop (16x64x112x112: ~8 ms against ~65 ms). Same scan order and tie rule.
+    # The common 2x2, stride 2, unpadded window with its loops unrolled: 5-8x faster than the general loop.
+    # Same scan order and tie rule.
     P, H, W = x.shape
     OH, OW = y.shape[1:]
     for p in prange(P):
@@ -84,12 +83,11 @@ def _max_pool2d_forward_2x2(x, y, indices):
 @njit(cache=True, parallel=True)
 def _max_pool2d_forward_2x2_short(x, y, indices, OH, OW):
     # The 2x2 kernel above for short output rows (OW < 32). There LLVM leaves the row loop scalar, and its
-    # three data-dependent compares mispredict on real activations: ~10 ns per output on LeNet S2/S4
-    # (sorted input: 1.4 ns). Here each plane's windows are first gathered into four contiguous rows
-    # (plain copies), then one loop over the whole plane picks the max and its index with selects and
-    # integer arithmetic instead of branches, which vectorises. 1-thread: LeNet S2 (64x6x28x28) 0.15-0.35 ms
-    # vs 0.7-1.2 ms, S4 (64x16x10x10) 0.08 vs 0.27 ms, 16x512x28x28 3.5 vs 17 ms; on 112x112 planes the
-    # kernel above stays faster. Same results, bit for bit: first max wins, the first NaN wins.
+    # three data-dependent compares mispredict on real activations. Here each plane's windows are first
+    # gathered into four contiguous rows (plain copies), then one loop over the whole plane picks the max
+    # and its index with selects and integer arithmetic instead of branches, which vectorises (3-5x faster
+    # on LeNet's S2/S4; on 112x112 planes the kernel above stays faster). Same results, bit for bit: first
+    # max wins, the first NaN wins.
     # y, indices: (P, OH*OW).
     P, H, W = x.shape
     L = OH * OW
@@ -244,32 +242,33 @@ def _avg_pool2d_backward_2x2(gy, gx):
                 gx[p, 2 * oh + 1, 2 * ow + 1] = g
 
 
-def _is_avg_pool_2x2(H, W, OH, OW, KH, KW, SH, SW, PH, PW):
-    return (KH, KW, SH, SW, PH, PW) == (2, 2, 2, 2, 0, 0) and 2 * OH <= H and 2 * OW <= W
+def _avg_pool(a, out_hw, H, W, OH, OW, window, count_include_pad, unrolled, general):
+    """Run an average-pooling kernel on the N*C planes of a (C-contiguous copy of) a: the unrolled 2x2/2 one
+    when every window lies inside x, else the general one; -> (N, C) + out_hw."""
+    N, C = a.shape[:2]
+    a = np.ascontiguousarray(a)
+    out = np.empty((N, C) + out_hw, dtype=a.dtype)
+    planes = (a.reshape((N * C,) + a.shape[2:]), out.reshape((N * C,) + out_hw))
+    if window == (2, 2, 2, 2, 0, 0) and 2 * OH <= H and 2 * OW <= W:
+        unrolled(*planes)
+    else:
+        general(*planes, *window, bool(count_include_pad))
+    return out
 
 
 def avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False, count_include_pad=True):
     """Numba average pooling: x (N, C, H, W) -> y (N, C, OH, OW). See reference.avg_pool2d_forward."""
-    N, C, H, W = x.shape
+    H, W = x.shape[2:]
     OH, OW = window_count(H, KH, SH, PH, 1, ceil_mode), window_count(W, KW, SW, PW, 1, ceil_mode)
-    x = np.ascontiguousarray(x)
-    y = np.empty((N, C, OH, OW), dtype=x.dtype)
-    if _is_avg_pool_2x2(H, W, OH, OW, KH, KW, SH, SW, PH, PW):
-        _avg_pool2d_forward_2x2(x.reshape(N * C, H, W), y.reshape(N * C, OH, OW))
-        return y
-    _avg_pool2d_forward(x.reshape(N * C, H, W), y.reshape(N * C, OH, OW), KH, KW, SH, SW, PH, PW,
-                        bool(count_include_pad))
-    return y
+    return _avg_pool(x, (OH, OW), H, W, OH, OW, (KH, KW, SH, SW, PH, PW), count_include_pad,
+                     _avg_pool2d_forward_2x2, _avg_pool2d_forward)
 
 
 def avg_pool2d_backward(gy, H, W, KH, KW, SH, SW, PH, PW, ceil_mode=False, count_include_pad=True):
     """Numba average-pooling gradient: gy (N, C, OH, OW) -> gx (N, C, H, W). See reference.avg_pool2d_backward."""
-    N, C, OH, OW = gy.shape
-    gy = np.ascontiguousarray(gy)
-    gx = np.empty((N, C, H, W), dtype=gy.dtype)
-    if _is_avg_pool_2x2(H, W, OH, OW, KH, KW, SH, SW, PH, PW):
-        _avg_pool2d_backward_2x2(gy.reshape(N * C, OH, OW), gx.reshape(N * C, H, W))
-        return gx
+    OH, OW = gy.shape[2:]
+    return _avg_pool(gy, (H, W), H, W, OH, OW, (KH, KW, SH, SW, PH, PW), count_include_pad,
+                     _avg_pool2d_backward_2x2, _avg_pool2d_backward)
     _avg_pool2d_backward(gy.reshape(N * C, OH, OW), gx.reshape(N * C, H, W), KH, KW, SH, SW, PH, PW,
                          bool(count_include_pad))
     return gx
