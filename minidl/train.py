@@ -173,6 +173,7 @@ def _main(argv, session=None):
     config = resolve_config(args, checkpoint)
     _check_device(config["device"])
     _check_world(args, config, checkpoint)
+    minidl.set_performance_defaults()   # the process tuning for training (minidl/performance.py)
     session["started"] = True
     return Run(args, config, checkpoint, weights).execute()
 
