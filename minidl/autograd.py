@@ -176,3 +176,11 @@ def _traverse(roots, root_grads, retain_graph, create_graph, inputs):
         if not retain_graph:
             func.release()
     return captured if capture else None
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
+    """:func:`minidl.grad` under PyTorch's other name for it, ``torch.autograd.grad`` (defined beside Tensor in
+    ``minidl/tensor.py``, which builds the Tensors it returns)."""
+    from minidl.tensor import grad as tensor_grad
+    return tensor_grad(outputs, inputs, grad_outputs, retain_graph=retain_graph, create_graph=create_graph,
+                       allow_unused=allow_unused)

@@ -152,7 +152,9 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
     the tolerances and the float64 requirement) with respect to the inputs (the second derivatives) and to
     the cotangents v (which checks the first-order backward_graph). ``grad_outputs`` are the v (float64
     Tensors that require grad, one per floating-point output); by default drawn at random from ``seed``.
-    A failure names the input or cotangent and the element with the worst error.
+    A failure names the input or cotangent and the element with the worst error. The checks evaluate ``fn``
+    under ``no_grad()`` for the finite differences: an ``fn`` that itself takes a gradient (a third-order
+    check) opens ``with minidl.enable_grad():`` inside.
     """
     from minidl.autograd import enable_grad
     from minidl.tensor import grad

@@ -16,6 +16,7 @@ from hypothesis.extra import numpy as hnp
 import minidl
 import minidl.functions as F
 from minidl import Function, GradcheckError, gradgradcheck
+from tests.helpers import t64, tie_free
 
 
 def leaf(shape, low=-2.0, high=2.0, seed=0):
@@ -32,9 +33,7 @@ def away_from_zero(shape, seed=0, low=0.2, high=2.0):
 
 def distinct(shape, seed=0):
     """A shuffled grid spaced 0.1 apart: no ties (max, min, maximum) within eps."""
-    n = int(np.prod(shape))
-    values = np.random.default_rng(seed).permutation(n) * 0.1 - 0.05 * n
-    return minidl.tensor(values.reshape(shape), dtype="float64", requires_grad=True)
+    return t64(tie_free(shape, np.random.default_rng(seed)))
 
 
 shapes = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4)
@@ -71,6 +70,13 @@ def test_grad_returns_a_tuple_and_leaves_dot_grad_alone():
     np.testing.assert_allclose(gx.data, np.exp(x.data) * y.data)
     np.testing.assert_allclose(gy.data, np.exp(x.data))
     assert gx.creator is None and not gx.requires_grad           # no create_graph: a plain tensor
+
+
+def test_grad_is_also_minidl_autograd_grad_as_in_torch():
+    x = leaf((3,))
+    (g,) = minidl.autograd.grad((x * x).sum(), [x], create_graph=True)
+    assert g.creator is not None
+    np.testing.assert_allclose(g.data, 2 * x.data)
 
 
 def test_grad_with_grad_outputs_and_several_outputs():
