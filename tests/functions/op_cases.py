@@ -1,4 +1,4 @@
-"""The one table of op cases for ``minidl.functions`` and the Tensor methods: every row drives every check.
+"""The one table of op cases for ``minidl.functions`` and the Tensor methods: every row runs every check it can.
 
 A case is an :class:`OpCase`: an id (``NAME`` or ``NAME-variant``, NAME the public function it exercises),
 ``call(M, *tensors)`` written once for both libraries (M is ``minidl.functions``, or torch with its
