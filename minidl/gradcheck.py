@@ -17,9 +17,9 @@ function (x, v) -> v^T df/dx computed by ``minidl.grad(..., create_graph=True)``
 """
 import numpy as np
 
-from minidl.autograd import no_grad
+from minidl.autograd import enable_grad, no_grad
 from minidl.backend import as_device_array
-from minidl.tensor import Tensor
+from minidl.tensor import Tensor, grad
 
 
 class GradcheckError(AssertionError):
@@ -47,6 +47,8 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, mode="auto", num_direc
     (full when the inputs have at most ``max_full`` elements in all). ``fn`` must be deterministic: reseed
     inside it if it draws random numbers (dropout). Returns True, or raises GradcheckError naming the
     input and the element with the worst error (returns False instead if ``raise_exception`` is False).
+    The analytic gradients come from ``minidl.grad``: no input's ``.grad`` is touched, and an input need not
+    be a leaf.
     """
     inputs = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
     checked = [i for i, x in enumerate(inputs) if x.requires_grad]
@@ -66,8 +68,6 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, mode="auto", num_direc
         raise ValueError("gradcheck: fn returned no floating-point tensor")
     cotangents = [rng.standard_normal(o.shape) for o in outs]
 
-    for i in checked:
-        inputs[i].grad = None
     outs = _outputs(fn, inputs)
     loss = None
     for o, u in zip(outs, cotangents):
@@ -75,12 +75,11 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, mode="auto", num_direc
             continue
         term = (o * Tensor(as_device_array(u, o.device).astype(o.dtype))).sum()
         loss = term if loss is None else loss + term
-    analytic = {}
-    if loss is not None:
-        loss.backward()
-    for i in checked:
-        g = inputs[i].grad
-        analytic[i] = np.zeros(inputs[i].shape) if g is None else as_device_array(g.data, "cpu").astype(np.float64)
+    # minidl.grad, not backward(): no input's .grad is touched, and an input that is not a leaf (x = t * 2)
+    # gets its gradient too (its data is what the finite differences nudge).
+    found = [None] * len(checked) if loss is None else grad(loss, [inputs[i] for i in checked], allow_unused=True)
+    analytic = {i: np.zeros(inputs[i].shape) if g is None else as_device_array(g.data, "cpu").astype(np.float64)
+                for i, g in zip(checked, found)}
 
     total = sum(inputs[i].numel() for i in checked)
     full = mode == "full" or (mode == "auto" and total <= max_full)
@@ -156,9 +155,6 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
     under ``no_grad()`` for the finite differences: an ``fn`` that itself takes a gradient (a third-order
     check) opens ``with minidl.enable_grad():`` inside.
     """
-    from minidl.autograd import enable_grad
-    from minidl.tensor import grad
-
     inputs = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
     if not any(x.requires_grad for x in inputs):
         raise ValueError("gradgradcheck: no input requires grad; create them with requires_grad=True")

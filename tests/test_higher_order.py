@@ -505,3 +505,11 @@ def test_example_newton_and_hessian_vector_product(capsys):
     example["main"]()
     printed = capsys.readouterr().out
     assert f"{newton_steps:4d} steps" in printed and f"{descent_steps:4d} steps" in printed
+
+
+def test_gradcheck_and_gradgradcheck_take_a_non_leaf_input_and_leave_dot_grad_alone():
+    base = leaf((3,))
+    x = base * 2.0                      # not a leaf: the checks differentiate with respect to x itself
+    assert minidl.gradcheck(lambda x: F.exp(x) * x, [x])
+    assert gradgradcheck(lambda x: F.exp(x) * x, [x])
+    assert base.grad is None and x.grad is None
