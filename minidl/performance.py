@@ -15,8 +15,10 @@ instead, so the import order does not matter:
    threads spinning; workqueue's threads block on a condition variable. This is the one global setting
    ``import minidl`` makes (it changes the layer of every Numba parallel kernel in the process that did
    not choose one). Deviation to know: the workqueue layer is not thread-safe, so two Python threads must
-   not run minidl's CPU kernels at the same moment (minidl's own data loader threads run none); choose
-   ``NUMBA_THREADING_LAYER=omp`` or ``tbb`` before importing minidl for that.
+   not run minidl's CPU kernels at the same moment: Numba aborts the process, saying so (minidl's own data
+   loader threads run no kernel). A program that computes in several threads sets
+   ``NUMBA_THREADING_LAYER=omp`` (or ``tbb``) before importing minidl. The PyPI ``tbb`` 2023.2 wheel is
+   not accepted by Numba 0.68 here, so tbb could not be measured.
 2. **While minidl computes, NumPy's BLAS runs on ``blas_threads`` threads** (default 1), and the caller's
    setting is restored after. "While minidl computes" is the outermost ``nn.Module`` call (the forward
    pass) and ``backward`` (:func:`guarded` marks them); nested calls cost a counter. With one BLAS thread
