@@ -14,10 +14,11 @@ minidl / PyTorch of training throughput (> 1: minidl is faster), the median over
                   minidl-first: ``import minidl`` before numpy and torch.
     threads       default: every pool at its default (2 here); 1: torch.set_num_threads(1),
                   numba.set_num_threads(1) and BLAS limited to 1 (threadpoolctl) for the whole process.
-    policy        auto: minidl's policy (minidl/performance.py: Numba on workqueue, BLAS at 1 thread inside
-                  minidl's forward and backward). With --options, the alternatives measured against it:
-                  none (Numba's OpenMP layer, no BLAS limit: what minidl did in a notebook before),
-                  blas (OpenMP layer, BLAS limit only), layer (workqueue only, no BLAS limit),
+    policy        auto: minidl's policy (minidl/performance.py: BLAS at 1 thread inside minidl's forward and
+                  backward, Numba's default threading layer, OpenMP here). With --options, the
+                  alternatives measured against it: none (no BLAS limit: what minidl did in a notebook
+                  before), workqueue (BLAS limit + Numba's workqueue layer: the policy's first version),
+                  layer (workqueue only, no BLAS limit),
                   legacy-env (the former import-time settings OPENBLAS_THREAD_TIMEOUT=4 and
                   OMP_WAIT_POLICY=PASSIVE in the environment before NumPy loads, OpenMP layer, no BLAS limit).
 
@@ -48,8 +49,8 @@ DEFAULT_MODELS = {"lenet5": 64, "resnet20": 128}
 POLICY_ENV = {   # environment each policy's process starts with (the benchmark's, not minidl's)
     "auto": {},
     "none": {"NUMBA_THREADING_LAYER": "omp"},
-    "blas": {"NUMBA_THREADING_LAYER": "omp"},
-    "layer": {},
+    "workqueue": {"NUMBA_THREADING_LAYER": "workqueue"},
+    "layer": {"NUMBA_THREADING_LAYER": "workqueue"},
     "legacy-env": {"NUMBA_THREADING_LAYER": "omp", "OPENBLAS_THREAD_TIMEOUT": "4", "OMP_WAIT_POLICY": "PASSIVE"},
 }
 
@@ -197,7 +198,7 @@ def configurations(options, configs=None):
         return chosen
     main = [("minidl-first", "default", "auto"), ("notebook", "default", "auto"),
             ("minidl-first", 1, "auto"), ("notebook", 1, "auto")]
-    extra = [("notebook", "default", p) for p in ("none", "blas", "layer", "legacy-env")]
+    extra = [("notebook", "default", p) for p in ("none", "workqueue", "layer", "legacy-env")]
     return main + (extra if options else [])
 
 

@@ -9,15 +9,13 @@ NCHW float32 tensors, a define-by-run autograd engine, im2col convolutions and N
 """
 __version__ = "0.1.0"
 
-# How minidl shares the cores with NumPy's BLAS (and PyTorch) in any import order: minidl.performance.
-# The one global effect of this import: Numba's threading layer becomes workqueue unless the program chose
-# one (before any minidl kernel can load). Process tuning is minidl.set_performance_defaults(), not an import.
+# How minidl shares the cores with NumPy's BLAS (and PyTorch) in any import order: minidl.performance (a
+# run-time thread policy; this import sets nothing process-wide but Numba's cache folder, in Numba's config).
+# Process tuning is minidl.set_performance_defaults(), not an import.
 from minidl import performance
 from minidl.performance import set_performance_defaults
 
-performance.choose_numba_threading_layer()
-
-from minidl import backend, cuda  # noqa: E402  (after the threading layer is chosen)
+from minidl import backend, cuda  # noqa: E402
 from minidl.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from minidl.creation import (arange, full, ones, ones_like, rand, randint, randn, tensor, zeros,
                              zeros_like)

@@ -235,6 +235,28 @@ def constant_like(mask, like):
     return Tensor(mask.astype(like.dtype, copy=False))
 
 
+class RecordedThrough(Function):
+    """y = g, recorded as a function of g and of ``xs`` with a zero derivative in each x (see ``through``)."""
+    saves_arrays = False
+
+    def forward(self, g, *xs):
+        return g.copy()
+
+    def backward(self, gy):
+        return (gy, *(self.xp.zeros(x.shape, x.dtype) for x in self.inputs[1:]))
+
+    def backward_graph(self, gy):
+        return (gy, *(Tensor(self.xp.zeros(x.shape, x.dtype)) for x in self.inputs[1:]))
+
+
+def through(g, *xs):
+    """The gradient ``g`` of a piecewise-linear op, recorded as depending on its input(s) ``xs``, whose only
+    influence was a piecewise-constant mask (relu's x > 0, max pooling's switches): differentiating it
+    again gives zeros in x, as PyTorch records it (ThresholdBackwardBackward0, MaxPool2DWithIndicesBackward-
+    Backward0, ...), instead of "does not require grad" or a None ``.grad``."""
+    return RecordedThrough()(g, *xs)
+
+
 def pow(x, exponent):
     if isinstance(exponent, numbers.Number):
         require_float("pow", as_tensor(x))
@@ -345,8 +367,8 @@ class Abs(Function):
     def backward(self, gy):
         return gy * self.xp.sign(self.x)
 
-    def backward_graph(self, gy):   # sign(x) is a constant: the second derivative is 0 (a.e.)
-        return mul(gy, constant_like(self.xp.sign(self.x), gy))
+    def backward_graph(self, gy):   # sign(x) is a constant: the second derivative is 0 (a.e.), recorded as torch
+        return through(mul(gy, constant_like(self.xp.sign(self.x), gy)), self.inputs[0])
 
 
 def abs(x):  # noqa: A001 - mirrors torch.abs

@@ -9,22 +9,21 @@ both read their settings from the environment once, when the library loads, so a
 0.14x PyTorch in that order, 1.26x with minidl imported first; issue 15). The policy here acts at run time
 instead, so the import order does not matter:
 
-1. **Numba's threading layer is ``workqueue``** unless the program chose one (``NUMBA_THREADING_LAYER`` or
-   ``numba.config.THREADING_LAYER``) or a Numba parallel kernel already ran. The default OpenMP layer
-   loads ``libgomp.so.1``, which is the very copy PyTorch ships and loads first in a notebook, with its
-   threads spinning; workqueue's threads block on a condition variable. This is the one global setting
-   ``import minidl`` makes (it changes the layer of every Numba parallel kernel in the process that did
-   not choose one). Deviation to know: the workqueue layer is not thread-safe, so two Python threads must
-   not run minidl's CPU kernels at the same moment: Numba aborts the process, saying so (minidl's own data
-   loader threads run no kernel). A program that computes in several threads sets
-   ``NUMBA_THREADING_LAYER=omp`` (or ``tbb``) before importing minidl. The PyPI ``tbb`` 2023.2 wheel is
-   not accepted by Numba 0.68 here, so tbb could not be measured.
+1. **Numba's threading layer is left as the program has it** (Numba's default: OpenMP here, as no TBB is
+   installed). An earlier version of this policy switched it to ``workqueue`` (threads that block instead
+   of spinning): under heavy oversubscription (load 5-8 on 2 cores) that measured faster, but on a quiet
+   machine it made minidl's steps 1.3-1.8x slower in either import order (ResNet-20 b128: 1574 vs 859 ms
+   minidl-first, 1759 vs 876 ms in notebook order; benchmarks/README.md), and it aborts the process when
+   two Python threads launch kernels at once. :func:`choose_numba_threading_layer` still makes that choice
+   for a program that wants it, before the first kernel runs. Whatever the layer, minidl launches one CPU
+   kernel at a time (a lock in ``minidl.kernels.cpu``), so two threads may train at once.
 2. **While minidl computes, NumPy's BLAS runs on ``blas_threads`` threads** (default 1), and the caller's
    setting is restored after. "While minidl computes" is the outermost ``nn.Module`` call (the forward
    pass) and ``backward`` (:func:`guarded` marks them); nested calls cost a counter. With one BLAS thread
    OpenBLAS never wakes its helper threads during minidl's step, so none spins when Numba's threads (or
    PyTorch's, next in the notebook) need the cores; the GEMMs lose their second thread, which measured
-   cheaper than the fight on the 2-core machine (benchmarks/notebook_order.py). The limit is set through
+   cheaper than the fight on the 2-core machine (benchmarks/notebook_order.py); with it, the notebook
+   order ran within noise of minidl-first on a quiet machine (ResNet-20 b128 876 vs 859 ms per step). The limit is set through
    threadpoolctl, which finds every BLAS loaded into the process; ``set_thread_policy(blas_threads=None)``
    switches it off.
 

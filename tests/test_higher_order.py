@@ -513,3 +513,41 @@ def test_gradcheck_and_gradgradcheck_take_a_non_leaf_input_and_leave_dot_grad_al
     assert minidl.gradcheck(lambda x: F.exp(x) * x, [x])
     assert gradgradcheck(lambda x: F.exp(x) * x, [x])
     assert base.grad is None and x.grad is None
+
+
+# Which gradients PyTorch records as depending on the input: a piecewise-linear op's gradient is recorded
+# through its input (relu: ThresholdBackwardBackward0), so differentiating it again gives zeros, where a
+# gradient built from a boolean mask (clamp) or none at all (mean) does not require grad.
+RECORDED = [   # (id, the op written once for both libraries, whether torch records the gradient through x)
+    ("relu", lambda M, x: M.nn.functional.relu(x), True),
+    ("leaky_relu", lambda M, x: M.nn.functional.leaky_relu(x, 0.1), True),
+    ("abs", lambda M, x: x.abs(), True),
+    ("max_pool2d", lambda M, x: M.nn.functional.max_pool2d(x, 2), True),
+    ("avg_pool2d", lambda M, x: M.nn.functional.avg_pool2d(x, 2), True),
+    ("adaptive_avg_pool2d-2", lambda M, x: M.nn.functional.adaptive_avg_pool2d(x, 2), True),
+    ("adaptive_avg_pool2d-1", lambda M, x: M.nn.functional.adaptive_avg_pool2d(x, 1), False),
+    ("clamp", lambda M, x: x.clamp(-0.5, 0.5), False),
+    ("amax", lambda M, x: x.amax(-1), False),
+    ("max-dim", lambda M, x: x.max(-1)[0], False),
+    ("mean", lambda M, x: x.mean(), False),
+    ("getitem", lambda M, x: x[..., 1], False),
+]
+
+
+@pytest.mark.parametrize("name, op, expected", RECORDED, ids=[r[0] for r in RECORDED])
+def test_a_gradient_depends_on_its_input_where_pytorch_records_it(name, op, expected):
+    torch = pytest.importorskip("torch")
+    data = tie_free((2, 3, 4, 4), np.random.default_rng(0))
+    xt = torch.tensor(data, requires_grad=True)
+    gt, = torch.autograd.grad(op(torch, xt).sum(), xt, create_graph=True)
+    assert gt.requires_grad == expected
+    x = minidl.tensor(data, requires_grad=True)
+    as_torch = type("M", (), {"nn": type("nn", (), {"functional": F})})   # M.nn.functional is minidl.functions
+    g, = minidl.grad(op(as_torch, x).sum(), x, create_graph=True)
+    np.testing.assert_array_equal(g.numpy(), gt.detach().numpy())
+    assert g.requires_grad == gt.requires_grad
+    if expected:     # differentiating again: zeros, as torch (not "does not require grad")
+        gg, = minidl.grad((g * g).sum(), x)
+        ggt, = torch.autograd.grad((gt * gt).sum(), xt)
+        np.testing.assert_array_equal(gg.numpy(), ggt.numpy())
+        assert not gg.numpy().any()

@@ -20,7 +20,31 @@ from minidl.kernels.cpu.pooling import (avg_pool2d_backward, avg_pool2d_forward,
                                         max_pool2d_forward)
 from minidl.kernels.cpu.winograd import crop_nchw, pad_nhwc, winograd_tiles, winograd_untiles
 
+import functools
+import threading
+
 __all__ = ["avg_pool2d_backward", "avg_pool2d_forward", "batch_norm_backward", "batch_norm_forward_eval",
            "batch_norm_forward_train", "col2im", "col2im_gemm", "crop_nchw", "depthwise_conv2d",
            "depthwise_conv2d_grad_weight", "im2col", "im2col_gemm", "lrn_backward", "lrn_forward",
            "max_pool2d_backward", "max_pool2d_forward", "pad_nhwc", "winograd_tiles", "winograd_untiles"]
+
+
+# One kernel at a time in the process: minidl runs Numba on its workqueue threading layer
+# (minidl/performance.py), which aborts the whole process when two Python threads launch parallel kernels
+# at the same moment (a notebook training two models in threads, thread-based ranks in tests). A kernel
+# releases the GIL while its threads run, so the GIL does not prevent that; this lock does, for ~0.2 us a
+# call. Reentrant, so a kernel may call another public one.
+_LAUNCH = threading.RLock()
+
+
+def _one_at_a_time(kernel):
+    @functools.wraps(kernel)
+    def serialized(*args, **kwargs):
+        with _LAUNCH:
+            return kernel(*args, **kwargs)
+    return serialized
+
+
+for _name in __all__:
+    globals()[_name] = _one_at_a_time(globals()[_name])
+del _name

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from minidl import random as _random
+from minidl.functions._checks import pair
 
 _local = threading.local()
 
@@ -39,11 +40,8 @@ def apply_to_batch(transform, images):
 
 
 def _pair(size, name):
-    if isinstance(size, (int, np.integer)):
-        size = (int(size), int(size))
-    if len(size) != 2 or min(size) <= 0:
-        raise ValueError(f"{name}: size must be a positive int or (height, width), got {size}")
-    return tuple(int(s) for s in size)
+    """A positive int or (height, width): minidl's one pair parser (minidl.functions._checks.pair)."""
+    return pair(size, name, "size", minimum=1)
 
 
 def _check_image(x, name):

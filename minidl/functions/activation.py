@@ -4,7 +4,7 @@ import warnings
 
 from minidl import ops
 from minidl.functions._checks import as_input
-from minidl.ops import constant_like
+from minidl.ops import constant_like, through
 from minidl.tensor import Function
 
 
@@ -19,8 +19,8 @@ class ReLU(Function):
     def backward(self, gy):
         return gy * (self.y > 0)
 
-    def backward_graph(self, gy):   # a constant mask: the second derivative is 0 (a.e.)
-        return gy * constant_like(self.y > 0, gy)
+    def backward_graph(self, gy):   # a constant mask: the second derivative is 0 (a.e.), recorded as torch
+        return through(gy * constant_like(self.y > 0, gy), self.inputs[0])
 
 
 def relu(input):  # noqa: A002 - torch's name
@@ -40,7 +40,7 @@ class LeakyReLU(Function):
         return self.xp.where(self.mask, gy, gy * self.slope)
 
     def backward_graph(self, gy):   # a constant slope per element: the second derivative is 0 (a.e.)
-        return gy * constant_like(self.xp.where(self.mask, 1.0, self.slope), gy)
+        return through(gy * constant_like(self.xp.where(self.mask, 1.0, self.slope), gy), self.inputs[0])
 
 
 def leaky_relu(input, negative_slope=0.01):  # noqa: A002 - torch's name

@@ -15,6 +15,7 @@ whose own gradient is its adjoint, and all orders run the first-order kernels:
 """
 from minidl import backend, kernels
 from minidl.functions._checks import as_input, check_ndim, pair
+from minidl.ops import through
 from minidl.tensor import Function, Tensor
 
 
@@ -49,8 +50,8 @@ class MaxPool2d(Function):
     def backward(self, gy):
         return kernels.max_pool2d_backward(gy, self.indices, *self.x_hw)
 
-    def backward_graph(self, gy):
-        return MaxPool2dBackward(self.indices, self.x_hw)(gy)
+    def backward_graph(self, gy):   # recorded as depending on x through the switches, as torch
+        return through(MaxPool2dBackward(self.indices, self.x_hw)(gy), self.inputs[0])
 
 
 def _gather(g, indices):
@@ -180,8 +181,8 @@ class AvgPool2d(Function):
     def backward(self, gy):
         return kernels.avg_pool2d_backward(gy, *self.x_hw, *self.args)
 
-    def backward_graph(self, gy):
-        return AvgPool2dBackward(self.args, self.x_hw)(gy)
+    def backward_graph(self, gy):   # recorded as depending on x (zero derivative), as torch
+        return through(AvgPool2dBackward(self.args, self.x_hw)(gy), self.inputs[0])
 
 
 class AvgPool2dBackward(AvgPool2d):
@@ -240,8 +241,8 @@ class AdaptiveAvgPool2d(Function):
                 gx[:, :, h0:h1, w0:w1] += gy[:, :, i:i + 1, j:j + 1] / ((h1 - h0) * (w1 - w0))
         return gx
 
-    def backward_graph(self, gy):
-        return AdaptiveAvgPool2dBackward(self.out_hw, self.x_shape)(gy)
+    def backward_graph(self, gy):   # recorded as depending on x (zero derivative), as torch
+        return through(AdaptiveAvgPool2dBackward(self.out_hw, self.x_shape)(gy), self.inputs[0])
 
 
 class AdaptiveAvgPool2dBackward(AdaptiveAvgPool2d):
