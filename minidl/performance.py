@@ -49,7 +49,9 @@ def choose_numba_threading_layer(layer="workqueue"):
     """Make ``layer`` Numba's threading layer unless the program chose one; return the layer in force.
 
     Numba fixes its layer at the first parallel kernel launch; before that, ``numba.config.THREADING_LAYER``
-    is ``"default"`` unless ``NUMBA_THREADING_LAYER`` was set. Called once when minidl is imported.
+    is ``"default"`` unless ``NUMBA_THREADING_LAYER`` was set. minidl does not call it (see point 1 of the
+    module docstring); a program that wants workqueue's blocking threads, e.g. on an oversubscribed
+    machine, calls it before its first kernel runs.
     """
     import numba
     from numba.np.ufunc import parallel
