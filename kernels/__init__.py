@@ -29,26 +29,35 @@ if __name__ != "minidl.kernels":
     raise ImportError(f"import minidl.kernels, not kernels: this folder was imported as {__name__!r}, and "
                       "a second copy would JIT-compile every Numba kernel again")
 
-# Numba's on-disk cache outside the checkout. Set in Numba's config, not in os.environ (importing minidl
-# leaves the environment alone, and Numba may be imported already): each kernel reads it when decorated
-# below. An explicit NUMBA_CACHE_DIR wins. Thread policy and malloc tuning: minidl/performance.py.
-import numba.core.config as _numba_config  # noqa: E402
-
-if not os.environ.get("NUMBA_CACHE_DIR"):
-    _numba_config.CACHE_DIR = os.path.join(
-        os.environ.get("MINIDL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "minidl"), "numba")
-
-from minidl.kernels import cpu, reference  # noqa: E402  (after the cache dir)
-from minidl.kernels import compile_notice  # noqa: E402,F401  (says once when a kernel must compile)
+from minidl.kernels import reference  # noqa: E402
 from minidl.kernels import _checks  # noqa: E402  (the argument checks, once for every kernel set)
 from minidl.kernels._checks import conv_output_size, window_count  # noqa: E402
 
-_NUMPY_KERNELS = {"": cpu, "numba": cpu, "cpu": cpu, "reference": reference}
+# The Numba kernels (minidl.kernels.cpu) are imported at the first kernel call, not here: importing Numba
+# takes ~0.35 s, half of `import minidl` (issue 15).
 _mode = os.environ.get("MINIDL_KERNELS", "").strip().lower()
-if _mode not in _NUMPY_KERNELS:
+if _mode not in ("", "numba", "cpu", "reference"):
     raise ImportError(f"minidl.kernels: MINIDL_KERNELS={_mode!r} is not a kernel set: "
                       "expected 'reference' or 'numba' (the default)")
-numpy_kernels = _NUMPY_KERNELS[_mode]
+_numpy_kernels = reference if _mode == "reference" else None
+
+
+def _load_numpy_kernels():
+    """The kernel set for NumPy arrays: minidl.kernels.cpu (Numba), imported on first use, or reference."""
+    global _numpy_kernels
+    if _numpy_kernels is None:
+        from minidl.kernels import cpu
+        _numpy_kernels = cpu
+    return _numpy_kernels
+
+
+def __getattr__(name):
+    # `kernels.numpy_kernels` and `kernels.cpu` load the Numba kernels when first asked for
+    if name == "numpy_kernels":
+        return _load_numpy_kernels()
+    if name == "cpu":
+        return importlib.import_module("minidl.kernels.cpu")
+    raise AttributeError(f"module 'minidl.kernels' has no attribute {name!r}")
 
 
 def _backend_for(x, op):
@@ -60,7 +69,7 @@ def _backend_for(x, op):
         except Exception as error:
             raise RuntimeError(f"minidl.kernels: {op} on a CuPy array needs the GPU kernels (kernels/gpu.py), "
                                f"not available: {type(error).__name__}: {error}") from error
-    return numpy_kernels
+    return _numpy_kernels or _load_numpy_kernels()
 
 
 def array_module(x):

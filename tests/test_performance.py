@@ -197,3 +197,20 @@ def test_two_threads_training_at_once_do_not_abort_the_process():
     minidl launches one kernel at a time (kernels/cpu/__init__.py), so two threads may train at once."""
     result = run_child(TWO_THREADS.format(unlocked=False))
     assert result == {"errors": [], "layer": "workqueue"}
+
+
+def test_import_leaves_numba_for_the_first_kernel_call():
+    """`import minidl` does not import Numba (~0.35 s, half the import); the first kernel call loads the
+    Numba kernels with minidl's cache folder (issue 15's import-time goal)."""
+    result = run_child("""
+import json, sys
+import minidl
+from minidl import nn
+before = "numba" in sys.modules
+nn.MaxPool2d(2)(minidl.randn(1, 1, 4, 4))
+import numba
+print(json.dumps({"before": before, "after": "minidl.kernels.cpu" in sys.modules,
+                  "cache_dir": numba.config.CACHE_DIR}))
+""")
+    assert result["before"] is False and result["after"] is True
+    assert result["cache_dir"].endswith("numba")

@@ -12,6 +12,19 @@ outputs and calls a jitted body; ``minidl.kernels`` has checked the arguments al
 ``prange`` over an independent outer dimension (the N*C planes, or C for per-channel statistics) around a
 contiguous inner loop, which Numba vectorises. Shapes and formulas: see ``reference``.
 """
+import os
+
+# Numba's on-disk cache outside the checkout. Set in Numba's config, not in os.environ (importing minidl
+# leaves the environment alone, and Numba may be imported already), before the kernels below are
+# decorated (each reads it then). An explicit NUMBA_CACHE_DIR wins. Thread policy and malloc tuning:
+# minidl/performance.py.
+import numba.core.config as _numba_config
+
+if not os.environ.get("NUMBA_CACHE_DIR"):
+    _numba_config.CACHE_DIR = os.path.join(
+        os.environ.get("MINIDL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "minidl"), "numba")
+
+from minidl.kernels import compile_notice  # noqa: E402,F401  (says once when a kernel must compile)
 from minidl.kernels.cpu.depthwise import depthwise_conv2d, depthwise_conv2d_grad_weight
 from minidl.kernels.cpu.im2col import col2im, col2im_gemm, im2col, im2col_gemm
 from minidl.kernels.cpu.normalization import (batch_norm_backward, batch_norm_forward_eval,
