@@ -122,19 +122,19 @@ class _CommunicatorBase:
 
     # -- to be provided by each backend --
     def _allreduce_sum_(self, buf):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement _allreduce_sum_")
 
     def _bcast_(self, buf, root):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement _bcast_")
 
     def allgather_object(self, obj):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement allgather_object")
 
     def barrier(self):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement barrier")
 
     def abort(self, code=1):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement abort")
 
     # -- shared --
     def print0(self, *args, **kwargs):
