@@ -13,14 +13,11 @@ minidl / PyTorch of training throughput (> 1: minidl is faster), the median over
     order         notebook: ``import numpy, torch`` first, then minidl (what a notebook does);
                   minidl-first: ``import minidl`` before numpy and torch.
     threads       default: every pool at its default (2 here); 1: torch.set_num_threads(1),
-                  numba.set_num_threads(1) and BLAS limited to 1 (threadpoolctl) for the whole process.
+                  minidl.set_num_threads(1) and BLAS limited to 1 (threadpoolctl) for the whole process.
     policy        auto: minidl's policy (minidl/performance.py: BLAS at 1 thread inside minidl's forward and
-                  backward, Numba's default threading layer, OpenMP here). With --options, the
-                  alternatives measured against it: none (no BLAS limit: what minidl did in a notebook
-                  before), workqueue (BLAS limit + Numba's workqueue layer: the policy's first version),
-                  layer (workqueue only, no BLAS limit),
-                  legacy-env (the former import-time settings OPENBLAS_THREAD_TIMEOUT=4 and
-                  OMP_WAIT_POLICY=PASSIVE in the environment before NumPy loads, OpenMP layer, no BLAS limit).
+                  backward, the kernels and the large GEMMs split over minidl's own blocking threads,
+                  kernels/threads.py). With --options, the alternative measured against it: none (no BLAS
+                  limit: the GEMMs run unsplit on OpenBLAS's own, spinning, threads).
 
 Every configuration runs ``--repeat`` times (default 2), the configurations interleaved, and the table
 pools the rounds of its repeats: the shared machine's load swings 3x from one minute to the next, which
@@ -46,12 +43,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 DEFAULT_MODELS = {"lenet5": 64, "resnet20": 128}
+BATCHES = {"lenet5": 64, "lenet5_paper": 64, "resnet20": 128, "resnet18_cifar": 128}   # others: 16 (224-px models)
 POLICY_ENV = {   # environment each policy's process starts with (the benchmark's, not minidl's)
     "auto": {},
-    "none": {"NUMBA_THREADING_LAYER": "omp"},
-    "workqueue": {"NUMBA_THREADING_LAYER": "workqueue"},
-    "layer": {"NUMBA_THREADING_LAYER": "workqueue"},
-    "legacy-env": {"NUMBA_THREADING_LAYER": "omp", "OPENBLAS_THREAD_TIMEOUT": "4", "OMP_WAIT_POLICY": "PASSIVE"},
+    "none": {},
 }
 
 
@@ -67,15 +62,14 @@ def _worker(spec):
         import numpy as np
         import torch
         import minidl
-    import numba
     minidl.set_performance_defaults()
-    if spec["policy"] in ("none", "layer", "legacy-env"):
+    if spec["policy"] == "none":
         minidl.performance.set_thread_policy(blas_threads=None)
     if spec["threads"] == 1:
         from threadpoolctl import threadpool_limits
         threadpool_limits(1, user_api="blas")
         torch.set_num_threads(1)
-        numba.set_num_threads(1)
+        minidl.set_num_threads(1)
     from benchmarks.models import runner
 
     results = {}
@@ -97,19 +91,17 @@ def _worker(spec):
         results[name] = {"batch": batch, "steps_per_round": steps, "minidl_first_step_s": first, **{
             f"{k}_s": v for k, v in times.items()}}
     print(json.dumps({"spec": spec, "load_start": load_start, "load_end": os.getloadavg()[0],
-                      "numba_threading_layer": numba.threading_layer(),
                       "thread_policy": minidl.performance.thread_policy(), "models": results}), flush=True)
 
 
 def _gemm_share_worker(spec):
     """minidl-first, one thread: perf-sample ``rounds`` training steps of each model; print one JSON line."""
     import minidl
-    import numba
-    import numpy as np
+    import numpy as np  # noqa: F401
     from threadpoolctl import threadpool_limits
     minidl.set_performance_defaults()
     threadpool_limits(1, user_api="blas")
-    numba.set_num_threads(1)
+    minidl.set_num_threads(1)
     from benchmarks.models import runner
     blas = [os.path.basename(info["filepath"]) for info in __import__("threadpoolctl").threadpool_info()
             if info["user_api"] == "blas"]
@@ -145,7 +137,8 @@ def _gemm_share_worker(spec):
 def run_process(spec, timeout):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
-    for key in ("NUMBA_THREADING_LAYER", "OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY"):
+    for key in ("MINIDL_NUM_THREADS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT",
+                "OMP_WAIT_POLICY"):
         env.pop(key, None)
     env.update(POLICY_ENV.get(spec.get("policy", "auto"), {}))
     out = subprocess.run([sys.executable, "-m", "benchmarks.notebook_order", "--worker", json.dumps(spec)],
@@ -198,7 +191,7 @@ def configurations(options, configs=None):
         return chosen
     main = [("minidl-first", "default", "auto"), ("notebook", "default", "auto"),
             ("minidl-first", 1, "auto"), ("notebook", 1, "auto")]
-    extra = [("notebook", "default", p) for p in ("none", "workqueue", "layer", "legacy-env")]
+    extra = [("notebook", "default", "none")]
     return main + (extra if options else [])
 
 
@@ -248,7 +241,7 @@ def main(argv=None):
     unknown = [n for n in names if n not in MODELS]
     if unknown:
         p.error(f"--models: unknown {', '.join(unknown)}; expected some of {', '.join(MODELS)}")
-    models = {n: DEFAULT_MODELS.get(n, 64 if n.startswith("lenet") else 16) for n in names}
+    models = {n: BATCHES.get(n, 16) for n in names}
     rounds = args.rounds or (5 if args.quick else 8)
     try:
         chosen = configurations(args.options, args.configs)

@@ -31,6 +31,7 @@ if __name__ != "minidl.kernels":
 
 from minidl.kernels import reference  # noqa: E402
 from minidl.kernels import _checks  # noqa: E402  (the argument checks, once for every kernel set)
+from minidl.kernels import threads  # noqa: E402  (minidl's CPU threads: no Numba)
 from minidl.kernels._checks import conv_output_size, window_count  # noqa: E402
 
 # The Numba kernels (minidl.kernels.cpu) are imported at the first kernel call, not here: importing Numba
@@ -70,6 +71,14 @@ def _backend_for(x, op):
             raise RuntimeError(f"minidl.kernels: {op} on a CuPy array needs the GPU kernels (kernels/gpu.py), "
                                f"not available: {type(error).__name__}: {error}") from error
     return _numpy_kernels or _load_numpy_kernels()
+
+
+def matmul(a, b, out=None):
+    """a @ b (into out, if given): NumPy arrays split over minidl's threads where large (kernels/threads.py),
+    CuPy arrays by cuBLAS."""
+    if isinstance(a, numpy.ndarray):
+        return threads.matmul(a, b, out)
+    return array_module(a).matmul(a, b, out=out)
 
 
 def array_module(x):
@@ -209,5 +218,5 @@ for _name in KERNELS + GEMM_LAYOUT_KERNELS + DEPTHWISE_KERNELS + WINOGRAD_KERNEL
 del _name
 
 __all__ = ["DEPTHWISE_KERNELS", "GEMM_LAYOUT_KERNELS", "KERNELS", "WINOGRAD_KERNELS", "array_module", "conv_output_size", "cpu",
-           "has_kernel", "numpy_kernels", "reference", *KERNELS, *GEMM_LAYOUT_KERNELS, *DEPTHWISE_KERNELS,
+           "has_kernel", "matmul", "numpy_kernels", "reference", "threads", *KERNELS, *GEMM_LAYOUT_KERNELS, *DEPTHWISE_KERNELS,
            *WINOGRAD_KERNELS, "window_count"]

@@ -16,7 +16,10 @@ Algorithms (``choose`` picks one; each runs alone, for tests and benchmarks):
 """
 import os
 
+import numpy
+
 from minidl import kernels
+from minidl.kernels import threads
 from minidl.kernels import winograd
 
 # Column-buffer elements per chunk of images (2 MB in float32): the chunk stays in cache between im2col and
@@ -44,10 +47,11 @@ WINOGRAD_MAX_FILTER_ELEMENTS = 2 ** 22
 
 
 def grouped_matmul(a, b):
-    """a (G, M, K) @ b (G, K, P) -> (G, M, P): a single 2-D GEMM when G == 1, which BLAS runs best."""
+    """a (G, M, K) @ b (G, K, P) -> (G, M, P): a single 2-D GEMM when G == 1, which BLAS runs best; on
+    minidl's threads (kernels.matmul)."""
     if a.shape[0] == 1:
-        return (a[0] @ b[0])[None]
-    return a @ b
+        return kernels.matmul(a[0], b[0])[None]
+    return kernels.matmul(a, b)
 
 
 def is_pointwise(W, padding):
@@ -132,9 +136,10 @@ def _chunks(N, per_image, W):
     # A chunk's columns hold at least twice the weights' elements: with many large filters (512-channel 3x3
     # layers on 4x4 maps) 2 MB of columns is a handful of images, and every chunk's GEMMs read the weights
     # (and add into dW) again.
+    # On NumPy arrays, a multiple of minidl's thread count of equal chunks: each thread runs its chunks'
+    # whole pipeline (threads.map_chunks).
     limit = max(COL_CHUNK_ELEMENTS, 2 * W.size)
-    step = max(1, min(N, limit // max(per_image, 1)))
-    return [(n0, min(n0 + step, N)) for n0 in range(0, N, step)]
+    return threads.batch_chunks(N, limit // max(per_image, 1), parallel=isinstance(W, numpy.ndarray))
 
 
 def columns(x, W, stride, padding, dilation, groups, OH, OW):
@@ -163,9 +168,13 @@ def gemm_forward(x, W, stride, padding, dilation, groups):
     OW = kernels.conv_output_size(W_in, KW, stride[1], padding[1], dilation[1])
     Wm = W.reshape(G, K // G, Cg * KH * KW)
     y = xp.empty((N, K, OH, OW), dtype=xp.result_type(x.dtype, W.dtype))
-    for n0, n1 in _chunks(N, C * KH * KW * OH * OW, W):
-        y_t = grouped_matmul(Wm, columns(x[n0:n1], W, stride, padding, dilation, groups, OH, OW))
-        y[n0:n1] = y_t.reshape(K, n1 - n0, OH, OW).transpose(1, 0, 2, 3)
+
+    def forward(chunks):
+        for n0, n1 in chunks:
+            y_t = grouped_matmul(Wm, columns(x[n0:n1], W, stride, padding, dilation, groups, OH, OW))
+            y[n0:n1] = y_t.reshape(K, n1 - n0, OH, OW).transpose(1, 0, 2, 3)
+
+    threads.map_chunks(x, _chunks(N, C * KH * KW * OH * OW, W), forward)
     return y
 
 
@@ -192,23 +201,28 @@ def gemm_backward(x, W, gy, stride, padding, dilation, groups, need_gx=True, nee
     Wm_t = W.reshape(G, K // G, Cg * KH * KW).swapaxes(-1, -2)
     pointwise = is_pointwise(W, padding)
     gx = (xp.zeros if pointwise and (SH, SW) != (1, 1) else xp.empty)(x.shape, dtype=gy.dtype) if need_gx else None
-    gW = xp.zeros((G, K // G, Cg * KH * KW), dtype=gy.dtype)
-    gb = xp.zeros(K, dtype=gy.dtype)
-    for n0, n1 in _chunks(N, C * KH * KW * OH * OW, W):
-        n = n1 - n0
-        gy_t = xp.ascontiguousarray(gy[n0:n1].transpose(1, 0, 2, 3)).reshape(G, K // G, n * OH * OW)
-        if need_gb:
-            gb += gy_t.reshape(K, n * OH * OW).sum(axis=-1)
-        col = columns(x[n0:n1], W, stride, padding, dilation, groups, OH, OW)
-        gW += grouped_matmul(col, gy_t.swapaxes(-1, -2)).swapaxes(-1, -2)
-        if not need_gx:
-            continue
-        gcol = grouped_matmul(Wm_t, gy_t)   # (G, C/G*KH*KW, n*OH*OW)
-        if pointwise:
-            gx[n0:n1, :, ::SH, ::SW][:, :, :OH, :OW] = gcol.reshape(C, n, OH, OW).transpose(1, 0, 2, 3)
-        else:
-            gx[n0:n1] = kernels.col2im_gemm(gcol.reshape(C, KH, KW, n, OH, OW), H, W_in, SH, SW, PH, PW, DH, DW)
-    return gx, gW.reshape(W.shape), gb if need_gb else None
+    def backward(chunks):   # -> this part's sums of gW and gb
+        gW = xp.zeros((G, K // G, Cg * KH * KW), dtype=gy.dtype)
+        gb = xp.zeros(K, dtype=gy.dtype) if need_gb else None
+        for n0, n1 in chunks:
+            n = n1 - n0
+            gy_t = xp.ascontiguousarray(gy[n0:n1].transpose(1, 0, 2, 3)).reshape(G, K // G, n * OH * OW)
+            if need_gb:
+                gb += gy_t.reshape(K, n * OH * OW).sum(axis=-1)
+            col = columns(x[n0:n1], W, stride, padding, dilation, groups, OH, OW)
+            gW += grouped_matmul(col, gy_t.swapaxes(-1, -2)).swapaxes(-1, -2)
+            if not need_gx:
+                continue
+            gcol = grouped_matmul(Wm_t, gy_t)   # (G, C/G*KH*KW, n*OH*OW)
+            if pointwise:
+                gx[n0:n1, :, ::SH, ::SW][:, :, :OH, :OW] = gcol.reshape(C, n, OH, OW).transpose(1, 0, 2, 3)
+            else:
+                gx[n0:n1] = kernels.col2im_gemm(gcol.reshape(C, KH, KW, n, OH, OW), H, W_in, SH, SW, PH, PW, DH, DW)
+        return gW, gb
+
+    parts = threads.map_chunks(x, _chunks(N, C * KH * KW * OH * OW, W), backward)
+    gW, gb = threads.sum_parts(parts)
+    return gx, gW.reshape(W.shape), gb
 
 
 def same_padding_backward(x, W, gy, padding, need_gb=True):
@@ -224,17 +238,23 @@ def same_padding_backward(x, W, gy, padding, need_gb=True):
     K, _, KH, KW = W.shape
     PH, PW = padding
     W_flipped = xp.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, K * KH * KW)
-    gW_flipped = xp.zeros((K * KH * KW, C), dtype=gy.dtype)
     gx = xp.empty(x.shape, dtype=gy.dtype)
-    gb = xp.zeros(K, dtype=gy.dtype)
-    for n0, n1 in _chunks(N, max(C, K) * KH * KW * H * W_in, W):
-        n = n1 - n0
-        if need_gb:
-            gb += gy[n0:n1].sum(axis=(0, 2, 3))
-        col_gy = kernels.im2col_gemm(gy[n0:n1], KH, KW, 1, 1, PH, PW).reshape(K * KH * KW, n * H * W_in)
-        x_t = xp.ascontiguousarray(x[n0:n1].transpose(1, 0, 2, 3)).reshape(C, n * H * W_in)
-        gW_flipped += col_gy @ x_t.T       # (K*KH*KW, C); not the transposed x_t @ col_gy.T: BLAS runs it faster
-        gx_t = W_flipped @ col_gy                                              # (C, n*H*W)
-        gx[n0:n1] = gx_t.reshape(C, n, H, W_in).transpose(1, 0, 2, 3)
+
+    def backward(chunks):   # -> this part's sums of the flipped gW and of gb
+        gW_flipped = xp.zeros((K * KH * KW, C), dtype=gy.dtype)
+        gb = xp.zeros(K, dtype=gy.dtype) if need_gb else None
+        for n0, n1 in chunks:
+            n = n1 - n0
+            if need_gb:
+                gb += gy[n0:n1].sum(axis=(0, 2, 3))
+            col_gy = kernels.im2col_gemm(gy[n0:n1], KH, KW, 1, 1, PH, PW).reshape(K * KH * KW, n * H * W_in)
+            x_t = xp.ascontiguousarray(x[n0:n1].transpose(1, 0, 2, 3)).reshape(C, n * H * W_in)
+            gW_flipped += kernels.matmul(col_gy, x_t.T)   # (K*KH*KW, C); not x_t @ col_gy.T: BLAS runs it faster
+            gx_t = kernels.matmul(W_flipped, col_gy)                                # (C, n*H*W)
+            gx[n0:n1] = gx_t.reshape(C, n, H, W_in).transpose(1, 0, 2, 3)
+        return gW_flipped, gb
+
+    parts = threads.map_chunks(x, _chunks(N, max(C, K) * KH * KW * H * W_in, W), backward)
+    gW_flipped, gb = threads.sum_parts(parts)
     gW = xp.ascontiguousarray(gW_flipped.reshape(K, KH, KW, C)[:, ::-1, ::-1, :].transpose(0, 3, 1, 2))
-    return gx, gW, gb if need_gb else None
+    return gx, gW, gb

@@ -29,7 +29,10 @@ minidl.kernels.conv (WINOGRAD). Measured speed-ups against im2col + GEMM: benchm
     >>> y.shape                                                      # = conv2d(x, W, padding=1)
     (2, 16, 8, 8)
 """
+import numpy
+
 from minidl import kernels
+from minidl.kernels import threads
 from minidl.kernels import reference
 
 M_OUT, R = 4, 3                 # F(4x4, 3x3): 4x4 output tiles of a 3x3 filter
@@ -78,9 +81,11 @@ def transform_filters_adjoint(dU, K, C):
     return (t.reshape(-1, ALPHA) @ G_).reshape(K, C, R, R)
 
 
-def _chunks(N, per_image):
-    step = max(1, min(N, CHUNK_ELEMENTS // max(per_image, 1)))
-    return [(n0, min(n0 + step, N)) for n0 in range(0, N, step)]
+def _chunks(x, per_image):
+    # On NumPy arrays, a multiple of minidl's thread count of equal chunks, each thread running its own
+    # chunks' whole pipeline (threads.map_chunks).
+    return threads.batch_chunks(x.shape[0], CHUNK_ELEMENTS // max(per_image, 1),
+                                        parallel=isinstance(x, numpy.ndarray))
 
 
 def conv3x3_forward(x, W):
@@ -92,12 +97,16 @@ def conv3x3_forward(x, W):
     BT_, AT_ = _matrices(xp, x.dtype)
     U = transform_filters(W)
     y = xp.empty((N, K, H, Wd), dtype=x.dtype)
-    for n0, n1 in _chunks(N, ALPHA * ALPHA * max(C, K) * TH * TW):
-        d = kernels.pad_nhwc(x[n0:n1], 1, 1, M_OUT * TH + 2, M_OUT * TW + 2)
-        V = kernels.winograd_tiles(d, BT_, M_OUT, TH, TW)                  # (36, tiles, C)
-        M = xp.matmul(V, U)                                                 # (36, tiles, K)
-        y_tiles = kernels.winograd_untiles(M, AT_, M_OUT, TH, TW, M_OUT * TH, M_OUT * TW)
-        kernels.crop_nchw(y_tiles, 0, 0, H, Wd, out=y[n0:n1])
+
+    def forward(chunks):
+        for n0, n1 in chunks:
+            d = kernels.pad_nhwc(x[n0:n1], 1, 1, M_OUT * TH + 2, M_OUT * TW + 2)
+            V = kernels.winograd_tiles(d, BT_, M_OUT, TH, TW)                  # (36, tiles, C)
+            M = kernels.matmul(V, U)                                            # (36, tiles, K)
+            y_tiles = kernels.winograd_untiles(M, AT_, M_OUT, TH, TW, M_OUT * TH, M_OUT * TW)
+            kernels.crop_nchw(y_tiles, 0, 0, H, Wd, out=y[n0:n1])
+
+    threads.map_chunks(x, _chunks(x, ALPHA * ALPHA * max(C, K) * TH * TW), forward)
     return y
 
 
@@ -110,18 +119,23 @@ def conv3x3_backward(x, W, gy, need_gx=True):
     BT_, AT_ = _matrices(xp, x.dtype)
     B, A = xp.ascontiguousarray(BT_.T), xp.ascontiguousarray(AT_.T)
     U_t = transform_filters(W, transposed=True)                         # (36, K, C)
-    dU = xp.zeros((ALPHA * ALPHA, K, C), dtype=x.dtype)
     gx = xp.empty(x.shape, dtype=x.dtype) if need_gx else None
     Hp, Wp = M_OUT * TH + 2, M_OUT * TW + 2
-    for n0, n1 in _chunks(N, ALPHA * ALPHA * max(C, K) * TH * TW):
-        d = kernels.pad_nhwc(x[n0:n1], 1, 1, Hp, Wp)
-        V = kernels.winograd_tiles(d, BT_, M_OUT, TH, TW)                   # recomputed: keeping it costs 2.25x x
-        g = kernels.pad_nhwc(gy[n0:n1], 0, 0, M_OUT * TH, M_OUT * TW)
-        dM = kernels.winograd_tiles(g, A, M_OUT, TH, TW)                     # (36, tiles, K)
-        dU += xp.matmul(dM.transpose(0, 2, 1), V)                           # (36, K, C)
-        if need_gx:
-            dV = xp.matmul(dM, U_t, out=V)                                  # (36, tiles, C), into V's buffer
-            dd = kernels.winograd_untiles(dV, B, M_OUT, TH, TW, Hp, Wp, out=d)
-            kernels.crop_nchw(dd, 1, 1, H, Wd, out=gx[n0:n1])
-    del U_t, V, dM                       # the filters' 36 matrices can be large (38 MB at 512 x 512): free first
+
+    def backward(chunks):   # -> this part's sum of dU
+        dU = xp.zeros((ALPHA * ALPHA, K, C), dtype=x.dtype)
+        for n0, n1 in chunks:
+            d = kernels.pad_nhwc(x[n0:n1], 1, 1, Hp, Wp)
+            V = kernels.winograd_tiles(d, BT_, M_OUT, TH, TW)                   # recomputed: keeping it costs 2.25x x
+            g = kernels.pad_nhwc(gy[n0:n1], 0, 0, M_OUT * TH, M_OUT * TW)
+            dM = kernels.winograd_tiles(g, A, M_OUT, TH, TW)                     # (36, tiles, K)
+            dU += kernels.matmul(dM.transpose(0, 2, 1), V)                      # (36, K, C)
+            if need_gx:
+                dV = kernels.matmul(dM, U_t, out=V)                             # (36, tiles, C), into V's buffer
+                dd = kernels.winograd_untiles(dV, B, M_OUT, TH, TW, Hp, Wp, out=d)
+                kernels.crop_nchw(dd, 1, 1, H, Wd, out=gx[n0:n1])
+        return dU
+
+    dU = threads.sum_parts(threads.map_chunks(x, _chunks(x, ALPHA * ALPHA * max(C, K) * TH * TW), backward))
+    del U_t                              # the filters' 36 matrices can be large (38 MB at 512 x 512): free first
     return gx, transform_filters_adjoint(dU, K, C)

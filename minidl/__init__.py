@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 # run-time thread policy; this import sets nothing process-wide but Numba's cache folder, in Numba's config).
 # Process tuning is minidl.set_performance_defaults(), not an import.
 from minidl import performance
-from minidl.performance import set_performance_defaults
+from minidl.performance import get_num_threads, set_num_threads, set_performance_defaults
 
 from minidl import backend, cuda  # noqa: E402
 from minidl.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -38,5 +38,5 @@ __all__ = [
     "load", "SerializationError",
     "get_rng_state", "is_grad_enabled", "manual_seed", "no_grad", "ones", "ones_like", "rand", "randint",
     "randn", "set_grad_enabled", "set_rng_state", "tensor", "zeros", "zeros_like", "load_weights", "save_weights",
-    "performance", "set_performance_defaults",
+    "performance", "set_performance_defaults", "set_num_threads", "get_num_threads",
 ]

@@ -1,31 +1,30 @@
 """How minidl shares the CPU's cores, whatever the import order, and the one call that tunes the process.
 
-minidl's CPU work runs on two thread pools, one after the other: OpenBLAS's (NumPy's GEMMs) and Numba's
-(minidl's kernels: im2col, Winograd transforms, pooling, batch norm). On a machine with few cores, a pool
-whose idle threads spin takes the cores the next pool needs. OpenBLAS's helper threads spin for up to
-2^28 cycles after each GEMM, and the OpenMP runtime's threads spin unless ``OMP_WAIT_POLICY=PASSIVE``;
-both read their settings from the environment once, when the library loads, so a setting made by
-``import minidl`` came too late in a notebook that had already imported NumPy or PyTorch (LeNet-5 training:
-0.14x PyTorch in that order, 1.26x with minidl imported first; issue 15). The policy here acts at run time
-instead, so the import order does not matter:
+minidl's CPU work is its Numba kernels (im2col, Winograd transforms, pooling, batch norm) and NumPy's GEMMs.
+Both run on minidl's own threads (``minidl.kernels.threads``): each kernel is a serial Numba loop that the
+pool runs in chunks, and each large GEMM is split into blocks, one BLAS call per thread. The threads block
+between launches; none spins. ``minidl.set_num_threads(n)`` sets how many (default: every CPU the process
+may use), as ``torch.set_num_threads`` does for PyTorch.
 
-1. **Numba's threading layer is left as the program has it** (Numba's default: OpenMP here, as no TBB is
-   installed). An earlier version of this policy switched it to ``workqueue`` (threads that block instead
-   of spinning): under heavy oversubscription (load 5-8 on 2 cores) that measured faster, but on a quiet
-   machine it made minidl's steps 1.3-1.8x slower in either import order (ResNet-20 b128: 1574 vs 859 ms
-   minidl-first, 1759 vs 876 ms in notebook order; benchmarks/README.md), and it aborts the process when
-   two Python threads launch kernels at once. :func:`choose_numba_threading_layer` still makes that choice
-   for a program that wants it, before the first kernel runs. Whatever the layer, minidl launches one CPU
-   kernel at a time (a lock in ``minidl.kernels.cpu``), so two threads may train at once.
-2. **While minidl computes, NumPy's BLAS runs on ``blas_threads`` threads** (default 1), and the caller's
+Why it is done this way (issue 15). On a machine with few cores, a pool whose idle threads spin takes the
+cores the next pool needs. OpenBLAS's helper threads spin for up to 2^28 cycles after each GEMM, and the
+OpenMP runtime's threads (Numba's default layer, shared with PyTorch once it is imported) spin too; both
+read their settings from the environment once, when the library loads, so a setting made by ``import
+minidl`` came too late in a notebook that had already imported NumPy or PyTorch (LeNet-5 training: 0.14x
+PyTorch in that order, 1.26x with minidl imported first). Nothing here depends on the import order:
+
+1. **While minidl computes, NumPy's BLAS runs on ``blas_threads`` threads** (default 1), and the caller's
    setting is restored after. "While minidl computes" is the outermost ``nn.Module`` call (the forward
    pass) and ``backward`` (:func:`guarded` marks them); nested calls cost a counter. With one BLAS thread
-   OpenBLAS never wakes its helper threads during minidl's step, so none spins when Numba's threads (or
-   PyTorch's, next in the notebook) need the cores; the GEMMs lose their second thread, which measured
-   cheaper than the fight on the 2-core machine (benchmarks/notebook_order.py); with it, the notebook
-   order ran within noise of minidl-first on a quiet machine (ResNet-20 b128 876 vs 859 ms per step). The limit is set through
+   OpenBLAS never wakes its helper threads during minidl's step, so none spins when minidl's threads (or
+   PyTorch's, next in the notebook) need the cores; the GEMMs get their second thread from minidl's pool
+   instead (``kernels.threads.matmul`` splits them only inside these regions). The limit is set through
    threadpoolctl, which finds every BLAS loaded into the process; ``set_thread_policy(blas_threads=None)``
-   switches it off.
+   switches it off (the GEMMs then run on BLAS's own threads, unsplit).
+2. **Numba runs no threads of its own**: minidl's kernels are compiled without ``parallel=True``, so
+   Numba's threading layer (OpenMP, TBB or workqueue) is never started by minidl, and whatever layer a
+   program chooses for its own Numba code is left alone. Compiling serial loops is also 8-10x faster,
+   which is most of a fresh install's first training step (``kernels/threads.py``).
 
 Nothing here writes ``os.environ`` (threadpoolctl's import sets ``KMP_DUPLICATE_LIB_OK``; it is removed again). Process tuning that is not about threads is not done by the
 import: call :func:`set_performance_defaults` (``python -m minidl.train``, the benchmarks and the notebooks do).
@@ -35,31 +34,17 @@ import os
 import sys
 import threading
 
+from minidl.kernels import threads as _threads
+from minidl.kernels.threads import get_num_threads, set_num_threads
+
 __all__ = ["guarded", "compute", "set_thread_policy", "thread_policy", "set_performance_defaults",
-           "choose_numba_threading_layer"]
+           "set_num_threads", "get_num_threads"]
 
 _policy = {"blas_threads": 1}
 _lock = threading.Lock()
 _depth = 0          # nesting of minidl's compute regions, over all threads (BLAS's setting is process-wide)
 _saved = []         # (controller, its num_threads before the outermost region)
 _blas = None        # threadpoolctl's controllers of the BLAS libraries, found on first use
-
-
-def choose_numba_threading_layer(layer="workqueue"):
-    """Make ``layer`` Numba's threading layer unless the program chose one; return the layer in force.
-
-    Numba fixes its layer at the first parallel kernel launch; before that, ``numba.config.THREADING_LAYER``
-    is ``"default"`` unless ``NUMBA_THREADING_LAYER`` was set. minidl does not call it (see point 1 of the
-    module docstring); a program that wants workqueue's blocking threads, e.g. on an oversubscribed
-    machine, calls it before its first kernel runs.
-    """
-    import numba
-    from numba.np.ufunc import parallel
-    if getattr(parallel, "_is_initialized", False):
-        return numba.threading_layer()
-    if numba.config.THREADING_LAYER == "default" and not os.environ.get("NUMBA_THREADING_LAYER"):
-        numba.config.THREADING_LAYER = layer
-    return numba.config.THREADING_LAYER
 
 
 def _blas_controllers():
@@ -88,6 +73,7 @@ def _enter():
                 if before != limit:
                     lib.set_num_threads(limit)
                     _saved.append((lib, before))
+            _threads.blas_single_threaded = limit == 1 and bool(_blas_controllers())
 
 
 def _exit():
@@ -95,6 +81,7 @@ def _exit():
     with _lock:
         _depth -= 1
         if _depth == 0:
+            _threads.blas_single_threaded = False
             while _saved:
                 lib, before = _saved.pop()
                 lib.set_num_threads(before)
@@ -141,11 +128,8 @@ def set_thread_policy(blas_threads=1):
 
 
 def thread_policy():
-    """The policy in force: {"blas_threads": int or None, "numba_threading_layer": str}."""
-    import numba
-    from numba.np.ufunc import parallel
-    layer = numba.threading_layer() if getattr(parallel, "_is_initialized", False) else numba.config.THREADING_LAYER
-    return {"blas_threads": _policy["blas_threads"], "numba_threading_layer": layer}
+    """The policy in force: {"blas_threads": int or None, "num_threads": minidl's threads}."""
+    return {"blas_threads": _policy["blas_threads"], "num_threads": get_num_threads()}
 
 
 def _keep_freed_memory():

@@ -131,16 +131,18 @@ import json, os
 import numpy, threadpoolctl
 env, pools = dict(os.environ), threadpoolctl.threadpool_info()
 import minidl, numba
+from numba.np.ufunc import parallel
 from minidl import nn
 after_import = (dict(os.environ) == env, threadpoolctl.threadpool_info() == pools)
 model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 4 * 4, 2))
 model(minidl.randn(2, 1, 6, 6)).sum().backward()
-# the step may load a library with a pool of its own (Numba's OpenMP layer loads libgomp); those present
+# the step may load a library with a pool of its own; those present
 # before must keep their settings
 after = {info["filepath"]: info for info in threadpoolctl.threadpool_info()}
 print(json.dumps({"env": after_import[0], "pools": after_import[1], "env_after_step": dict(os.environ) == env,
                   "pools_after_step": all(after.get(info["filepath"]) == info for info in pools),
-                  "layer": numba.config.THREADING_LAYER, "cache_dir": numba.config.CACHE_DIR}))
+                  "layer": numba.config.THREADING_LAYER, "cache_dir": numba.config.CACHE_DIR,
+                  "numba_threads_started": bool(getattr(parallel, "_is_initialized", False))}))
 """
 
 
@@ -148,11 +150,8 @@ def test_import_and_a_training_step_leave_the_environment_and_thread_pools_alone
     result = run_child(IMPORT_CHECK)
     assert result["env"] and result["pools"] and result["env_after_step"] and result["pools_after_step"]
     assert result["layer"] == "default"                     # Numba's layer left as the program has it
+    assert not result["numba_threads_started"]              # and never started: minidl's kernels are serial
     assert result["cache_dir"]                               # Numba's cache outside the checkout, via its config
-
-
-def test_an_explicit_numba_threading_layer_wins():
-    assert run_child(IMPORT_CHECK, NUMBA_THREADING_LAYER="workqueue")["layer"] == "workqueue"
 
 
 def test_set_performance_defaults_contract():
@@ -160,57 +159,6 @@ def test_set_performance_defaults_contract():
     pools = threadpoolctl.threadpool_info()
     done = minidl.set_performance_defaults()
     assert minidl.set_performance_defaults() == done        # idempotent
-    assert set(done) == {"keep_freed_memory", "blas_threads", "numba_threading_layer"}
+    assert set(done) == {"keep_freed_memory", "blas_threads", "num_threads"}
     assert done["keep_freed_memory"] == sys.platform.startswith("linux")
     assert dict(os.environ) == env and threadpoolctl.threadpool_info() == pools
-
-
-TWO_THREADS = """
-import json, threading, numba
-import minidl, minidl.functions as F
-from minidl import nn
-from minidl.kernels import cpu
-minidl.performance.choose_numba_threading_layer("workqueue")   # the layer that aborts on concurrent launches
-if {unlocked}:   # the kernels without minidl's launch lock: what this test must catch
-    for name in cpu.__all__:
-        setattr(cpu, name, getattr(cpu, name).__wrapped__)
-errors = []
-def train(seed):
-    try:
-        minidl.manual_seed(seed)
-        model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
-                              nn.Conv2d(8, 8, 3, padding=1), nn.Flatten(), nn.Linear(8 * 16 * 16, 4))
-        x, t = minidl.randn(16, 3, 32, 32), minidl.randint(0, 4, (16,))
-        for _ in range(30):
-            F.cross_entropy(model(x), t).backward()
-    except Exception as error:
-        errors.append(repr(error))
-threads = [threading.Thread(target=train, args=(seed,)) for seed in range(2)]
-[t.start() for t in threads]
-[t.join() for t in threads]
-print(json.dumps({{"errors": errors, "layer": numba.threading_layer()}}))
-"""
-
-
-def test_two_threads_training_at_once_do_not_abort_the_process():
-    """Numba's workqueue layer aborts the process on concurrent parallel launches (a program may choose it);
-    minidl launches one kernel at a time (kernels/cpu/__init__.py), so two threads may train at once."""
-    result = run_child(TWO_THREADS.format(unlocked=False))
-    assert result == {"errors": [], "layer": "workqueue"}
-
-
-def test_import_leaves_numba_for_the_first_kernel_call():
-    """`import minidl` does not import Numba (~0.35 s, half the import); the first kernel call loads the
-    Numba kernels with minidl's cache folder (issue 15's import-time goal)."""
-    result = run_child("""
-import json, sys
-import minidl
-from minidl import nn
-before = "numba" in sys.modules
-nn.MaxPool2d(2)(minidl.randn(1, 1, 4, 4))
-import numba
-print(json.dumps({"before": before, "after": "minidl.kernels.cpu" in sys.modules,
-                  "cache_dir": numba.config.CACHE_DIR}))
-""")
-    assert result["before"] is False and result["after"] is True
-    assert result["cache_dir"].endswith("numba")

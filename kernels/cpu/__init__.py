@@ -8,9 +8,11 @@ family, as the CUDA sources in ``kernels/cuda/``:
     normalization.py  batch_norm_forward_train/eval, batch_norm_backward, lrn_forward/backward
 
 Each public function makes its inputs C-contiguous in the dtype of its first array argument, allocates the
-outputs and calls a jitted body; ``minidl.kernels`` has checked the arguments already. The bodies loop with
-``prange`` over an independent outer dimension (the N*C planes, or C for per-channel statistics) around a
-contiguous inner loop, which Numba vectorises. Shapes and formulas: see ``reference``.
+outputs and calls a jitted body; ``minidl.kernels`` has checked the arguments already. Each body is a serial
+loop over ``lo:hi`` of an independent outer dimension (the N*C planes, or C for per-channel statistics)
+around a contiguous inner loop, which Numba vectorises, compiled with ``nogil=True``:
+``minidl.kernels.threads.parallel_for`` runs it in chunks on minidl's threads (why not Numba's
+``parallel=True``: see there). Shapes and formulas: see ``reference``.
 """
 import os
 
@@ -33,31 +35,7 @@ from minidl.kernels.cpu.pooling import (avg_pool2d_backward, avg_pool2d_forward,
                                         max_pool2d_forward)
 from minidl.kernels.cpu.winograd import crop_nchw, pad_nhwc, winograd_tiles, winograd_untiles
 
-import functools
-import threading
-
 __all__ = ["avg_pool2d_backward", "avg_pool2d_forward", "batch_norm_backward", "batch_norm_forward_eval",
            "batch_norm_forward_train", "col2im", "col2im_gemm", "crop_nchw", "depthwise_conv2d",
            "depthwise_conv2d_grad_weight", "im2col", "im2col_gemm", "lrn_backward", "lrn_forward",
            "max_pool2d_backward", "max_pool2d_forward", "pad_nhwc", "winograd_tiles", "winograd_untiles"]
-
-
-# One kernel at a time in the process: minidl runs Numba on its workqueue threading layer
-# (minidl/performance.py), which aborts the whole process when two Python threads launch parallel kernels
-# at the same moment (a notebook training two models in threads, thread-based ranks in tests). A kernel
-# releases the GIL while its threads run, so the GIL does not prevent that; this lock does, for ~0.2 us a
-# call. Reentrant, so a kernel may call another public one.
-_LAUNCH = threading.RLock()
-
-
-def _one_at_a_time(kernel):
-    @functools.wraps(kernel)
-    def serialized(*args, **kwargs):
-        with _LAUNCH:
-            return kernel(*args, **kwargs)
-    return serialized
-
-
-for _name in __all__:
-    globals()[_name] = _one_at_a_time(globals()[_name])
-del _name

@@ -1,22 +1,23 @@
 """Numba depthwise convolution (groups = C = K), stride 1, and its filter gradient. Formulas:
 ``minidl.kernels.reference``."""
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from minidl.kernels._checks import window_count
 from minidl.kernels.cpu.im2col import zero_pad
+from minidl.kernels.threads import parallel_for
 
 
-# One prange iteration per plane (n, c), over a zero-padded copy of x so that the loops carry no bounds.
+# One loop iteration per plane (n, c), over a zero-padded copy of x so that the loops carry no bounds.
 # The output plane is accumulated in a local buffer (in L1 for planes up to ~90 x 90), one pass per kernel
 # offset: about twice as fast as conv2d's grouped GEMM (C matmuls of 1 x 9 by 9 x N*OH*OW); a version with
 # the strides in the index arithmetic did not vectorise (benchmarks/README.md).
-@njit(cache=True, fastmath=True, parallel=True)
-def _depthwise_conv2d(xpad, W, y):
+@njit(cache=True, fastmath=True, nogil=True)
+def _depthwise_conv2d(lo, hi, xpad, W, y):
     N, C = xpad.shape[:2]
     KH, KW = W.shape[2:]
     OH, OW = y.shape[2:]
-    for p in prange(N * C):
+    for p in range(lo, hi):  # this thread's chunk of range(N * C)
         n, c = p // C, p % C
         acc = np.zeros((OH, OW), dtype=y.dtype)
         for i in range(KH):
@@ -28,14 +29,14 @@ def _depthwise_conv2d(xpad, W, y):
         y[n, c] = acc
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _depthwise_conv2d_grad_weight(xpad, gy, gW):
-    # One prange iteration per channel, summing over the images; each (n, c) plane pair stays in L1 for all
+@njit(cache=True, fastmath=True, nogil=True)
+def _depthwise_conv2d_grad_weight(lo, hi, xpad, gy, gW):
+    # One loop iteration per channel, summing over the images; each (n, c) plane pair stays in L1 for all
     # KH*KW offsets. Per plane the sums are float32 (vectorised), added up over the planes in float64.
     N, C = xpad.shape[:2]
     KH, KW = gW.shape[2:]
     OH, OW = gy.shape[2:]
-    for c in prange(C):
+    for c in range(lo, hi):  # this thread's chunk of range(C)
         total = np.zeros((KH, KW), dtype=np.float64)
         for n in range(N):
             for i in range(KH):
@@ -55,13 +56,14 @@ def depthwise_conv2d(x, W, PH, PW):
     KH, KW = W.shape[2:]
     OH, OW = window_count(x.shape[2], KH, 1, PH), window_count(x.shape[3], KW, 1, PW)
     y = np.empty(x.shape[:2] + (OH, OW), dtype=x.dtype)
-    _depthwise_conv2d(zero_pad(x, PH, PW), np.ascontiguousarray(W, dtype=x.dtype), y)
+    parallel_for(_depthwise_conv2d, y.shape[0] * y.shape[1], zero_pad(x, PH, PW), np.ascontiguousarray(W, dtype=x.dtype), y)
     return y
 
 
 def depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     """Numba filter gradient of depthwise_conv2d: -> gW (C, 1, KH, KW). See reference."""
     gW = np.empty((x.shape[1], 1, KH, KW), dtype=x.dtype)
-    _depthwise_conv2d_grad_weight(zero_pad(x, PH, PW), np.ascontiguousarray(gy, dtype=x.dtype), gW)
+    parallel_for(_depthwise_conv2d_grad_weight, x.shape[1], zero_pad(x, PH, PW), np.ascontiguousarray(gy, dtype=x.dtype),
+                 gW)
     return gW
 

@@ -1,9 +1,10 @@
 """Numba im2col and col2im, in the layout of one image per block (N, C, KH, KW, OH, OW) and in the layout
 of one GEMM over the whole batch (C, KH, KW, N, OH, OW). Formulas: ``minidl.kernels.reference``."""
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from minidl.kernels._checks import window_count
+from minidl.kernels.threads import parallel_for
 
 
 @njit(cache=True, inline="always")
@@ -17,12 +18,12 @@ def window_rows(shift, S, O, size):
 
 # For kernel offset (i, j), output rows oh_lo:oh_hi and columns ow_lo:ow_hi read inside the input, the rest
 # read padding: that block is copied as one slice (faster than element by element).
-@njit(cache=True, fastmath=True, parallel=True)
-def _im2col(x, col, SH, SW, PH, PW, DH, DW):
+@njit(cache=True, fastmath=True, nogil=True)
+def _im2col(lo, hi, x, col, SH, SW, PH, PW, DH, DW):
     # x (P, H, W) -> col (P, KH, KW, OH, OW), P = N*C planes.
     P, H, W = x.shape
     KH, KW, OH, OW = col.shape[1:]
-    for p in prange(P):
+    for p in range(lo, hi):  # this thread's chunk of range(P)
         for i in range(KH):
             h_shift = i * DH - PH                                # input row of output row oh: oh*SH + h_shift
             oh_lo, oh_hi = window_rows(h_shift, SH, OH, H)
@@ -40,12 +41,12 @@ def _im2col(x, col, SH, SW, PH, PW, DH, DW):
                                                         w0:w0 + (ow_hi - ow_lo - 1) * SW + 1:SW]
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _col2im(col, x, SH, SW, PH, PW, DH, DW):
+@njit(cache=True, fastmath=True, nogil=True)
+def _col2im(lo, hi, col, x, SH, SW, PH, PW, DH, DW):
     # col (P, KH, KW, OH, OW) -> x (P, H, W); each plane is summed by one thread, so no races.
     P, H, W = x.shape
     KH, KW, OH, OW = col.shape[1:]
-    for p in prange(P):
+    for p in range(lo, hi):  # this thread's chunk of range(P)
         x[p] = 0
         for i in range(KH):
             h_shift = i * DH - PH
@@ -67,7 +68,7 @@ def im2col(x, KH, KW, SH, SW, PH, PW, DH=1, DW=1):
     OH, OW = window_count(H, KH, SH, PH, DH), window_count(W, KW, SW, PW, DW)
     x = np.ascontiguousarray(x)
     col = np.empty((N, C, KH, KW, OH, OW), dtype=x.dtype)
-    _im2col(x.reshape(N * C, H, W), col.reshape(N * C, KH, KW, OH, OW), SH, SW, PH, PW, DH, DW)
+    parallel_for(_im2col, N * C, x.reshape(N * C, H, W), col.reshape(N * C, KH, KW, OH, OW), SH, SW, PH, PW, DH, DW)
     return col
 
 
@@ -76,7 +77,7 @@ def col2im(col, H, W, SH, SW, PH, PW, DH=1, DW=1):
     N, C, KH, KW, OH, OW = col.shape
     col = np.ascontiguousarray(col)
     x = np.empty((N, C, H, W), dtype=col.dtype)
-    _col2im(col.reshape(N * C, KH, KW, OH, OW), x.reshape(N * C, H, W), SH, SW, PH, PW, DH, DW)
+    parallel_for(_col2im, N * C, col.reshape(N * C, KH, KW, OH, OW), x.reshape(N * C, H, W), SH, SW, PH, PW, DH, DW)
     return x
 
 
@@ -90,14 +91,14 @@ def zero_pad(x, PH, PW):
     return xpad
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _im2col_gemm_stride1(x, col):
+@njit(cache=True, fastmath=True, nogil=True)
+def _im2col_gemm_stride1(lo, hi, x, col):
     # x (N, C, H, W), already padded -> col (C, KH, KW, N, OH, OW); stride 1, no dilation. The plain loop
     # nest, with nothing but the copy in the innermost loop, vectorises; padding, strides or dilation
     # handled inside the loops (bounds per row, zero fills) measured slower than NumPy.
     N, C, H, W = x.shape
     KH, KW, _, OH, OW = col.shape[1:]
-    for p in prange(C * KH):
+    for p in range(lo, hi):  # this thread's chunk of range(C * KH)
         c, i = p // KH, p % KH
         for j in range(KW):
             for n in range(N):
@@ -119,7 +120,7 @@ def im2col_gemm(x, KH, KW, SH, SW, PH, PW, DH=1, DW=1):
     xpad = zero_pad(x, PH, PW)
     col = np.empty((C, KH, KW, N, OH, OW), dtype=x.dtype)
     if (SH, SW, DH, DW) == (1, 1, 1, 1) and OW >= 4:
-        _im2col_gemm_stride1(xpad, col)
+        parallel_for(_im2col_gemm_stride1, C * KH, xpad, col)
         return col
     sN, sC, sH, sW = xpad.strides
     windows = np.lib.stride_tricks.as_strided(
@@ -130,12 +131,12 @@ def im2col_gemm(x, KH, KW, SH, SW, PH, PW, DH=1, DW=1):
 
 # The sums of _col2im, with the column buffer laid out for one GEMM over the whole batch: plane (n, c)
 # gathers from col[c, :, :, n], so the planes still write disjoint blocks.
-@njit(cache=True, fastmath=True, parallel=True)
-def _col2im_gemm(col, x, SH, SW, PH, PW, DH, DW):
+@njit(cache=True, fastmath=True, nogil=True)
+def _col2im_gemm(lo, hi, col, x, SH, SW, PH, PW, DH, DW):
     # col (C, KH, KW, N, OH, OW) -> x (N, C, H, W)
     N, C, H, W = x.shape
     KH, KW, _, OH, OW = col.shape[1:]
-    for p in prange(N * C):
+    for p in range(lo, hi):  # this thread's chunk of range(N * C)
         n, c = p // C, p % C
         x[n, c] = 0
         for i in range(KH):
@@ -152,13 +153,13 @@ def _col2im_gemm(col, x, SH, SW, PH, PW, DH, DW):
                         target[k] += source[k]
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _col2im_gemm_stride1(col, xpad):
+@njit(cache=True, fastmath=True, nogil=True)
+def _col2im_gemm_stride1(lo, hi, col, xpad):
     # col (C, KH, KW, N, OH, OW) -> xpad (N, C, OH + KH - 1, OW + KW - 1), the zero-padded x; stride 1, no
-    # dilation. One prange iteration per channel, so no two threads add into the same element; like
+    # dilation. One loop iteration per channel, so no two threads add into the same element; like
     # _im2col_gemm_stride1, a loop nest with nothing but the add inside vectorises (4x _col2im).
     C, KH, KW, N, OH, OW = col.shape
-    for c in prange(C):
+    for c in range(lo, hi):  # this thread's chunk of range(C)
         for n in range(N):
             xpad[n, c] = 0
         for i in range(KH):
@@ -182,8 +183,8 @@ def col2im_gemm(col, H, W, SH, SW, PH, PW, DH=1, DW=1):
     col = np.ascontiguousarray(col)
     if (SH, SW, DH, DW) == (1, 1, 1, 1) and OW >= 4:
         xpad = np.empty((N, C, OH + KH - 1, OW + KW - 1), dtype=col.dtype)
-        _col2im_gemm_stride1(col, xpad)
+        parallel_for(_col2im_gemm_stride1, C, col, xpad)
         return np.ascontiguousarray(xpad[:, :, PH:PH + H, PW:PW + W]) if (PH or PW) else xpad
     x = np.empty((N, C, H, W), dtype=col.dtype)
-    _col2im_gemm(col, x, SH, SW, PH, PW, DH, DW)
+    parallel_for(_col2im_gemm, N * C, col, x, SH, SW, PH, PW, DH, DW)
     return x

@@ -1,16 +1,16 @@
 """Numba batch normalisation (training and inference) and local response normalisation, forward and
 backward. Statistics are accumulated in float64. Formulas: ``minidl.kernels.reference``."""
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from minidl.kernels.threads import parallel_for
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _channel_mean_var(x):
+@njit(cache=True, fastmath=True, nogil=True)
+def _channel_mean_var(lo, hi, x, mean, var):
     # x (N, C, L) -> float64 mean, biased var (C,); two passes, so no E[x^2] - E[x]^2 cancellation.
     N, C, L = x.shape
-    mean = np.empty(C)
-    var = np.empty(C)
-    for c in prange(C):
+    for c in range(lo, hi):  # this thread's chunk of range(C)
         total = 0.0
         for n in range(N):
             for l in range(L):
@@ -23,27 +23,24 @@ def _channel_mean_var(x):
                 squares += d * d
         mean[c] = m
         var[c] = squares / (N * L)
-    return mean, var
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _channel_affine(x, center, scale, shift, y):
+@njit(cache=True, fastmath=True, nogil=True)
+def _channel_affine(lo, hi, x, center, scale, shift, y):
     # y[n, c] = (x[n, c] - center[c]) * scale[c] + shift[c]; subtracting the center first keeps float32 precise.
     N, C, L = x.shape
-    for nc in prange(N * C):
+    for nc in range(lo, hi):  # this thread's chunk of range(N * C)
         n, c = nc // C, nc % C
         m, a, b = center[c], scale[c], shift[c]
         for l in range(L):
             y[n, c, l] = (x[n, c, l] - m) * a + b
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _channel_grad_sums(gy, x, mean):
+@njit(cache=True, fastmath=True, nogil=True)
+def _channel_grad_sums(lo, hi, gy, x, mean, sum_gy, sum_gy_xc):
     # -> float64 sum(gy), sum(gy * (x - mean)) per channel
     N, C, L = x.shape
-    sum_gy = np.empty(C)
-    sum_gy_xc = np.empty(C)
-    for c in prange(C):
+    for c in range(lo, hi):  # this thread's chunk of range(C)
         m = mean[c]
         s, t = 0.0, 0.0
         for n in range(N):
@@ -53,14 +50,13 @@ def _channel_grad_sums(gy, x, mean):
                 t += g * (x[n, c, l] - m)
         sum_gy[c] = s
         sum_gy_xc[c] = t
-    return sum_gy, sum_gy_xc
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _bn_backward_apply(gy, x, mean, a, b, d, gx):
+@njit(cache=True, fastmath=True, nogil=True)
+def _bn_backward_apply(lo, hi, gy, x, mean, a, b, d, gx):
     # gx[n, c] = a[c] * gy + b[c] * (x - mean[c]) + d[c]
     N, C, L = x.shape
-    for nc in prange(N * C):
+    for nc in range(lo, hi):  # this thread's chunk of range(N * C)
         n, c = nc // C, nc % C
         m, ac, bc, dc = mean[c], a[c], b[c], d[c]
         for l in range(L):
@@ -72,7 +68,7 @@ def _affine(x, center, scale, shift):
     N, C, H, W = x.shape
     y = np.empty_like(x)
     center, scale, shift = (np.ascontiguousarray(v, dtype=x.dtype) for v in (center, scale, shift))
-    _channel_affine(x.reshape(N, C, H * W), center, scale, shift, y.reshape(N, C, H * W))
+    parallel_for(_channel_affine, N * C, x.reshape(N, C, H * W), center, scale, shift, y.reshape(N, C, H * W))
     return y
 
 
@@ -80,7 +76,8 @@ def batch_norm_forward_train(x, gamma, beta, eps):
     """Numba training-mode batch norm: -> y, mean, invstd, var. See reference.batch_norm_forward_train."""
     N, C, H, W = x.shape
     x = np.ascontiguousarray(x)
-    mean, var = _channel_mean_var(x.reshape(N, C, H * W))
+    mean, var = np.empty(C), np.empty(C)
+    parallel_for(_channel_mean_var, C, x.reshape(N, C, H * W), mean, var)
     invstd = 1.0 / np.sqrt(var + eps)
     y = _affine(x, mean, np.asarray(gamma, dtype=np.float64) * invstd, beta)
     return y, mean.astype(x.dtype), invstd.astype(x.dtype), var
@@ -102,21 +99,23 @@ def batch_norm_backward(gy, x, gamma, mean, invstd):
     M = N * H * W
     dt = gy.dtype
     gy, x, mean = np.ascontiguousarray(gy), np.ascontiguousarray(x, dtype=dt), np.ascontiguousarray(mean, dtype=dt)
-    sum_gy, sum_gy_xc = _channel_grad_sums(gy.reshape(N, C, H * W), x.reshape(N, C, H * W), mean)
+    sum_gy, sum_gy_xc = np.empty(C), np.empty(C)
+    parallel_for(_channel_grad_sums, C, gy.reshape(N, C, H * W), x.reshape(N, C, H * W), mean, sum_gy, sum_gy_xc)
     invstd64 = np.asarray(invstd, dtype=np.float64)
     k = np.asarray(gamma, dtype=np.float64) * invstd64
     dbeta, dgamma = sum_gy, sum_gy_xc * invstd64
     a, b, d = (np.ascontiguousarray(v, dtype=dt) for v in (k, -k * invstd64 * dgamma / M, -k * dbeta / M))
     gx = np.empty_like(gy)
-    _bn_backward_apply(gy.reshape(N, C, H * W), x.reshape(N, C, H * W), mean, a, b, d, gx.reshape(N, C, H * W))
+    parallel_for(_bn_backward_apply, N * C, gy.reshape(N, C, H * W), x.reshape(N, C, H * W), mean, a, b, d,
+                 gx.reshape(N, C, H * W))
     return gx, dgamma.astype(dt), dbeta.astype(dt)
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _lrn_forward(x, y, scale, size, alpha, beta, k):
+@njit(cache=True, fastmath=True, nogil=True)
+def _lrn_forward(lo, hi, x, y, scale, size, alpha, beta, k):
     # x (N, C, L) -> y, scale; each (n, c) sums its own channel window, so the planes are independent.
     N, C, L = x.shape
-    for nc in prange(N * C):
+    for nc in range(lo, hi):  # this thread's chunk of range(N * C)
         n, c = nc // C, nc % C
         for l in range(L):
             scale[n, c, l] = 0
@@ -130,15 +129,21 @@ def _lrn_forward(x, y, scale, size, alpha, beta, k):
             y[n, c, l] = x[n, c, l] * s ** (-beta)
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _lrn_backward(gy, x, y, scale, ratio, gx, size, beta, two_alpha_beta):
-    N, C, L = x.shape
-    for nc in prange(N * C):
-        n, c = nc // C, nc % C
+@njit(cache=True, fastmath=True, nogil=True)
+def _lrn_ratio(lo, hi, gy, y, scale, ratio):
+    # (N*C, L) planes: ratio = gy * y / scale
+    L = gy.shape[1]
+    for nc in range(lo, hi):  # this thread's chunk of range(N * C)
         for l in range(L):
-            ratio[n, c, l] = gy[n, c, l] * y[n, c, l] / scale[n, c, l]
-    # Channel c enters the sums of c' in [c - (size-1)//2, c + size//2]: gather their ratios.
-    for nc in prange(N * C):
+            ratio[nc, l] = gy[nc, l] * y[nc, l] / scale[nc, l]
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _lrn_backward(lo, hi, gy, x, scale, ratio, gx, size, beta, two_alpha_beta):
+    # Channel c enters the sums of c' in [c - (size-1)//2, c + size//2]: gather their ratios (all of them
+    # computed by _lrn_ratio first: the channel window crosses the chunks).
+    N, C, L = x.shape
+    for nc in range(lo, hi):  # this thread's chunk of range(N * C)
         n, c = nc // C, nc % C
         for l in range(L):
             gx[n, c, l] = 0
@@ -155,7 +160,7 @@ def lrn_forward(x, size, alpha, beta, k):
     x = np.ascontiguousarray(x)
     y, scale = np.empty_like(x), np.empty_like(x)
     t = x.dtype.type   # scalars in the array's dtype keep float32 loops in float32
-    _lrn_forward(x.reshape(N, C, H * W), y.reshape(N, C, H * W), scale.reshape(N, C, H * W),
+    parallel_for(_lrn_forward, N * C, x.reshape(N, C, H * W), y.reshape(N, C, H * W), scale.reshape(N, C, H * W),
                  size, t(alpha), t(beta), t(k))
     return y, scale
 
@@ -164,7 +169,10 @@ def lrn_backward(gy, x, y, scale, size, alpha, beta):
     """Numba LRN gradient: -> gx. See reference.lrn_backward."""
     N, C, H, W = gy.shape
     dt = gy.dtype
-    flat = [np.ascontiguousarray(a, dtype=dt).reshape(N, C, H * W) for a in (gy, x, y, scale)]
+    gy, x, y, scale = (np.ascontiguousarray(a, dtype=dt).reshape(N, C, H * W) for a in (gy, x, y, scale))
     ratio, gx = np.empty((N, C, H * W), dtype=dt), np.empty((N, C, H, W), dtype=dt)
-    _lrn_backward(*flat, ratio, gx.reshape(N, C, H * W), size, dt.type(beta), dt.type(2 * alpha * beta))
+    parallel_for(_lrn_ratio, N * C, gy.reshape(N * C, H * W), y.reshape(N * C, H * W), scale.reshape(N * C, H * W),
+                 ratio.reshape(N * C, H * W))
+    parallel_for(_lrn_backward, N * C, gy, x, scale, ratio, gx.reshape(N, C, H * W), size, dt.type(beta),
+                 dt.type(2 * alpha * beta))
     return gx

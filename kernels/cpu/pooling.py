@@ -1,14 +1,15 @@
 """Numba max and average pooling, forward and backward. Formulas and tie rules: ``minidl.kernels.reference``."""
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from minidl.kernels._checks import indices_out_of_range, window_count
+from minidl.kernels.threads import parallel_for
 
 
 # No fastmath here: it lets LLVM assume there are no NaNs or infinities, and max pooling starts from -inf
 # and must let a NaN through.
-@njit(cache=True, parallel=True)
-def _max_pool2d_forward(x, y, indices, KH, KW, SH, SW, PH, PW, OH, OW):
+@njit(cache=True, nogil=True)
+def _max_pool2d_forward(lo, hi, x, y, indices, KH, KW, SH, SW, PH, PW, OH, OW):
     # x (P, H, W) -> y, indices (P, OH*OW). Per plane, for each window offset (i, j) in scan order, the
     # candidates of all windows are gathered into one contiguous row, then a branch-free loop keeps the
     # best (strictly greater, or the first NaN) with selects, which vectorises. Windows start at -inf and at
@@ -17,7 +18,7 @@ def _max_pool2d_forward(x, y, indices, KH, KW, SH, SW, PH, PW, OH, OW):
     # element (benchmarks/README.md), with the same results, bit for bit.
     P, H, W = x.shape
     L = OH * OW
-    for p in prange(P):
+    for p in range(lo, hi):  # this thread's chunk of range(P)
         best = np.empty(L, x.dtype)
         index = np.empty(L, np.int64)
         corner = np.empty(L, np.int64)            # flat index of the window's top-left (may be outside x)
@@ -53,13 +54,13 @@ def _max_pool2d_forward(x, y, indices, KH, KW, SH, SW, PH, PW, OH, OW):
             indices[p, l] = index[l]
 
 
-@njit(cache=True, parallel=True)
-def _max_pool2d_forward_2x2(x, y, indices):
+@njit(cache=True, nogil=True)
+def _max_pool2d_forward_2x2(lo, hi, x, y, indices):
     # The common 2x2, stride 2, unpadded window with its loops unrolled: 5-8x faster than the general loop.
     # Same scan order and tie rule.
     P, H, W = x.shape
     OH, OW = y.shape[1:]
-    for p in prange(P):
+    for p in range(lo, hi):  # this thread's chunk of range(P)
         for oh in range(OH):
             top, bottom = x[p, 2 * oh], x[p, 2 * oh + 1]
             k_top, k_bottom = 2 * oh * W, (2 * oh + 1) * W   # flat index of each row's first element
@@ -80,8 +81,8 @@ def _max_pool2d_forward_2x2(x, y, indices):
                 indices[p, oh, ow] = best_index
 
 
-@njit(cache=True, parallel=True)
-def _max_pool2d_forward_2x2_short(x, y, indices, OH, OW):
+@njit(cache=True, nogil=True)
+def _max_pool2d_forward_2x2_short(lo, hi, x, y, indices, OH, OW):
     # The 2x2 kernel above for short output rows (OW < 32). There LLVM leaves the row loop scalar, and its
     # three data-dependent compares mispredict on real activations. Here each plane's windows are first
     # gathered into four contiguous rows (plain copies), then one loop over the whole plane picks the max
@@ -91,7 +92,7 @@ def _max_pool2d_forward_2x2_short(x, y, indices, OH, OW):
     # y, indices: (P, OH*OW).
     P, H, W = x.shape
     L = OH * OW
-    for p in prange(P):
+    for p in range(lo, hi):  # this thread's chunk of range(P)
         q = np.empty((4, L), x.dtype)            # top-left, top-right, bottom-left, bottom-right
         base = np.empty(L, np.int64)             # flat index of the top-left element
         for oh in range(OH):
@@ -116,12 +117,12 @@ def _max_pool2d_forward_2x2_short(x, y, indices, OH, OW):
             indices[p, l] = base[l] + miss_a * (1 + miss_b * (W - 1 + miss_c))   # offset 0, 1, W or W+1
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _max_pool2d_backward(gy, indices, gx, out_of_range):
+@njit(cache=True, fastmath=True, nogil=True)
+def _max_pool2d_backward(lo, hi, gy, indices, gx, out_of_range):
     # gy, indices (P, OH*OW) -> gx (P, H*W); out_of_range[p] flags a bad index instead of writing it.
     P, HW = gx.shape
     L = gy.shape[1]
-    for p in prange(P):
+    for p in range(lo, hi):  # this thread's chunk of range(P)
         for k in range(HW):
             gx[p, k] = 0
         for l in range(L):
@@ -142,13 +143,13 @@ def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False):
     planes = (x.reshape(N * C, H, W), y.reshape(N * C, OH, OW), indices.reshape(N * C, OH, OW))
     if (KH, KW, SH, SW, PH, PW) == (2, 2, 2, 2, 0, 0) and 2 * OH <= H and 2 * OW <= W:   # no partial window
         if OW < 32:
-            _max_pool2d_forward_2x2_short(planes[0], planes[1].reshape(N * C, OH * OW),
-                                          planes[2].reshape(N * C, OH * OW), OH, OW)
+            parallel_for(_max_pool2d_forward_2x2_short, N * C, planes[0], planes[1].reshape(N * C, OH * OW),
+                         planes[2].reshape(N * C, OH * OW), OH, OW)
         else:
-            _max_pool2d_forward_2x2(*planes)
+            parallel_for(_max_pool2d_forward_2x2, N * C, *planes)
     else:
-        _max_pool2d_forward(planes[0], planes[1].reshape(N * C, OH * OW), planes[2].reshape(N * C, OH * OW),
-                            KH, KW, SH, SW, PH, PW, OH, OW)
+        parallel_for(_max_pool2d_forward, N * C, planes[0], planes[1].reshape(N * C, OH * OW),
+                     planes[2].reshape(N * C, OH * OW), KH, KW, SH, SW, PH, PW, OH, OW)
     return y, indices
 
 
@@ -159,8 +160,8 @@ def max_pool2d_backward(gy, indices, H, W):
     indices = np.ascontiguousarray(indices, dtype=np.int64)
     gx = np.empty((N, C, H, W), dtype=gy.dtype)
     out_of_range = np.zeros(N * C, dtype=np.bool_)
-    _max_pool2d_backward(gy.reshape(N * C, OH * OW), indices.reshape(N * C, OH * OW), gx.reshape(N * C, H * W),
-                         out_of_range)
+    parallel_for(_max_pool2d_backward, N * C, gy.reshape(N * C, OH * OW), indices.reshape(N * C, OH * OW),
+                 gx.reshape(N * C, H * W), out_of_range)
     if out_of_range.any():
         raise indices_out_of_range("max_pool2d_backward", indices, H, W)
     return gx
@@ -174,11 +175,11 @@ def _avg_window(o, S, P, K, size):
     return max(start, 0), min(end, size), end - start
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _avg_pool2d_forward(x, y, KH, KW, SH, SW, PH, PW, count_include_pad):
+@njit(cache=True, fastmath=True, nogil=True)
+def _avg_pool2d_forward(lo, hi, x, y, KH, KW, SH, SW, PH, PW, count_include_pad):
     P, H, W = x.shape
     OH, OW = y.shape[1:]
-    for p in prange(P):
+    for p in range(lo, hi):  # this thread's chunk of range(P)
         for oh in range(OH):
             h0, h1, pool_h = _avg_window(oh, SH, PH, KH, H)
             for ow in range(OW):
@@ -191,11 +192,11 @@ def _avg_pool2d_forward(x, y, KH, KW, SH, SW, PH, PW, count_include_pad):
                 y[p, oh, ow] = total / divisor
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _avg_pool2d_backward(gy, gx, KH, KW, SH, SW, PH, PW, count_include_pad):
+@njit(cache=True, fastmath=True, nogil=True)
+def _avg_pool2d_backward(lo, hi, gy, gx, KH, KW, SH, SW, PH, PW, count_include_pad):
     P, H, W = gx.shape
     OH, OW = gy.shape[1:]
-    for p in prange(P):
+    for p in range(lo, hi):  # this thread's chunk of range(P)
         for h in range(H):
             for w in range(W):
                 gx[p, h, w] = 0
@@ -213,22 +214,22 @@ def _avg_pool2d_backward(gy, gx, KH, KW, SH, SW, PH, PW, count_include_pad):
 # The common 2x2, stride 2, unpadded window (LeNet's subsampling, DenseNet's transitions) with every window
 # inside x: the sums written out, no bounds and no float64 accumulator, which vectorises (5-10x the general
 # kernels; benchmarks/README.md).
-@njit(cache=True, fastmath=True, parallel=True)
-def _avg_pool2d_forward_2x2(x, y):
+@njit(cache=True, fastmath=True, nogil=True)
+def _avg_pool2d_forward_2x2(lo, hi, x, y):
     P = x.shape[0]
     OH, OW = y.shape[1:]
-    for p in prange(P):
+    for p in range(lo, hi):  # this thread's chunk of range(P)
         for oh in range(OH):
             for ow in range(OW):
                 y[p, oh, ow] = (x[p, 2 * oh, 2 * ow] + x[p, 2 * oh, 2 * ow + 1]
                                 + x[p, 2 * oh + 1, 2 * ow] + x[p, 2 * oh + 1, 2 * ow + 1]) * 0.25
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _avg_pool2d_backward_2x2(gy, gx):
+@njit(cache=True, fastmath=True, nogil=True)
+def _avg_pool2d_backward_2x2(lo, hi, gy, gx):
     P, H, W = gx.shape
     OH, OW = gy.shape[1:]
-    for p in prange(P):
+    for p in range(lo, hi):  # this thread's chunk of range(P)
         if 2 * OH < H or 2 * OW < W:           # an odd last row or column is in no window
             for h in range(H):
                 for w in range(W):
@@ -250,9 +251,9 @@ def _avg_pool(a, out_hw, H, W, OH, OW, window, count_include_pad, unrolled, gene
     out = np.empty((N, C) + out_hw, dtype=a.dtype)
     planes = (a.reshape((N * C,) + a.shape[2:]), out.reshape((N * C,) + out_hw))
     if window == (2, 2, 2, 2, 0, 0) and 2 * OH <= H and 2 * OW <= W:
-        unrolled(*planes)
+        parallel_for(unrolled, N * C, *planes)
     else:
-        general(*planes, *window, bool(count_include_pad))
+        parallel_for(general, N * C, *planes, *window, bool(count_include_pad))
     return out
 
 
@@ -269,6 +270,3 @@ def avg_pool2d_backward(gy, H, W, KH, KW, SH, SW, PH, PW, ceil_mode=False, count
     OH, OW = gy.shape[2:]
     return _avg_pool(gy, (H, W), H, W, OH, OW, (KH, KW, SH, SW, PH, PW), count_include_pad,
                      _avg_pool2d_backward_2x2, _avg_pool2d_backward)
-    _avg_pool2d_backward(gy.reshape(N * C, OH, OW), gx.reshape(N * C, H, W), KH, KW, SH, SW, PH, PW,
-                         bool(count_include_pad))
-    return gx

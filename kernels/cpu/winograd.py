@@ -1,9 +1,10 @@
 """Numba kernels of Winograd's F(4x4, 3x3) (minidl.kernels.winograd): the channels-last copies and the tile
 transforms. Formulas: ``minidl.kernels.reference``."""
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from minidl.kernels import reference as ref
+from minidl.kernels.threads import parallel_for
 
 
 def pad_nhwc(x, PT, PL, Hp, Wp):
@@ -21,10 +22,10 @@ def pad_nhwc(x, PT, PL, Hp, Wp):
     return out
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _crop_nchw(x, PT, PL, y):
+@njit(cache=True, fastmath=True, nogil=True)
+def _crop_nchw(lo, hi, x, PT, PL, y):
     N, K, H, W = y.shape
-    for q in prange(N * H):
+    for q in range(lo, hi):  # this thread's chunk of range(N * H)
         n, h = q // H, q % H
         for k in range(K):
             for w in range(W):
@@ -35,7 +36,7 @@ def crop_nchw(x, PT, PL, H, W, out=None):
     """x (N, Hp, Wp, C) -> (N, C, H, W), the window at (PT, PL). See reference.crop_nchw. A Numba loop:
     faster than NumPy's transposing copy on ResNet-18's layers."""
     out = np.empty((x.shape[0], x.shape[3], H, W), dtype=x.dtype) if out is None else out
-    _crop_nchw(np.ascontiguousarray(x), PT, PL, out)
+    parallel_for(_crop_nchw, out.shape[0] * H, np.ascontiguousarray(x), PT, PL, out)
     return out
 
 
@@ -78,11 +79,11 @@ def _is_matrix(L, known):
     return L.shape == known.shape and np.array_equal(L, known)
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _winograd_tiles_bt(x, TH, TW, V):
+@njit(cache=True, fastmath=True, nogil=True)
+def _winograd_tiles_bt(lo, hi, x, TH, TW, V):
     # V[a*6 + b, t] = (BT d BT^T)[a, b] for the 6x6 tile d at (4 th, 4 tw): rows first (tmp = BT d), then columns.
     N, Hp, Wp, C = x.shape
-    for q in prange(N * TH):
+    for q in range(lo, hi):  # this thread's chunk of range(N * TH)
         n, th = q // TH, q % TH
         tmp = np.empty((6, 6, C), x.dtype)
         h0 = 4 * th
@@ -100,11 +101,11 @@ def _winograd_tiles_bt(x, TH, TW, V):
                                                   tmp[a, 4, c], tmp[a, 5, c])
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _winograd_tiles_a(x, TH, TW, V):
+@njit(cache=True, fastmath=True, nogil=True)
+def _winograd_tiles_a(lo, hi, x, TH, TW, V):
     # V[a*6 + b, t] = (A g A^T)[a, b] for the 4x4 tile g at (4 th, 4 tw), A = AT^T (6 x 4).
     N, Hp, Wp, C = x.shape
-    for q in prange(N * TH):
+    for q in range(lo, hi):  # this thread's chunk of range(N * TH)
         n, th = q // TH, q % TH
         tmp = np.empty((6, 4, C), x.dtype)
         h0 = 4 * th
@@ -121,12 +122,12 @@ def _winograd_tiles_a(x, TH, TW, V):
                      V[6 * a + 5, t, c]) = _a_1d(tmp[a, 0, c], tmp[a, 1, c], tmp[a, 2, c], tmp[a, 3, c])
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _winograd_untiles_at(M, TH, TW, out):
+@njit(cache=True, fastmath=True, nogil=True)
+def _winograd_untiles_at(lo, hi, M, TH, TW, out):
     # out[n, 4 th + i, 4 tw + j] = (AT m AT^T)[i, j] for the tile m = M[:, t]: 4x4 tiles side by side, so
     # each (image, tile row) writes its own four rows and no pixel twice.
     N, Hp, Wp, K = out.shape
-    for q in prange(N * TH):
+    for q in range(lo, hi):  # this thread's chunk of range(N * TH)
         n, th = q // TH, q % TH
         tmp = np.empty((6, 4, K), M.dtype)
         h0 = 4 * th
@@ -144,12 +145,12 @@ def _winograd_untiles_at(M, TH, TW, out):
                                                          tmp[4, j, k], tmp[5, j, k])
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _winograd_untiles_b(M, TH, TW, out):
+@njit(cache=True, fastmath=True, nogil=True)
+def _winograd_untiles_b(lo, hi, M, TH, TW, out):
     # out[n, 4 th + i, 4 tw + j] += (B m B^T)[i, j], B = BT^T: 6x6 tiles at stride 4 overlap by 2, so one
     # image per iteration (one thread adds into a pixel).
     N, Hp, Wp, K = out.shape
-    for n in prange(N):
+    for n in range(lo, hi):  # this thread's chunk of range(N)
         out[n] = 0
         tmp = np.empty((6, 6, K), M.dtype)
         for th in range(TH):
@@ -173,14 +174,14 @@ def _winograd_untiles_b(M, TH, TW, out):
                         out[n, h0 + 5, w0 + j, k] += b5
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _winograd_tiles(x, L, s, TH, TW, V):
+@njit(cache=True, fastmath=True, nogil=True)
+def _winograd_tiles(lo, hi, x, L, s, TH, TW, V):
     # One (image, tile row) per iteration; each tile: tmp[a, j] = sum_i L[a, i] x[s*th + i, s*tw + j], then
     # V[a*AO + b, t] = sum_j L[b, j] tmp[a, j]. Every innermost loop runs over the C contiguous channels (it
     # vectorises); the zero entries of L are skipped outside it.
     N, Hp, Wp, C = x.shape
     AO, AI = L.shape
-    for q in prange(N * TH):
+    for q in range(lo, hi):  # this thread's chunk of range(N * TH)
         n, th = q // TH, q % TH
         tmp = np.empty((AO, AI, C), x.dtype)
         h0 = s * th
@@ -212,22 +213,23 @@ def winograd_tiles(x, L, s, TH, TW, out=None):
     AO = L.shape[0]
     out = np.empty((AO * AO, x.shape[0] * TH * TW, x.shape[3]), dtype=x.dtype) if out is None else out
     x = np.ascontiguousarray(x)
+    rows = x.shape[0] * TH                  # (image, tile row) pairs
     if s == 4 and _is_matrix(L, _BT):
-        _winograd_tiles_bt(x, TH, TW, out)
+        parallel_for(_winograd_tiles_bt, rows, x, TH, TW, out)
     elif s == 4 and _is_matrix(L, _AT.T):
-        _winograd_tiles_a(x, TH, TW, out)
+        parallel_for(_winograd_tiles_a, rows, x, TH, TW, out)
     else:
-        _winograd_tiles(x, np.ascontiguousarray(L, dtype=x.dtype), s, TH, TW, out)
+        parallel_for(_winograd_tiles, rows, x, np.ascontiguousarray(L, dtype=x.dtype), s, TH, TW, out)
     return out
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _winograd_untiles(M, L, s, TH, TW, out):
+@njit(cache=True, fastmath=True, nogil=True)
+def _winograd_untiles(lo, hi, M, L, s, TH, TW, out):
     # One image per iteration: with AO > s the tiles overlap, and only one thread may add into a pixel.
     # Each tile: tmp[a, j] = sum_b L[j, b] M[a*AI + b, t], then out[s*th + i, s*tw + j] += sum_a L[i, a] tmp[a, j].
     N, Hp, Wp, K = out.shape
     AO, AI = L.shape
-    for n in prange(N):
+    for n in range(lo, hi):  # this thread's chunk of range(N)
         out[n] = 0
         tmp = np.empty((AI, AO, K), M.dtype)
         for th in range(TH):
@@ -256,11 +258,11 @@ def winograd_untiles(M, L, s, TH, TW, Hp, Wp, out=None):
     out = np.empty((M.shape[1] // (TH * TW), Hp, Wp, M.shape[2]), dtype=M.dtype) if out is None else out
     M = np.ascontiguousarray(M)
     if s == 4 and _is_matrix(L, _AT):
-        _winograd_untiles_at(M, TH, TW, out)
+        parallel_for(_winograd_untiles_at, out.shape[0] * TH, M, TH, TW, out)
         out[:, 4 * TH:] = 0      # the tiles write every pixel they cover, once
         out[:, :, 4 * TW:] = 0
     elif s == 4 and _is_matrix(L, _BT.T):
-        _winograd_untiles_b(M, TH, TW, out)
+        parallel_for(_winograd_untiles_b, out.shape[0], M, TH, TW, out)
     else:
-        _winograd_untiles(M, np.ascontiguousarray(L, dtype=M.dtype), s, TH, TW, out)
+        parallel_for(_winograd_untiles, out.shape[0], M, np.ascontiguousarray(L, dtype=M.dtype), s, TH, TW, out)
     return out

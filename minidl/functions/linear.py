@@ -1,5 +1,5 @@
 """The fully connected layer's op."""
-from minidl import ops
+from minidl import kernels, ops
 from minidl.functions._checks import as_input, check_same_device
 from minidl.tensor import Function
 
@@ -7,14 +7,14 @@ from minidl.tensor import Function
 class Linear(Function):
     def forward(self, x, W, b=None):
         self.x, self.W = x, W
-        y = x @ W.T
+        y = kernels.matmul(x, W.T)
         return y if b is None else y + b
 
     def backward(self, gy):
         x2 = self.x.reshape(-1, self.x.shape[-1])
         gy2 = gy.reshape(-1, gy.shape[-1])
-        gx = gy @ self.W
-        gW = gy2.T @ x2
+        gx = kernels.matmul(gy, self.W)
+        gW = kernels.matmul(gy2.T, x2)
         if len(self.inputs) == 2:
             return gx, gW
         return gx, gW, gy2.sum(axis=0)

@@ -41,7 +41,7 @@ from minidl.training.rundir import claim_run_folder
 
 # What a schedule laid over --epochs epochs takes from that number: recomputed when a resume changes it.
 SCHEDULE_SHAPE = ("milestones", "T_max")
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+THREAD_VARIABLES = ("MINIDL_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class Run:

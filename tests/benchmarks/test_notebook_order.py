@@ -39,6 +39,6 @@ def test_one_configuration_runs_and_writes_json(tmp_path, capsys):
     saved = json.loads(out.read_text())
     run, = saved["runs"]
     assert "error" not in run, run
-    assert run["numba_threading_layer"] == "omp" and run["thread_policy"]["blas_threads"] == 1
+    assert run["thread_policy"] == {"blas_threads": 1, "num_threads": 1}
     assert len(run["models"]["lenet5"]["minidl_s"]) == 2 and saved["summary"][0]["lenet5"]["ratio"] > 0
     assert "| notebook | 1 | auto | lenet5/64 |" in capsys.readouterr().out

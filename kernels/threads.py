@@ -1,0 +1,278 @@
+"""minidl's CPU threads: the loops of the Numba kernels and the large GEMMs, split over a small pool.
+
+Every Numba kernel in ``minidl.kernels.cpu`` is a serial loop over an independent outer dimension (the
+N*C planes, the channels, the rows of tiles) between ``lo`` and ``hi``, compiled with ``nogil=True``.
+:func:`parallel_for` runs ``kernel(lo, hi, *args)`` on contiguous chunks of ``range(total)``, one chunk a
+thread: the calling thread takes the first, the pool's threads the others, and it returns when all are
+done. :func:`matmul` splits a large GEMM the same way, one block of rows or columns a thread, with NumPy's
+BLAS on one thread in each (minidl's compute regions hold it there: ``minidl.performance``).
+
+Why not Numba's ``parallel=True`` (what minidl used before issue 15):
+
+* **Compile time.** Numba turns a ``prange`` loop into a parallel "gufunc" with its own compile pipeline:
+  the same loop nest compiled 8-10x slower than the serial loop (``_col2im_gemm_stride1``: 5.9 s vs
+  0.57 s), and a fresh install's first LeNet-5 step spent 12 s compiling four kernels.
+* **Threads that spin.** Numba's default threading layer is OpenMP, whose idle threads spin, and in a
+  process that has imported PyTorch it shares PyTorch's OpenMP runtime; its ``workqueue`` layer blocks
+  instead but aborts the process when two Python threads launch kernels at once. The threads here block
+  on a queue between launches and never spin, whoever else runs in the process.
+* **One pool for both.** OpenBLAS's own threads spin for up to 2^28 cycles after each GEMM, taking the core
+  the kernels need; splitting the GEMMs here gives them two threads without those.
+
+A launch costs ~30-40 us (waking a thread), so work below :data:`MIN_WORK` elements, or a single item,
+runs on the calling thread alone. The pool is one per process, used by one launch at a time: a second
+Python thread that launches while it is busy runs its kernel on its own thread, and a kernel launched from
+inside the pool runs serially. After ``fork`` the child starts a pool of its own when it first needs one.
+"""
+import os
+import queue
+import threading
+
+import numpy as np
+
+__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "parallel_map", "map_chunks", "sum_parts", "batch_chunks", "matmul", "MIN_WORK",
+           "MIN_GEMM_FLOPS"]
+
+# Below these sizes a launch's ~30-40 us cost more than a second thread saves (elements of the largest
+# array a kernel touches; multiply-adds of a GEMM); tests set them to 0 to split tiny arrays.
+MIN_WORK = 2 ** 15
+MIN_GEMM_FLOPS = 2 ** 23
+
+
+# Environment variables that set the default thread count, read at the first launch (the first that is a
+# positive int wins): minidl's own, then Numba's (minidl's kernels honoured it when Numba ran their threads)
+# and OpenMP's (PyTorch honours it).
+THREAD_VARIABLES = ("MINIDL_NUM_THREADS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+def _default_threads():
+    for name in THREAD_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) >= 1:
+            return int(value)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+_num_threads = None   # None: the default (_default_threads, asked once: the call costs ~6 us)
+_cpus = None
+# Set by minidl.performance while a compute region holds NumPy's BLAS at one thread: only then are GEMMs
+# split here (otherwise BLAS runs its own threads, and splitting would run threads x threads).
+blas_single_threaded = False
+
+
+def get_num_threads():
+    """The number of threads minidl's CPU kernels and GEMMs use (as ``torch.get_num_threads``).
+
+    Default: ``MINIDL_NUM_THREADS``, else ``NUMBA_NUM_THREADS``, else ``OMP_NUM_THREADS`` if set (read at the
+    first call), else every CPU this process may run on.
+    """
+    global _cpus
+    if _num_threads:
+        return _num_threads
+    if _cpus is None:
+        _cpus = _default_threads()
+    return _cpus
+
+
+def set_num_threads(n):
+    """Use ``n`` threads (an int >= 1) for minidl's CPU kernels and GEMMs, from the next launch on.
+
+    Like ``torch.set_num_threads``: process-wide; 1 runs every kernel on the calling thread.
+    """
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"set_num_threads: expected an int >= 1, got {n!r}")
+    _num_threads = int(n)
+
+
+class _Pool:
+    """Threads that each wait on their own inbox for (kernel, args) and report to one outbox."""
+
+    def __init__(self):
+        self.lock = threading.Lock()        # one launch at a time
+        self.inboxes = []
+        self.done = queue.SimpleQueue()
+
+    def grow(self, workers):
+        while len(self.inboxes) < workers:
+            inbox = queue.SimpleQueue()
+            threading.Thread(target=self._serve, args=(inbox,), daemon=True,
+                             name=f"minidl-kernels-{len(self.inboxes) + 1}").start()
+            self.inboxes.append(inbox)
+
+    def _serve(self, inbox):
+        while True:
+            kernel, args = inbox.get()
+            try:
+                kernel(*args)
+            except BaseException as error:   # reported to the launching thread, which raises it
+                self.done.put(error)
+            else:
+                self.done.put(None)
+
+    def run(self, kernel, bounds, args):
+        """kernel(bounds[i], bounds[i + 1], *args) for every i; the caller holds self.lock."""
+        chunks = len(bounds) - 1
+        self.grow(chunks - 1)
+        for i in range(1, chunks):
+            self.inboxes[i - 1].put((kernel, (bounds[i], bounds[i + 1]) + args))
+        error = None
+        try:
+            kernel(bounds[0], bounds[1], *args)
+        except BaseException as e:
+            error = e
+        for _ in range(1, chunks):      # wait for every chunk, even after an error: they write our arrays
+            reported = self.done.get()
+            if error is None and reported is not None:
+                error = reported
+        if error is not None:
+            raise error
+
+
+_pool = None
+
+
+def _forget_pool():
+    global _pool, _cpus
+    _pool, _cpus = None, None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)   # the child has none of the parent's threads
+
+
+def _split(total, work):
+    """Chunk bounds over range(total), or None to run on the calling thread alone."""
+    threads = min(get_num_threads(), total)
+    if threads <= 1 or work < MIN_WORK:
+        return None
+    return [total * i // threads for i in range(threads + 1)]
+
+
+def _launch(kernel, bounds, args):
+    global _pool
+    pool = _pool
+    if pool is None:
+        pool = _pool = _Pool()
+    if not pool.lock.acquire(blocking=False):     # busy: another thread's launch, or we are inside one
+        kernel(0, bounds[-1], *args)
+        return
+    try:
+        pool.run(kernel, bounds, args)
+    finally:
+        pool.lock.release()
+
+
+def parallel_for(kernel, total, *args):
+    """Run ``kernel(lo, hi, *args)`` over ``range(total)`` in contiguous chunks, one a thread; return None.
+
+    ``kernel`` must treat the items of its range independently (each writes its own part of the outputs)
+    and release the GIL (a Numba ``nogil`` function) for the chunks to run at once. Small work (the largest
+    array argument under :data:`MIN_WORK` elements) runs as ``kernel(0, total, *args)`` on this thread.
+    """
+    if total <= 0:
+        return
+    work = max((a.size for a in args if isinstance(a, np.ndarray)), default=0)
+    bounds = _split(total, work)
+    if bounds is None:
+        kernel(0, total, *args)
+    else:
+        _launch(kernel, bounds, args)
+
+
+def parallel_map(fn, total):
+    """``[fn(lo, hi) for each part]``: ``range(total)`` cut into one contiguous part a thread, in order.
+
+    For work cut into chunks (a convolution over groups of images): each thread runs its part's whole
+    pipeline (im2col, GEMM, copy out), with the kernels and GEMMs inside it on that thread alone, which
+    needs one launch instead of several per chunk. ``fn`` may return per-part partial sums for the caller
+    to add. One part (a single item, one thread, or the pool busy) runs on the calling thread.
+    """
+    parts = min(get_num_threads(), total)
+    if parts <= 1:
+        return [fn(0, total)] if total > 0 else []
+    results = {}
+
+    def run(lo, hi):
+        results[lo] = fn(lo, hi)
+
+    _launch(run, [total * i // parts for i in range(parts + 1)], ())
+    return [results[lo] for lo in sorted(results)]
+
+
+def map_chunks(x, chunks, work):
+    """[work(part) for each thread's part of chunks]: on minidl's threads for a NumPy array x (each part a
+    contiguous run of chunks, the kernels and GEMMs inside it on its own thread), one part for CuPy's."""
+    if isinstance(x, np.ndarray):
+        return parallel_map(lambda lo, hi: work(chunks[lo:hi]), len(chunks))
+    return [work(chunks)]
+
+
+def sum_parts(parts):
+    """Add the parts' partial sums (arrays, or tuples of arrays and Nones) into the first part's, in order,
+    so that the result is the same for the same thread count; return it."""
+    first = parts[0]
+    for part in parts[1:]:
+        if isinstance(first, tuple):
+            for into, other in zip(first, part):
+                if into is not None:
+                    into += other
+        else:
+            first += part
+    return first
+
+
+def batch_chunks(N, step, parallel=True):
+    """Cut N images into chunks of at most ``step``: [(n0, n1), ...]. With ``parallel`` (NumPy arrays) and
+    more than one chunk, a multiple of the thread count of equal chunks, so that parallel_map's parts are
+    equal."""
+    step = max(1, min(N, step))
+    count = -(-N // step)
+    if parallel and count > 1:
+        threads = get_num_threads()
+        count = min(N, -(-count // threads) * threads)
+        return [(N * i // count, N * (i + 1) // count) for i in range(count)]
+    return [(n0, min(n0 + step, N)) for n0 in range(0, N, step)]
+
+
+def _matmul_stack(lo, hi, a, b, out):
+    np.matmul(a[lo:hi], b[lo:hi], out=out[lo:hi])
+
+
+def _matmul_rows(lo, hi, a, b, out):
+    np.matmul(a[lo:hi], b, out=out[lo:hi])
+
+
+def _matmul_columns(lo, hi, a, b, out):
+    np.matmul(a, b[..., lo:hi], out=out[..., lo:hi])
+
+
+def matmul(a, b, out=None):
+    """``np.matmul(a, b, out=out)`` for 2-D or stacked 3-D NumPy arrays, split over minidl's threads.
+
+    Split only inside a minidl compute region that holds NumPy's BLAS at one thread, and only for GEMMs of
+    at least :data:`MIN_GEMM_FLOPS` multiply-adds: by the stack (3-D with at least as many matrices as
+    threads), else by the rows of ``a`` or the columns of ``b``, whichever are more. Each block is one BLAS
+    call on its own slice of ``out``; the sums over the inner dimension are not split, so the result is
+    the same as one call's up to BLAS's blocking.
+    """
+    threads = get_num_threads()
+    if threads == 1 or not blas_single_threaded or a.ndim not in (2, 3) or a.ndim != b.ndim:
+        return np.matmul(a, b, out=out)
+    M, K = a.shape[-2:]
+    P = b.shape[-1]
+    stack = a.shape[0] if a.ndim == 3 else 1
+    if stack * M * K * P < MIN_GEMM_FLOPS or (a.ndim == 3 and b.shape[0] != stack):
+        return np.matmul(a, b, out=out)
+    if out is None:
+        out = np.empty(a.shape[:-1] + (P,), dtype=np.result_type(a.dtype, b.dtype))
+    if a.ndim == 3 and stack >= threads:
+        _launch(_matmul_stack, [stack * i // threads for i in range(threads + 1)], (a, b, out))
+    elif a.ndim == 2 and M >= P:
+        _launch(_matmul_rows, [M * i // threads for i in range(threads + 1)], (a, b, out))
+    else:
+        _launch(_matmul_columns, [P * i // threads for i in range(threads + 1)], (a, b, out))
+    return out

@@ -1,0 +1,238 @@
+"""minidl.kernels.threads: the pool that runs the Numba kernels' loops and the large GEMMs in chunks.
+
+Each kernel is tested against the reference with every loop split (the ``cpu_split`` backend of conftest.py);
+here: the chunking itself, errors, nesting, two Python threads at once, fork, and the GEMM split.
+"""
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import minidl
+import minidl.functions as F
+from minidl import nn
+from minidl.kernels import threads
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture
+def split_everything(monkeypatch):
+    """Every launch split, whatever its size, over 3 threads (more than this machine's cores: uneven chunks)."""
+    monkeypatch.setattr(threads, "MIN_WORK", 0)
+    monkeypatch.setattr(threads, "MIN_GEMM_FLOPS", 0)
+    monkeypatch.setattr(threads, "_num_threads", 3)
+
+
+def recorder():
+    seen, lock = [], threading.Lock()
+
+    def kernel(lo, hi, marks):
+        with lock:
+            seen.append((lo, hi, threading.get_ident()))
+        marks[lo:hi] += 1
+    return kernel, seen
+
+
+@pytest.mark.parametrize("total", [1, 2, 3, 7, 100])
+def test_parallel_for_runs_every_item_once_in_contiguous_chunks(split_everything, total):
+    kernel, seen = recorder()
+    marks = np.zeros(total, dtype=np.int64)
+    threads.parallel_for(kernel, total, marks)
+    assert marks.tolist() == [1] * total
+    chunks = sorted((lo, hi) for lo, hi, _ in seen)
+    assert len(chunks) == min(3, total) and chunks[0][0] == 0 and chunks[-1][1] == total
+    assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:]))          # contiguous, no gap, no overlap
+    if total >= 3:
+        assert len({ident for _, _, ident in seen}) == 3                    # one thread a chunk
+
+
+def test_small_work_and_one_thread_run_on_the_calling_thread(monkeypatch):
+    kernel, seen = recorder()
+    threads.parallel_for(kernel, 10, np.zeros(10))                          # 10 elements < MIN_WORK
+    monkeypatch.setattr(threads, "MIN_WORK", 0)
+    monkeypatch.setattr(threads, "_num_threads", 1)
+    threads.parallel_for(kernel, 10, np.zeros(10))
+    assert [(lo, hi) for lo, hi, _ in seen] == [(0, 10), (0, 10)]
+    assert {ident for _, _, ident in seen} == {threading.get_ident()}
+    threads.parallel_for(kernel, 0, np.zeros(0))                            # nothing to do
+    assert len(seen) == 2
+
+
+def test_an_error_in_any_chunk_is_raised_after_every_chunk_finished(split_everything):
+    finished = []
+
+    def kernel(lo, hi, _):
+        if lo > 0:
+            raise ValueError(f"chunk {lo}:{hi} failed")
+        finished.append((lo, hi))
+
+    with pytest.raises(ValueError, match=r"chunk \d+:\d+ failed"):
+        threads.parallel_for(kernel, 9, np.zeros(9))
+    assert finished == [(0, 3)]
+    marks = np.zeros(9, dtype=np.int64)                                     # the pool still works
+    threads.parallel_for(recorder()[0], 9, marks)
+    assert marks.tolist() == [1] * 9
+
+
+def test_a_launch_inside_a_chunk_runs_serially(split_everything):
+    inner_calls = []
+
+    def inner(lo, hi, _):
+        inner_calls.append((lo, hi))
+
+    def outer(lo, hi, _):
+        threads.parallel_for(inner, 4, np.zeros(4))      # the pool is busy with this launch: no deadlock
+
+    threads.parallel_for(outer, 3, np.zeros(3))
+    assert sorted(inner_calls) == [(0, 4)] * 3
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "2", True, None])
+def test_set_num_threads_refuses_bad_values(bad):
+    with pytest.raises(ValueError, match="set_num_threads: expected an int >= 1, got"):
+        minidl.set_num_threads(bad)
+
+
+def test_set_num_threads_round_trip(monkeypatch):
+    monkeypatch.setattr(threads, "_num_threads", None)
+    default = minidl.get_num_threads()
+    assert default >= 1
+    minidl.set_num_threads(5)
+    assert minidl.get_num_threads() == 5 == minidl.performance.thread_policy()["num_threads"]
+
+
+def run_child(code, **env):
+    child_env = dict(os.environ, **env)
+    child_env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_default_thread_count_follows_the_environment():
+    code = "import json, minidl; print(json.dumps(minidl.get_num_threads()))"
+    clean = {name: "" for name in threads.THREAD_VARIABLES}
+    assert run_child(code, **dict(clean, MINIDL_NUM_THREADS="3", OMP_NUM_THREADS="1")) == 3
+    assert run_child(code, **dict(clean, NUMBA_NUM_THREADS="2")) == 2
+    assert run_child(code, **dict(clean, OMP_NUM_THREADS="1")) == 1
+    assert run_child(code, **dict(clean, OMP_NUM_THREADS="bad")) == len(os.sched_getaffinity(0))
+
+
+def test_batch_chunks_are_equal_and_a_multiple_of_the_threads(monkeypatch):
+    monkeypatch.setattr(threads, "_num_threads", 2)
+    for N, step in [(128, 3), (128, 50), (7, 2), (3, 1), (64, 64), (10, 100), (5, 4)]:
+        chunks = threads.batch_chunks(N, step)
+        assert chunks[0][0] == 0 and chunks[-1][1] == N and all(a[1] == b[0] for a, b in zip(chunks, chunks[1:]))
+        sizes = [n1 - n0 for n0, n1 in chunks]
+        assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1 and max(sizes) <= max(step, 1)
+        if len(chunks) > 1:
+            assert len(chunks) % 2 == 0 or len(chunks) == N                 # as many chunks a thread
+    assert threads.batch_chunks(128, 3, parallel=False) == [(n, min(n + 3, 128)) for n in range(0, 128, 3)]
+
+
+def test_parallel_map_keeps_the_parts_in_order_and_sum_parts_adds_them(split_everything):
+    parts = threads.parallel_map(lambda lo, hi: (np.arange(lo, hi).sum(keepdims=True), None), 10)
+    assert len(parts) == 3
+    total, nothing = threads.sum_parts(parts)
+    assert total.tolist() == [45] and nothing is None
+    assert [p[0].tolist() for p in threads.parallel_map(lambda lo, hi: (np.array([lo]), None), 10)] == [[0], [3], [6]]
+
+
+@pytest.mark.parametrize("a_shape,b_shape", [((40, 30), (30, 7)), ((5, 30), (30, 60)), ((6, 5, 4), (6, 4, 9)),
+                                             ((2, 5, 4), (2, 4, 9))])
+def test_matmul_split_equals_numpy(split_everything, monkeypatch, a_shape, b_shape):
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
+    launches = []
+    launch = threads._launch
+    monkeypatch.setattr(threads, "_launch", lambda k, bounds, args: (launches.append(k), launch(k, bounds, args)))
+    assert threads.matmul(a, b) is not None and not launches             # BLAS not held at 1 thread: one call
+    monkeypatch.setattr(threads, "blas_single_threaded", True)
+    out = np.full(a_shape[:-1] + b_shape[-1:], np.nan)
+    assert threads.matmul(a, b, out=out) is out
+    np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(threads.matmul(a, b.T.copy().T), a @ b, rtol=1e-12, atol=1e-12)   # strided b
+    assert len(launches) == 2
+
+
+def test_matmul_is_split_inside_a_compute_region_only(monkeypatch):
+    seen = []
+    monkeypatch.setattr(threads, "matmul", lambda a, b, out=None: (seen.append(threads.blas_single_threaded),
+                                                                   np.matmul(a, b, out=out))[1])
+    model = nn.Linear(4, 3)
+    model(minidl.randn(2, 4)).sum().backward()
+    assert seen == [True, True, True] and threads.blas_single_threaded is False
+
+
+def test_two_python_threads_train_at_once(split_everything):
+    """Each thread's model gets the weights it gets alone: the pool serves one launch at a time, and a
+    thread that finds it busy runs its kernels on its own thread."""
+    def make(seed):
+        minidl.manual_seed(seed)
+        model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Conv2d(8, 8, 3, padding=1), nn.Flatten(), nn.Linear(8 * 8 * 8, 4))
+        return model, minidl.randn(8, 3, 16, 16), minidl.randint(0, 4, (8,))
+
+    def train(model, x, t, errors):
+        try:
+            opt = minidl.optim.SGD(model.parameters(), lr=0.01)
+            for _ in range(5):
+                opt.zero_grad()
+                F.cross_entropy(model(x), t).backward()
+                opt.step()
+        except Exception as error:   # reported below: an exception in a thread would pass silently
+            errors.append(repr(error))
+
+    alone = []
+    for seed in range(2):
+        model, x, t = make(seed)
+        train(model, x, t, [])
+        alone.append([p.data.copy() for p in model.parameters()])
+    runs = [make(seed) for seed in range(2)]
+    errors = []
+    workers = [threading.Thread(target=train, args=(*run, errors)) for run in runs]
+    [w.start() for w in workers]
+    [w.join() for w in workers]
+    assert errors == []
+    for (model, _, _), expected in zip(runs, alone):
+        for p, e in zip(model.parameters(), expected):
+            np.testing.assert_allclose(p.data, e, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_starts_a_pool_of_its_own(split_everything):
+    marks = np.zeros(9, dtype=np.int64)
+    threads.parallel_for(recorder()[0], 9, marks)                          # the parent's pool exists
+    pid = os.fork()
+    if pid == 0:   # the child: its parent's pool threads do not exist here
+        try:
+            child = np.zeros(9, dtype=np.int64)
+            threads.parallel_for(recorder()[0], 9, child)
+            os._exit(0 if child.tolist() == [1] * 9 else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+NO_NUMBA_THREADS = """
+import json
+import minidl
+from minidl import nn
+from numba.np.ufunc import parallel
+model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                      nn.Linear(8 * 16 * 16, 2))
+model(minidl.randn(64, 3, 32, 32)).sum().backward()
+print(json.dumps({"numba_layer_started": bool(getattr(parallel, "_is_initialized", False))}))
+"""
+
+
+def test_a_training_step_never_starts_numbas_threads():
+    """minidl's kernels are serial Numba loops: Numba's threading layer (OpenMP, shared with PyTorch) is never
+    launched, so no thread of it spins; the program's own Numba code may choose any layer."""
+    assert run_child(NO_NUMBA_THREADS) == {"numba_layer_started": False}
