@@ -30,7 +30,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "parallel_map", "map_chunks", "sum_parts", "batch_chunks", "matmul", "MIN_WORK",
+__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "parallel_map", "map_chunks", "sum_parts", "batch_chunks", "elementwise", "matmul", "MIN_WORK",
            "MIN_GEMM_FLOPS"]
 
 # Below these sizes a launch's ~30-40 us cost more than a second thread saves (elements of the largest
@@ -236,6 +236,27 @@ def batch_chunks(N, step, parallel=True):
         count = min(N, -(-count // threads) * threads)
         return [(N * i // count, N * (i + 1) // count) for i in range(count)]
     return [(n0, min(n0 + step, N)) for n0 in range(0, N, step)]
+
+
+def _elementwise_part(lo, hi, fn, out, *arrays):
+    fn(*(a[lo:hi] if isinstance(a, np.ndarray) else a for a in arrays), out=out[lo:hi])
+
+
+def elementwise(fn, out, *arrays):
+    """``fn(*arrays, out=out)`` for an element-by-element ``fn`` (a NumPy ufunc, or a function of that form),
+    on minidl's threads: each thread takes one flat part of every array. Split only when ``out`` and every
+    array argument are C-contiguous with ``out``'s shape (other arguments, such as scalars, are passed to
+    every part as they are) and large enough; otherwise one call. NumPy's loops release the GIL, so the
+    parts run at once. Returns ``out``.
+    """
+    flat = out.reshape(-1) if out.flags.c_contiguous else None
+    if flat is not None and all(a.shape == out.shape and a.flags.c_contiguous
+                                for a in arrays if isinstance(a, np.ndarray)):
+        parallel_for(_elementwise_part, flat.size, fn, flat,
+                     *(a.reshape(-1) if isinstance(a, np.ndarray) else a for a in arrays))
+    else:
+        fn(*arrays, out=out)
+    return out
 
 
 def _matmul_stack(lo, hi, a, b, out):

@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 
 from minidl import backend
+from minidl.kernels import threads
 from minidl.tensor import Function, MaxMinResult, Tensor
 
 
@@ -75,6 +76,8 @@ class Add(Function):
 
     def forward(self, a, b):
         self.a_shape, self.b_shape = a.shape, b.shape
+        if type(a) is np.ndarray and type(b) is np.ndarray and a.shape == b.shape and a.dtype == b.dtype:
+            return threads.elementwise(np.add, np.empty(a.shape, a.dtype), a, b)   # on minidl's threads
         return a + b
 
     def backward(self, gy):

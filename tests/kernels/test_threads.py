@@ -236,3 +236,25 @@ def test_a_training_step_never_starts_numbas_threads():
     """minidl's kernels are serial Numba loops: Numba's threading layer (OpenMP, shared with PyTorch) is never
     launched, so no thread of it spins; the program's own Numba code may choose any layer."""
     assert run_child(NO_NUMBA_THREADS) == {"numba_layer_started": False}
+
+
+def test_elementwise_split_equals_one_call(split_everything):
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((5, 7)).astype(np.float32), rng.standard_normal((5, 7)).astype(np.float32)
+    a[0, 0], a[1, 1] = np.nan, -np.inf
+    out = np.empty_like(a)
+    assert threads.elementwise(np.maximum, out, a, 0) is out
+    np.testing.assert_array_equal(out, np.maximum(a, 0))                   # NaN kept, -inf -> 0
+    np.testing.assert_array_equal(threads.elementwise(np.add, np.empty_like(a), a, b), a + b)
+    strided = a.T                                                           # not C-contiguous: one call
+    np.testing.assert_array_equal(threads.elementwise(np.add, np.empty((7, 5), np.float32), strided, b.T), strided + b.T)
+    empty = np.empty((0, 3), np.float32)
+    assert threads.elementwise(np.add, np.empty_like(empty), empty, empty).shape == (0, 3)
+
+
+def test_relu_and_add_on_split_threads_match_one_thread(split_everything):
+    x = minidl.tensor(np.random.default_rng(2).standard_normal((4, 3, 5, 5)), requires_grad=True)
+    y = F.relu(x) + x
+    y.backward(minidl.tensor(np.ones(y.shape)))
+    np.testing.assert_array_equal(y.numpy(), np.maximum(x.numpy(), 0) + x.numpy())
+    np.testing.assert_array_equal(x.grad.numpy(), (x.numpy() > 0) + 1.0)
