@@ -211,6 +211,7 @@ def gemm_backward(x, W, gy, stride, padding, dilation, groups, need_gx=True, nee
                 gb += gy_t.reshape(K, n * OH * OW).sum(axis=-1)
             col = columns(x[n0:n1], W, stride, padding, dilation, groups, OH, OW)
             gW += grouped_matmul(col, gy_t.swapaxes(-1, -2)).swapaxes(-1, -2)
+            del col                             # freed before gcol, as large, is made
             if not need_gx:
                 continue
             gcol = grouped_matmul(Wm_t, gy_t)   # (G, C/G*KH*KW, n*OH*OW)

@@ -149,7 +149,7 @@ def _traverse(roots, root_grads, retain_graph, create_graph, inputs):
                 f"backward: the graph through {func.name} was already freed by an earlier backward(); "
                 "call backward(retain_graph=True) the first time to backpropagate twice")
         func.check_versions()
-        outputs = [ref() for ref in func.outputs]
+        outputs = [func.output(i, create=False) for i in range(len(func.outputs))]
         gys = []
         for i, out in enumerate(outputs):
             entry = grads.pop(id(out), None) if out is not None else None

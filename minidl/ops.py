@@ -73,6 +73,7 @@ def require_float(op, *tensors):
 
 class Add(Function):
     saves_arrays = False
+    keeps_inputs = False     # its backward needs shapes only: a batch-norm output it read is not kept
 
     def forward(self, a, b):
         self.a_shape, self.b_shape = a.shape, b.shape
@@ -194,6 +195,7 @@ class PowTensor(Function):
     Second order: the same formulas as ops, each edge's 0 kept by KeepWhere, whose gradient is 0 there too
     (as torch.where in PyTorch's pow_backward): at b = 0 exactly, d/db of the gradient in a is 0.
     """
+    keeps_output = True      # backward_graph differentiates through output_tensor()
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -309,6 +311,8 @@ def matmul(a, b):
 
 
 class Exp(Function):
+    keeps_output = True      # backward_graph differentiates through output_tensor()
+
     def forward(self, x):
         self.y = self.xp.exp(x)
         return self.y
@@ -345,6 +349,8 @@ def log(x):
 
 
 class Sqrt(Function):
+    keeps_output = True      # backward_graph differentiates through output_tensor()
+
     def forward(self, x):
         self.y = self.xp.sqrt(x)
         return self.y

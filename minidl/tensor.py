@@ -281,7 +281,12 @@ class Function:
         needs_grad = autograd.is_grad_enabled() and any(t._requires_grad for t in tensors)
         results = [Tensor(y, requires_grad=needs_grad and y.dtype.kind == "f") for y in outputs]
         if needs_grad:
-            self.inputs = tensors
+            # An input made by another Function is held through that Function (creator, output index) when
+            # this one's backward reads none of its inputs' arrays (keeps_inputs False): the array is freed
+            # with its last other reference (a ReLU does not keep the batch-norm output it read alive).
+            self._inputs = tensors if self.keeps_inputs else [
+                t if t.creator is None or t.creator.keeps_output else (t.creator, t.creator.outputs_index(t))
+                for t in tensors]
             self.generation = max(t.creator.generation if t.creator is not None else 0 for t in tensors) + 1
             self.sequence = next(_function_counter)
             self.outputs = [weakref.ref(r) for r in results]
@@ -297,6 +302,49 @@ class Function:
     # only shapes (add, reshape, indexing, ...) say False, so that changing an input in place afterwards
     # does not make their backward refuse to run.
     saves_arrays = True
+    # Whether this Function holds its input Tensors (and so their arrays) until backward. Ops whose backward
+    # and backward_graph read no input array (relu keeps its output, add needs shapes) say False: an input
+    # made by another Function is then held through that Function, and ``inputs`` gives the Tensor while it
+    # lives, else a stand-in without an array (``output``).
+    keeps_inputs = True
+    # Whether this Function's backward_graph needs its output Tensor itself (``output_tensor``): then every
+    # Function that reads the output holds it, whatever its keeps_inputs.
+    keeps_output = False
+
+    @property
+    def inputs(self):
+        """The input Tensors (None before forward records, and after backward released them)."""
+        stored = self.__dict__.get("_inputs")
+        if stored is None:
+            return None
+        return [x if isinstance(x, Tensor) else x[0].output(x[1]) for x in stored]
+
+    @inputs.setter
+    def inputs(self, tensors):
+        self.__dict__["_inputs"] = tensors
+
+    def outputs_index(self, t):
+        """The position of Tensor ``t`` among this Function's outputs."""
+        for i, ref in enumerate(self.outputs):
+            if ref() is t:
+                return i
+        raise ValueError(f"{self.name}: the tensor is not one of its outputs")
+
+    def output(self, i, create=True):
+        """Output ``i``: the Tensor forward made while it lives, else its stand-in: a Tensor of the same
+        shape and dtype, made by this Function, whose array is a read-only broadcast zero (no memory). One
+        stand-in an output, so that every Function that read it reaches the same Tensor in backward.
+        ``create=False``: None if the output is gone and no stand-in was made."""
+        out = self.outputs[i]()
+        if out is not None:
+            return out
+        standins = self.__dict__.setdefault("_standins", {})
+        if i not in standins and create:
+            shape, dtype = self.output_meta[i]
+            standin = Tensor(self.xp.broadcast_to(self.xp.zeros((), dtype=dtype), shape), requires_grad=True)
+            standin.creator = self
+            standins[i] = standin
+        return standins.get(i)
 
     def check_versions(self):
         """Refuse to run backward if an array it saved was changed in place after the forward pass."""

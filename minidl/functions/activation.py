@@ -15,6 +15,9 @@ class ReLU(Function):
     # Saves its output, not a mask of x > 0: the next layer (a conv, in every zoo model) keeps that output for
     # its own backward anyway, so the ReLU's share costs nothing, where a mask was a quarter of x more.
     # ResNet-18 CIFAR at batch 128: the memory a training step adds 1,057 -> 993 MB (ResNet-20: 352 -> 331 MB).
+    # Nor does it keep its input (keeps_inputs): the batch-norm output it read is freed after forward.
+    keeps_inputs = False
+
     def forward(self, x):
         if self.xp is np:      # on minidl's threads (NumPy's loops release the GIL)
             self.y = y = threads.elementwise(np.maximum, np.empty_like(x), x, 0)
@@ -61,6 +64,8 @@ def leaky_relu(input, negative_slope=0.01):  # noqa: A002 - torch's name
 
 
 class Tanh(Function):
+    keeps_output = True      # backward_graph differentiates through output_tensor()
+
     def forward(self, x):
         self.y = self.xp.tanh(x)
         return self.y
@@ -81,6 +86,7 @@ class Sigmoid(Function):
     """1 / (1 + exp(-x)), written so that both tails keep full relative precision: with e = exp(-|x|),
     sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0 (float32 sigmoid(-20) = 2.06e-9, where
     the tanh form 0.5 tanh(x / 2) + 0.5 gives 0)."""
+    keeps_output = True      # backward_graph differentiates through output_tensor()
 
     def forward(self, x):
         xp = self.xp
@@ -172,6 +178,8 @@ def _softmax_dim(x, dim, op):
 
 
 class Softmax(Function):
+    keeps_output = True      # backward_graph differentiates through output_tensor()
+
     def __init__(self, axis):
         self.axis = axis
 
@@ -206,6 +214,8 @@ def _log_softmax(xp, x, axis):
 
 
 class LogSoftmax(Function):
+    keeps_output = True      # backward_graph differentiates through output_tensor()
+
     def __init__(self, axis):
         self.axis = axis
 

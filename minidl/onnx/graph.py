@@ -128,7 +128,7 @@ class GraphBuilder:
         return sorted(found, key=lambda f: f.generation)
 
     def _convert(self, func):
-        outputs = [ref() for ref in func.outputs]
+        outputs = [func.output(i) for i in range(len(func.outputs))]   # a stand-in where the output is gone
         if any(id(o) in self._tensor_names for o in outputs if o is not None):
             return  # already converted (shared by two outputs)
         converter = CONVERTERS.get(func.name)
