@@ -30,8 +30,8 @@ import threading
 
 import numpy as np
 
-__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "parallel_map", "map_chunks", "sum_parts", "batch_chunks", "elementwise", "matmul", "MIN_WORK",
-           "MIN_GEMM_FLOPS"]
+__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "parallel_map", "map_chunks", "sum_parts",
+           "batch_chunks", "elementwise", "matmul", "MIN_WORK", "MIN_GEMM_FLOPS", "THREAD_VARIABLES"]
 
 # Below these sizes a launch's ~30-40 us cost more than a second thread saves (elements of the largest
 # array a kernel touches; multiply-adds of a GEMM); tests set them to 0 to split tiny arrays.

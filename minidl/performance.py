@@ -26,8 +26,9 @@ PyTorch in that order, 1.26x with minidl imported first). Nothing here depends o
    program chooses for its own Numba code is left alone. Compiling serial loops is also 8-10x faster,
    which is most of a fresh install's first training step (``kernels/threads.py``).
 
-Nothing here writes ``os.environ`` (threadpoolctl's import sets ``KMP_DUPLICATE_LIB_OK``; it is removed again). Process tuning that is not about threads is not done by the
-import: call :func:`set_performance_defaults` (``python -m minidl.train``, the benchmarks and the notebooks do).
+Nothing here writes ``os.environ`` (threadpoolctl's import sets ``KMP_DUPLICATE_LIB_OK``; it is removed
+again). Process tuning that is not about threads is not done by the import: call
+:func:`set_performance_defaults` (``python -m minidl.train``, the benchmarks and the notebooks do).
 """
 import functools
 import os

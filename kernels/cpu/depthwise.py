@@ -56,14 +56,15 @@ def depthwise_conv2d(x, W, PH, PW):
     KH, KW = W.shape[2:]
     OH, OW = window_count(x.shape[2], KH, 1, PH), window_count(x.shape[3], KW, 1, PW)
     y = np.empty(x.shape[:2] + (OH, OW), dtype=x.dtype)
-    parallel_for(_depthwise_conv2d, y.shape[0] * y.shape[1], zero_pad(x, PH, PW), np.ascontiguousarray(W, dtype=x.dtype), y)
+    parallel_for(_depthwise_conv2d, y.shape[0] * y.shape[1], zero_pad(x, PH, PW),
+                 np.ascontiguousarray(W, dtype=x.dtype), y)
     return y
 
 
 def depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     """Numba filter gradient of depthwise_conv2d: -> gW (C, 1, KH, KW). See reference."""
     gW = np.empty((x.shape[1], 1, KH, KW), dtype=x.dtype)
-    parallel_for(_depthwise_conv2d_grad_weight, x.shape[1], zero_pad(x, PH, PW), np.ascontiguousarray(gy, dtype=x.dtype),
-                 gW)
+    parallel_for(_depthwise_conv2d_grad_weight, x.shape[1], zero_pad(x, PH, PW),
+                 np.ascontiguousarray(gy, dtype=x.dtype), gW)
     return gW
 

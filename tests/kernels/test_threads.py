@@ -247,7 +247,8 @@ def test_elementwise_split_equals_one_call(split_everything):
     np.testing.assert_array_equal(out, np.maximum(a, 0))                   # NaN kept, -inf -> 0
     np.testing.assert_array_equal(threads.elementwise(np.add, np.empty_like(a), a, b), a + b)
     strided = a.T                                                           # not C-contiguous: one call
-    np.testing.assert_array_equal(threads.elementwise(np.add, np.empty((7, 5), np.float32), strided, b.T), strided + b.T)
+    out = threads.elementwise(np.add, np.empty((7, 5), np.float32), strided, b.T)
+    np.testing.assert_array_equal(out, strided + b.T)
     empty = np.empty((0, 3), np.float32)
     assert threads.elementwise(np.add, np.empty_like(empty), empty, empty).shape == (0, 3)
 
