@@ -27,6 +27,7 @@ inside the pool runs serially. After ``fork`` the child starts a pool of its own
 import os
 import queue
 import threading
+import warnings
 
 import numpy as np
 
@@ -50,6 +51,9 @@ def _default_threads():
         value = os.environ.get(name, "").strip()
         if value.isdigit() and int(value) >= 1:
             return int(value)
+        if value:
+            warnings.warn(f"minidl: {name}={value!r} is not an int >= 1; ignored for minidl's thread count",
+                          RuntimeWarning, stacklevel=2)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
@@ -149,7 +153,12 @@ def _split(total, work):
     threads = min(get_num_threads(), total)
     if threads <= 1 or work < MIN_WORK:
         return None
-    return [total * i // threads for i in range(threads + 1)]
+    return _bounds(total, threads)
+
+
+def _bounds(total, parts):
+    """The edges of ``parts`` contiguous, near-equal parts of range(total): [0, ..., total]."""
+    return [total * i // parts for i in range(parts + 1)]
 
 
 def _launch(kernel, bounds, args):
@@ -199,7 +208,7 @@ def parallel_map(fn, total):
     def run(lo, hi):
         results[lo] = fn(lo, hi)
 
-    _launch(run, [total * i // parts for i in range(parts + 1)], ())
+    _launch(run, _bounds(total, parts), ())
     return [results[lo] for lo in sorted(results)]
 
 
@@ -291,9 +300,9 @@ def matmul(a, b, out=None):
     if out is None:
         out = np.empty(a.shape[:-1] + (P,), dtype=np.result_type(a.dtype, b.dtype))
     if a.ndim == 3 and stack >= threads:
-        _launch(_matmul_stack, [stack * i // threads for i in range(threads + 1)], (a, b, out))
+        _launch(_matmul_stack, _bounds(stack, threads), (a, b, out))
     elif a.ndim == 2 and M >= P:
-        _launch(_matmul_rows, [M * i // threads for i in range(threads + 1)], (a, b, out))
+        _launch(_matmul_rows, _bounds(M, threads), (a, b, out))
     else:
-        _launch(_matmul_columns, [P * i // threads for i in range(threads + 1)], (a, b, out))
+        _launch(_matmul_columns, _bounds(P, threads), (a, b, out))
     return out

@@ -121,6 +121,12 @@ def test_the_default_thread_count_follows_the_environment():
     assert run_child(code, **dict(clean, NUMBA_NUM_THREADS="2")) == 2
     assert run_child(code, **dict(clean, OMP_NUM_THREADS="1")) == 1
     assert run_child(code, **dict(clean, OMP_NUM_THREADS="bad")) == len(os.sched_getaffinity(0))
+    warned = ("import json, warnings\nwith warnings.catch_warnings(record=True) as w:\n"
+              "    warnings.simplefilter('always')\n    import minidl\n    n = minidl.get_num_threads()\n"
+              "print(json.dumps([n, [str(x.message) for x in w if 'thread count' in str(x.message)]]))")
+    n, messages = run_child(warned, **dict(clean, MINIDL_NUM_THREADS="two"))
+    assert n == len(os.sched_getaffinity(0))
+    assert messages == ["minidl: MINIDL_NUM_THREADS='two' is not an int >= 1; ignored for minidl's thread count"]
 
 
 def test_batch_chunks_are_equal_and_a_multiple_of_the_threads(monkeypatch):
