@@ -16,8 +16,11 @@ minidl / PyTorch of training throughput (> 1: minidl is faster), the median over
                   minidl.set_num_threads(1) and BLAS limited to 1 (threadpoolctl) for the whole process.
     policy        auto: minidl's policy (minidl/performance.py: BLAS at 1 thread inside minidl's forward and
                   backward, the kernels and the large GEMMs split over minidl's own blocking threads,
-                  kernels/threads.py). With --options, the alternative measured against it: none (no BLAS
-                  limit: the GEMMs run unsplit on OpenBLAS's own, spinning, threads).
+                  kernels/threads.py). With --options, two more, in notebook order at default threads:
+                  none (no BLAS limit: the GEMMs run unsplit on OpenBLAS's own, spinning, threads), and
+                  torch-passive (minidl's policy, with OMP_WAIT_POLICY=passive in the process's environment:
+                  PyTorch's OpenMP threads sleep after each PyTorch op instead of spinning for ~5-10 ms,
+                  which otherwise takes the second core from the minidl step that follows).
 
 Every configuration runs ``--repeat`` times (default 2), the configurations interleaved, and the table
 pools the rounds of its repeats: the shared machine's load swings 3x from one minute to the next, which
@@ -47,6 +50,7 @@ BATCHES = {"lenet5": 64, "lenet5_paper": 64, "resnet20": 128, "resnet18_cifar": 
 POLICY_ENV = {   # environment each policy's process starts with (the benchmark's, not minidl's)
     "auto": {},
     "none": {},
+    "torch-passive": {"OMP_WAIT_POLICY": "passive"},
 }
 
 
@@ -191,7 +195,7 @@ def configurations(options, configs=None):
         return chosen
     main = [("minidl-first", "default", "auto"), ("notebook", "default", "auto"),
             ("minidl-first", 1, "auto"), ("notebook", 1, "auto")]
-    extra = [("notebook", "default", "none")]
+    extra = [("notebook", "default", "none"), ("notebook", "default", "torch-passive")]
     return main + (extra if options else [])
 
 

@@ -132,6 +132,21 @@ def depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     return _backend_for(x, "depthwise_conv2d_grad_weight").depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW)
 
 
+def direct_conv2d(x, W, PH, PW):
+    _checks.direct_conv2d(x, W, PH, PW)
+    return _backend_for(x, "direct_conv2d").direct_conv2d(x, W, PH, PW)
+
+
+def direct_conv2d_grad_input(gy, W, H, Wd, PH, PW):
+    _checks.direct_conv2d_grad_input(gy, W, H, Wd, PH, PW)
+    return _backend_for(gy, "direct_conv2d_grad_input").direct_conv2d_grad_input(gy, W, H, Wd, PH, PW)
+
+
+def direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
+    _checks.direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW)
+    return _backend_for(x, "direct_conv2d_grad_weight").direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW)
+
+
 def pad_nhwc(x, PT, PL, Hp, Wp):
     _checks.pad_nhwc(x, PT, PL, Hp, Wp)
     return _backend_for(x, "pad_nhwc").pad_nhwc(x, PT, PL, Hp, Wp)
@@ -209,14 +224,17 @@ KERNELS = ("im2col", "col2im", "max_pool2d_forward", "max_pool2d_backward", "avg
 GEMM_LAYOUT_KERNELS = ("im2col_gemm", "col2im_gemm")
 # Depthwise convolution with stride 1: CPU kernels; kernels.conv asks has_kernel(), else runs the grouped GEMM.
 DEPTHWISE_KERNELS = ("depthwise_conv2d", "depthwise_conv2d_grad_weight")
+# Direct convolution, stride 1, one group, for layers with few channels: CPU kernels (kernels/conv.py asks
+# has_kernel(), else runs im2col + GEMM).
+DIRECT_KERNELS = ("direct_conv2d", "direct_conv2d_grad_input", "direct_conv2d_grad_weight")
 # Winograd F(4x4, 3x3) convolution (minidl.kernels.winograd): CPU kernels; elsewhere conv2d runs im2col + GEMM.
 WINOGRAD_KERNELS = ("pad_nhwc", "crop_nchw", "winograd_tiles", "winograd_untiles")
 
 # each dispatcher documents itself with the reference's formula
-for _name in KERNELS + GEMM_LAYOUT_KERNELS + DEPTHWISE_KERNELS + WINOGRAD_KERNELS:
+for _name in KERNELS + GEMM_LAYOUT_KERNELS + DEPTHWISE_KERNELS + DIRECT_KERNELS + WINOGRAD_KERNELS:
     globals()[_name].__doc__ = getattr(reference, _name).__doc__
 del _name
 
-__all__ = ["DEPTHWISE_KERNELS", "GEMM_LAYOUT_KERNELS", "KERNELS", "WINOGRAD_KERNELS", "array_module", "conv_output_size", "cpu",
+__all__ = ["DEPTHWISE_KERNELS", "DIRECT_KERNELS", "GEMM_LAYOUT_KERNELS", "KERNELS", "WINOGRAD_KERNELS", "array_module", "conv_output_size", "cpu",
            "has_kernel", "matmul", "numpy_kernels", "reference", "threads", *KERNELS, *GEMM_LAYOUT_KERNELS, *DEPTHWISE_KERNELS,
-           *WINOGRAD_KERNELS, "window_count"]
+           *DIRECT_KERNELS, *WINOGRAD_KERNELS, "window_count"]

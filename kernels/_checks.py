@@ -156,6 +156,34 @@ def depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     check_same_shape(op, "gy", gy, "the output", expected)
 
 
+def direct_conv2d(x, W, PH, PW):
+    """x (N, C, H, W) and filters W (K, C, KH, KW) over all C channels (one group), stride 1."""
+    op = "direct_conv2d"
+    N, C, H, Wd = check_array(op, "x", x, 4).shape
+    check_array(op, "W", W, 4)
+    if W.shape[1] != C:
+        raise ValueError(f"{op}: W must be K x C x KH x KW with C = {C} (one group), got shape {W.shape}")
+    window_geometry(op, H, Wd, W.shape[2], W.shape[3], 1, 1, PH, PW)
+
+
+def direct_conv2d_grad_input(gy, W, H, Wd, PH, PW):
+    op = "direct_conv2d_grad_input"
+    N = check_array(op, "gy", gy, 4).shape[0]
+    K, C, KH, KW = check_array(op, "W", W, 4).shape
+    check_int(op, "H", H, 1)
+    check_int(op, "Wd", Wd, 1)
+    expected = (N, K) + window_geometry(op, H, Wd, KH, KW, 1, 1, PH, PW)
+    check_same_shape(op, "gy", gy, "the output", expected)
+
+
+def direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
+    op = "direct_conv2d_grad_weight"
+    N, C, H, W = check_array(op, "x", x, 4).shape
+    K = check_array(op, "gy", gy, 4).shape[1]
+    expected = (N, K) + window_geometry(op, H, W, KH, KW, 1, 1, PH, PW)
+    check_same_shape(op, "gy", gy, "the output", expected)
+
+
 def pad_nhwc(x, PT, PL, Hp, Wp):
     """x (N, C, H, W) must fit in Hp x Wp at offset (PT, PL)."""
     N, C, H, W = check_array("pad_nhwc", "x", x, 4).shape

@@ -8,6 +8,8 @@ KH, KW, SH, SW, PH, PW, DH, DW, OH, OW); arrays are NumPy or CuPy, the ops' weig
 Algorithms (``choose`` picks one; each runs alone, for tests and benchmarks):
     "winograd"   3x3, stride 1, padding 1, G = 1: Winograd's F(4x4, 3x3) (kernels/winograd.py), see WINOGRAD
     "depthwise"  G = C = K, stride 1, undilated: kernels.depthwise_conv2d (the GPU set has none)
+    "direct"     G = 1, stride 1, undilated, few channels (C K <= DIRECT_MAX_CHANNEL_PAIRS): kernels.direct_conv2d
+                 and its gradients, plane by plane, no im2col (the GPU set has none)
     "chunks"     im2col + GEMM a chunk of images at a time (the columns of a whole batch are too large to
                  keep), or a 1x1 unpadded conv whose column matrix is x itself, channels first
                  (``gemm_forward``/``gemm_backward``); backward of a stride-1 "same"-padded conv
@@ -44,6 +46,15 @@ WINOGRAD_MODES = ("auto", "off", "always")
 WINOGRAD_MIN_CHANNELS = 32
 WINOGRAD_MIN_TILES = 128
 WINOGRAD_MAX_FILTER_ELEMENTS = 2 ** 22
+
+# Convolutions with stride 1, no dilation, one group and at most this many (input, output) channel pairs run
+# by kernels.direct_conv2d: LeNet-5's C1 (1 x 6 channels, 5x5) is an im2col of 25x its input and a 6 x 25 by
+# 25 x N*784 GEMM, which BLAS runs at ~8 GFLOP/s. Measured (batch 64 unless said, one thread / two, ms):
+# 1 -> 6 5x5 on 32x32: forward 0.81-0.87 vs 1.06-1.66, filter gradient 1.2 vs 2.2-2.4 (the layer's whole
+# backward); 3 -> 6: forward 2.1-2.7 vs 4.0-4.4; but 6 -> 16 (C3): forward 2.0-2.8 vs 1.0-2.1 and
+# 3 -> 16 3x3 at batch 128 (ResNet-20's first layer): 5.7-6.6 vs 4.8-5.1, so more pairs take im2col + GEMM.
+# 0 turns the direct path off. benchmarks/README.md ("Direct convolution").
+DIRECT_MAX_CHANNEL_PAIRS = 18
 
 
 def grouped_matmul(a, b):
@@ -85,12 +96,21 @@ def is_winograd(x, W, stride, padding, dilation, groups):
             and winograd.ALPHA ** 2 * C * W.shape[0] <= WINOGRAD_MAX_FILTER_ELEMENTS)
 
 
+def is_direct(x, W, stride, padding, dilation, groups):
+    """Stride 1, undilated, one group, at most DIRECT_MAX_CHANNEL_PAIRS channel pairs, x and W of one dtype,
+    and a direct kernel for x (the CPU sets have one)."""
+    return (groups == 1 and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and x.dtype == W.dtype
+            and x.shape[1] * W.shape[0] <= DIRECT_MAX_CHANNEL_PAIRS and kernels.has_kernel(x, "direct_conv2d"))
+
+
 def choose(x, W, stride, padding, dilation, groups):
-    """The algorithm for this convolution: "winograd", "depthwise", "chunks", or None (the plain path)."""
+    """The algorithm: "winograd", "depthwise", "direct", "chunks", or None (the plain path)."""
     if is_winograd(x, W, stride, padding, dilation, groups):
         return "winograd"
     if is_depthwise(x, W, stride, padding, dilation, groups):
         return "depthwise"
+    if is_direct(x, W, stride, padding, dilation, groups):
+        return "direct"
     N, C = x.shape[:2]
     KH, KW = W.shape[2:]
     OH = kernels.conv_output_size(x.shape[2], KH, stride[0], padding[0], dilation[0])
@@ -107,6 +127,8 @@ def conv2d_forward(x, W, stride, padding, dilation, groups):
         return winograd.conv3x3_forward(x, W), algorithm
     if algorithm == "depthwise":
         return kernels.depthwise_conv2d(x, W, *padding), algorithm
+    if algorithm == "direct":
+        return kernels.direct_conv2d(x, W, *padding), algorithm
     if algorithm == "chunks":
         return gemm_forward(x, W, stride, padding, dilation, groups), algorithm
     return None
@@ -120,8 +142,12 @@ def conv2d_backward(x, W, gy, algorithm, stride, padding, dilation, groups, need
         gx, gW = winograd.conv3x3_backward(x, W, gy, need_gx)
     elif algorithm == "depthwise":
         gx, gW = depthwise_backward(x, W, gy, padding, need_gx)
+    elif algorithm == "direct":
+        gx = kernels.direct_conv2d_grad_input(gy, W, *x.shape[2:], *padding) if need_gx else None
+        gW = kernels.direct_conv2d_grad_weight(x, gy, *W.shape[2:], *padding)
     else:
-        raise ValueError(f"conv2d_backward: algorithm must be 'winograd', 'depthwise' or 'chunks', got {algorithm!r}")
+        raise ValueError(f"conv2d_backward: algorithm must be 'winograd', 'depthwise', 'direct' or 'chunks', "
+                         f"got {algorithm!r}")
     return gx, gW, gy.sum(axis=(0, 2, 3)) if need_gb else None
 
 
@@ -221,7 +247,7 @@ def gemm_backward(x, W, gy, stride, padding, dilation, groups, need_gx=True, nee
                 gx[n0:n1] = kernels.col2im_gemm(gcol.reshape(C, KH, KW, n, OH, OW), H, W_in, SH, SW, PH, PW, DH, DW)
         return gW, gb
 
-    parts = threads.map_chunks(x, _chunks(N, C * KH * KW * OH * OW, W), backward)
+    parts = threads.map_chunks(x, _chunks(N, C * KH * KW * OH * OW, W), backward, partial_elements=W.size)
     gW, gb = threads.sum_parts(parts)
     return gx, gW.reshape(W.shape), gb
 
@@ -255,7 +281,7 @@ def same_padding_backward(x, W, gy, padding, need_gb=True):
             gx[n0:n1] = gx_t.reshape(C, n, H, W_in).transpose(1, 0, 2, 3)
         return gW_flipped, gb
 
-    parts = threads.map_chunks(x, _chunks(N, max(C, K) * KH * KW * H * W_in, W), backward)
+    parts = threads.map_chunks(x, _chunks(N, max(C, K) * KH * KW * H * W_in, W), backward, partial_elements=W.size)
     gW_flipped, gb = threads.sum_parts(parts)
     gW = xp.ascontiguousarray(gW_flipped.reshape(K, KH, KW, C)[:, ::-1, ::-1, :].transpose(0, 3, 1, 2))
     return gx, gW, gb

@@ -106,6 +106,34 @@ def depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     return np.ascontiguousarray(gW[:, None])
 
 
+def direct_conv2d(x, W, PH, PW):
+    """Convolution (cross-correlation, as every framework's conv2d) with stride 1, no dilation, one group:
+
+        y[n, k, oh, ow] = sum over c, i, j of W[k, c, i, j] * xpad[n, c, oh + i, ow + j]
+
+    x (N, C, H, W), W (K, C, KH, KW) -> y (N, K, OH, OW). The CPU set computes it plane by plane, for layers
+    with few channels (LeNet-5's C1), whose im2col + GEMM is a thin product that BLAS runs slowly.
+    """
+    KH, KW = W.shape[2:]
+    col = im2col(x, KH, KW, 1, 1, PH, PW)                               # N C KH KW OH OW
+    return np.ascontiguousarray(np.einsum("ncijhw,kcij->nkhw", col, W.astype(x.dtype)))
+
+
+def direct_conv2d_grad_input(gy, W, H, Wd, PH, PW):
+    """The input gradient of direct_conv2d:  gx[n, c, h, w] = sum of W[k, c, i, j] * gy[n, k, oh, ow] over
+    every (k, i, j, oh, ow) with oh + i - PH = h and ow + j - PW = w.
+    gy (N, K, OH, OW), W (K, C, KH, KW) -> gx (N, C, H, Wd)."""
+    gcol = np.einsum("kcij,nkhw->ncijhw", W.astype(gy.dtype), gy)
+    return col2im(gcol, H, Wd, 1, 1, PH, PW)
+
+
+def direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
+    """The filter gradient of direct_conv2d:  gW[k, c, i, j] = sum over n, oh, ow of
+    gy[n, k, oh, ow] * xpad[n, c, oh + i, ow + j].  x (N, C, H, W), gy (N, K, OH, OW) -> gW (K, C, KH, KW)."""
+    col = im2col(x, KH, KW, 1, 1, PH, PW)
+    return np.ascontiguousarray(np.einsum("ncijhw,nkhw->kcij", col, gy.astype(x.dtype)))
+
+
 # Winograd's F(4x4, 3x3) (Lavin & Gray 2016): a 4x4 output tile Y of a 3x3 filter g over a 6x6 input
 # tile d is Y = AT [(G g G^T) * (BT d BT^T)] AT^T. minidl.kernels.winograd uses them with the kernels
 # below; the CPU kernel set runs these four matrices (BT, AT^T for winograd_tiles; AT, BT^T for

@@ -2,10 +2,14 @@
 
 Every Numba kernel in ``minidl.kernels.cpu`` is a serial loop over an independent outer dimension (the
 N*C planes, the channels, the rows of tiles) between ``lo`` and ``hi``, compiled with ``nogil=True``.
-:func:`parallel_for` runs ``kernel(lo, hi, *args)`` on contiguous chunks of ``range(total)``, one chunk a
-thread: the calling thread takes the first, the pool's threads the others, and it returns when all are
-done. :func:`matmul` splits a large GEMM the same way, one block of rows or columns a thread, with NumPy's
-BLAS on one thread in each (minidl's compute regions hold it there: ``minidl.performance``).
+:func:`parallel_for` runs ``kernel(lo, hi, *args)`` on contiguous parts of ``range(total)`` (one a thread,
+:data:`PARTS_PER_THREAD` for large work) and returns when all are done. The calling thread and the pool's
+threads each claim the next part until none is left, so a thread that starts late takes fewer: PyTorch's
+OpenMP threads spin for a while after each PyTorch op, and a minidl kernel launched just then found its
+second core taken (with static halves, LeNet-5's step alternated with PyTorch's ran 18.2 ms instead of
+14.5 ms). The parts do not depend on who runs them, so neither do the results. :func:`matmul` splits a
+large GEMM the same way, one block of rows or columns a thread, with NumPy's BLAS on one thread in each
+(minidl's compute regions hold it there: ``minidl.performance``).
 
 Why not Numba's ``parallel=True`` (what minidl used before issue 15):
 
@@ -19,11 +23,14 @@ Why not Numba's ``parallel=True`` (what minidl used before issue 15):
 * **One pool for both.** OpenBLAS's own threads spin for up to 2^28 cycles after each GEMM, taking the core
   the kernels need; splitting the GEMMs here gives them two threads without those.
 
-A launch costs ~30-40 us (waking a thread), so work below :data:`MIN_WORK` elements, or a single item,
-runs on the calling thread alone. The pool is one per process, used by one launch at a time: a second
-Python thread that launches while it is busy runs its kernel on its own thread, and a kernel launched from
-inside the pool runs serially. After ``fork`` the child starts a pool of its own when it first needs one.
+A launch costs ~80-100 us here (waking a blocked thread on this 2-vCPU virtual machine, and handing it the
+GIL), so work below :data:`MIN_WORK` elements (:data:`MIN_ELEMENTWISE` for :func:`elementwise`), or a
+single item, runs on the calling thread alone, and work is cut finer than one part a thread only from
+:data:`FINE_WORK` elements. The pool is one per process, used by one launch at a time: a second
+Python thread that launches while it is busy runs every part of its kernel on its own thread, in order, and
+so does a kernel launched from inside a part. After ``fork`` the child starts a pool of its own when it first needs one.
 """
+import itertools
 import os
 import queue
 import threading
@@ -32,12 +39,29 @@ import warnings
 import numpy as np
 
 __all__ = ["get_num_threads", "set_num_threads", "parallel_for", "parallel_map", "map_chunks", "sum_parts",
-           "batch_chunks", "elementwise", "matmul", "MIN_WORK", "MIN_GEMM_FLOPS", "THREAD_VARIABLES"]
+           "batch_chunks", "elementwise", "matmul", "MIN_WORK", "MIN_ELEMENTWISE", "MIN_GEMM_FLOPS", "FINE_WORK",
+           "PARTS_PER_THREAD",
+           "PARTIAL_SUM_ELEMENTS", "THREAD_VARIABLES"]
 
-# Below these sizes a launch's ~30-40 us cost more than a second thread saves (elements of the largest
-# array a kernel touches; multiply-adds of a GEMM); tests set them to 0 to split tiny arrays.
-MIN_WORK = 2 ** 15
+# Below these sizes a launch's ~80-100 us cost more than a second thread saves (elements of the largest
+# array a kernel touches; elements of an elementwise op; multiply-adds of a GEMM); tests set them to 0 to
+# split tiny arrays. Measured, one thread vs two (us): 2x2 max pooling of 2^16 / 2^17 / 2^18 input elements
+# 149 vs 135 / 262 vs 195 / 481 vs 307; ReLU of 2^17 / 2^18 / 2^19 elements 123 vs 145 / 212 vs 191 /
+# 426 vs 358 (benchmarks/README.md, "How minidl uses the cores").
+MIN_WORK = 2 ** 17
+MIN_ELEMENTWISE = 2 ** 19
 MIN_GEMM_FLOPS = 2 ** 23
+# Kernels from FINE_WORK elements, and chunked convolutions, are cut into this many parts a thread, each
+# claimed by whichever thread is free (_Launch): a thread that starts late (its core taken by another
+# library's spinning threads, such as PyTorch's OpenMP pool just after a PyTorch op) then takes fewer
+# parts. Smaller kernels and GEMMs are cut one part a thread (each part costs a claim: ReLU of 2^16
+# elements took 113 us in two parts, 238 us in eight).
+PARTS_PER_THREAD = 4
+FINE_WORK = 2 ** 20
+# Work whose parts each return partial sums (a convolution's dW) is cut finer only while all parts' sums
+# together stay under this many elements (8 MB in float32); otherwise one part a thread, as the sums of
+# large filters (ResNet-18's 256 x 256 Winograd dU: 9.4 MB a part) would add to a training step's memory.
+PARTIAL_SUM_ELEMENTS = 2 ** 21
 
 
 # Environment variables that set the default thread count, read at the first launch (the first that is a
@@ -92,13 +116,45 @@ def set_num_threads(n):
     _num_threads = int(n)
 
 
+class _Launch:
+    """One launch: ``kernel(bounds[i], bounds[i + 1], *args)`` for every part i, each part claimed by whichever
+    thread asks first (the launching thread or a pool thread), so that a thread that wakes late, or shares its
+    core with another library's spinning threads, takes fewer parts instead of holding the launch up."""
+
+    def __init__(self, kernel, bounds, args):
+        self.kernel, self.bounds, self.args = kernel, bounds, args
+        self.parts = len(bounds) - 1
+        self.claims = itertools.count()     # next() on it is atomic under the GIL
+        self.lock = threading.Lock()
+        self.left = self.parts              # parts not finished yet
+        self.finished = threading.Event()
+        self.error = None
+
+    def work(self):
+        """Claim and run parts until none is left; errors are kept for the launching thread to raise."""
+        while True:
+            i = next(self.claims)
+            if i >= self.parts:
+                return
+            try:
+                if self.error is None:      # after an error the remaining parts are only counted off
+                    self.kernel(self.bounds[i], self.bounds[i + 1], *self.args)
+            except BaseException as error:
+                with self.lock:
+                    if self.error is None:
+                        self.error = error
+            with self.lock:
+                self.left -= 1
+                if self.left == 0:
+                    self.finished.set()
+
+
 class _Pool:
-    """Threads that each wait on their own inbox for (kernel, args) and report to one outbox."""
+    """Threads that each wait on their own inbox for a launch to help with."""
 
     def __init__(self):
         self.lock = threading.Lock()        # one launch at a time
         self.inboxes = []
-        self.done = queue.SimpleQueue()
 
     def grow(self, workers):
         while len(self.inboxes) < workers:
@@ -107,33 +163,23 @@ class _Pool:
                              name=f"minidl-kernels-{len(self.inboxes) + 1}").start()
             self.inboxes.append(inbox)
 
-    def _serve(self, inbox):
+    @staticmethod
+    def _serve(inbox):
         while True:
-            kernel, args = inbox.get()
-            try:
-                kernel(*args)
-            except BaseException as error:   # reported to the launching thread, which raises it
-                self.done.put(error)
-            else:
-                self.done.put(None)
+            inbox.get()()       # a _Launch's work (it keeps its own errors), or a test's callable
 
-    def run(self, kernel, bounds, args):
-        """kernel(bounds[i], bounds[i + 1], *args) for every i; the caller holds self.lock."""
-        chunks = len(bounds) - 1
-        self.grow(chunks - 1)
-        for i in range(1, chunks):
-            self.inboxes[i - 1].put((kernel, (bounds[i], bounds[i + 1]) + args))
-        error = None
-        try:
-            kernel(bounds[0], bounds[1], *args)
-        except BaseException as e:
-            error = e
-        for _ in range(1, chunks):      # wait for every chunk, even after an error: they write our arrays
-            reported = self.done.get()
-            if error is None and reported is not None:
-                error = reported
-        if error is not None:
-            raise error
+    def run(self, kernel, bounds, args, helpers):
+        """Every part of ``bounds`` run by this thread and up to ``helpers`` pool threads; the caller holds
+        self.lock. Returns when every part is done (a pool thread that wakes later finds none left)."""
+        launch = _Launch(kernel, bounds, args)
+        helpers = min(helpers, launch.parts - 1)
+        self.grow(helpers)
+        for inbox in self.inboxes[:helpers]:
+            inbox.put(launch.work)
+        launch.work()
+        launch.finished.wait()          # parts a pool thread claimed and still runs: they write our arrays
+        if launch.error is not None:
+            raise launch.error
 
 
 _pool = None
@@ -149,11 +195,11 @@ if hasattr(os, "register_at_fork"):
 
 
 def _split(total, work):
-    """Chunk bounds over range(total), or None to run on the calling thread alone."""
+    """Part bounds over range(total), or None to run on the calling thread alone."""
     threads = min(get_num_threads(), total)
     if threads <= 1 or work < MIN_WORK:
         return None
-    return _bounds(total, threads)
+    return _bounds(total, min(total, threads * (PARTS_PER_THREAD if work >= FINE_WORK else 1)))
 
 
 def _bounds(total, parts):
@@ -162,24 +208,29 @@ def _bounds(total, parts):
 
 
 def _launch(kernel, bounds, args):
+    """Every part of ``bounds`` on this thread and the pool's; all on this thread, in order, if the pool is
+    busy (another Python thread's launch, or this is a launch from inside a part): the same parts either way,
+    so the same results."""
     global _pool
     pool = _pool
     if pool is None:
         pool = _pool = _Pool()
-    if not pool.lock.acquire(blocking=False):     # busy: another thread's launch, or we are inside one
-        kernel(0, bounds[-1], *args)
+    if not pool.lock.acquire(blocking=False):
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            kernel(lo, hi, *args)
         return
     try:
-        pool.run(kernel, bounds, args)
+        pool.run(kernel, bounds, args, get_num_threads() - 1)
     finally:
         pool.lock.release()
 
 
 def parallel_for(kernel, total, *args):
-    """Run ``kernel(lo, hi, *args)`` over ``range(total)`` in contiguous chunks, one a thread; return None.
+    """Run ``kernel(lo, hi, *args)`` over ``range(total)`` in contiguous parts, each claimed by the first free
+    thread: one a thread, or :data:`PARTS_PER_THREAD` from :data:`FINE_WORK` elements; return None.
 
     ``kernel`` must treat the items of its range independently (each writes its own part of the outputs)
-    and release the GIL (a Numba ``nogil`` function) for the chunks to run at once. Small work (the largest
+    and release the GIL (a Numba ``nogil`` function) for the parts to run at once. Small work (the largest
     array argument under :data:`MIN_WORK` elements) runs as ``kernel(0, total, *args)`` on this thread.
     """
     if total <= 0:
@@ -192,31 +243,36 @@ def parallel_for(kernel, total, *args):
         _launch(kernel, bounds, args)
 
 
-def parallel_map(fn, total):
-    """``[fn(lo, hi) for each part]``: ``range(total)`` cut into one contiguous part a thread, in order.
+def parallel_map(fn, total, partial_elements=0):
+    """``[fn(lo, hi) for each part]``: ``range(total)`` cut into contiguous parts, :data:`PARTS_PER_THREAD`
+    a thread (at most one an item), each claimed by the first free thread; the list in ``range`` order.
 
-    For work cut into chunks (a convolution over groups of images): each thread runs its part's whole
-    pipeline (im2col, GEMM, copy out), with the kernels and GEMMs inside it on that thread alone, which
-    needs one launch instead of several per chunk. ``fn`` may return per-part partial sums for the caller
-    to add. One part (a single item, one thread, or the pool busy) runs on the calling thread.
+    For work cut into chunks (a convolution over groups of images): a thread runs a part's whole pipeline
+    (im2col, GEMM, copy out), with the kernels and GEMMs inside it on that thread alone, which needs one
+    launch instead of several per chunk. ``fn`` may return per-part partial sums for the caller to add: the
+    parts depend on ``total`` and the thread count only, so the sums do too. With one thread, or one item,
+    ``fn(0, total)`` runs on the calling thread. ``partial_elements``: the size of the partial sums each part
+    returns; one part a thread if the finer parts' sums would exceed :data:`PARTIAL_SUM_ELEMENTS`.
     """
-    parts = min(get_num_threads(), total)
-    if parts <= 1:
+    threads = get_num_threads()
+    if threads <= 1 or total <= 1:
         return [fn(0, total)] if total > 0 else []
     results = {}
 
     def run(lo, hi):
         results[lo] = fn(lo, hi)
 
-    _launch(run, _bounds(total, parts), ())
+    per_thread = PARTS_PER_THREAD if partial_elements * threads * PARTS_PER_THREAD <= PARTIAL_SUM_ELEMENTS else 1
+    _launch(run, _bounds(total, min(total, threads * per_thread)), ())
     return [results[lo] for lo in sorted(results)]
 
 
-def map_chunks(x, chunks, work):
-    """[work(part) for each thread's part of chunks]: on minidl's threads for a NumPy array x (each part a
-    contiguous run of chunks, the kernels and GEMMs inside it on its own thread), one part for CuPy's."""
+def map_chunks(x, chunks, work, partial_elements=0):
+    """[work(part) for each part of chunks]: on minidl's threads for a NumPy array x (parallel_map: each part
+    a contiguous run of chunks, the kernels and GEMMs inside it on one thread), one part for CuPy's.
+    ``partial_elements``: the size of the partial sums ``work`` returns (see parallel_map)."""
     if isinstance(x, np.ndarray):
-        return parallel_map(lambda lo, hi: work(chunks[lo:hi]), len(chunks))
+        return parallel_map(lambda lo, hi: work(chunks[lo:hi]), len(chunks), partial_elements)
     return [work(chunks)]
 
 
@@ -236,8 +292,7 @@ def sum_parts(parts):
 
 def batch_chunks(N, step, parallel=True):
     """Cut N images into chunks of at most ``step``: [(n0, n1), ...]. With ``parallel`` (NumPy arrays) and
-    more than one chunk, a multiple of the thread count of equal chunks, so that parallel_map's parts are
-    equal."""
+    more than one chunk, a multiple of the thread count of equal chunks, so that every thread has work."""
     step = max(1, min(N, step))
     count = -(-N // step)
     if parallel and count > 1:
@@ -255,10 +310,10 @@ def elementwise(fn, out, *arrays):
     """``fn(*arrays, out=out)`` for an element-by-element ``fn`` (a NumPy ufunc, or a function of that form),
     on minidl's threads: each thread takes one flat part of every array. Split only when ``out`` and every
     array argument are C-contiguous with ``out``'s shape (other arguments, such as scalars, are passed to
-    every part as they are) and large enough; otherwise one call. NumPy's loops release the GIL, so the
-    parts run at once. Returns ``out``.
+    every part as they are) and of at least :data:`MIN_ELEMENTWISE` elements; otherwise one call. NumPy's
+    loops release the GIL, so the parts run at once. Returns ``out``.
     """
-    flat = out.reshape(-1) if out.flags.c_contiguous else None
+    flat = out.reshape(-1) if out.flags.c_contiguous and out.size >= MIN_ELEMENTWISE else None
     if flat is not None and all(a.shape == out.shape and a.flags.c_contiguous
                                 for a in arrays if isinstance(a, np.ndarray)):
         parallel_for(_elementwise_part, flat.size, fn, flat,

@@ -136,6 +136,7 @@ def conv3x3_backward(x, W, gy, need_gx=True):
                 kernels.crop_nchw(dd, 1, 1, H, Wd, out=gx[n0:n1])
         return dU
 
-    dU = threads.sum_parts(threads.map_chunks(x, _chunks(x, ALPHA * ALPHA * max(C, K) * TH * TW), backward))
+    dU = threads.sum_parts(threads.map_chunks(x, _chunks(x, ALPHA * ALPHA * max(C, K) * TH * TW), backward,
+                                              partial_elements=ALPHA * ALPHA * K * C))
     del U_t                              # the filters' 36 matrices can be large (38 MB at 512 x 512): free first
     return gx, transform_filters_adjoint(dU, K, C)

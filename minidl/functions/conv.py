@@ -7,7 +7,7 @@ Notation (used throughout minidl's conv and pooling code):
 
 im2col unrolls every KH x KW window of x into a column, so the convolution becomes one matrix product
 per group for the whole batch:  y[:, g] = W[g] (K/G x C/G*KH*KW) @ col[g] (C/G*KH*KW x N*OH*OW).
-How to compute it fast (in chunks of images, Winograd, depthwise, 1x1) is minidl.kernels.conv's business.
+How to compute it fast (in chunks of images, Winograd, depthwise, direct, 1x1) is minidl.kernels.conv's business.
 """
 from minidl import kernels
 from minidl.functions._checks import as_input, check_ndim, check_same_device, pair
@@ -24,7 +24,7 @@ class Conv2d(Function):
     was read from. One large GEMM per group runs near the BLAS peak, where N per-image ones do not.
 
     ``minidl.kernels.conv`` decides when another algorithm computes the same faster (Winograd, depthwise,
-    1x1, or im2col + GEMM a chunk of images at a time when the whole batch's columns are too large to keep):
+    direct for few channels, 1x1, or im2col + GEMM a chunk of images at a time when the whole batch's columns are too large to keep):
     then ``kernels.conv.conv2d_forward`` returns y and the algorithm, and backward asks it too.
     """
 

@@ -1,8 +1,8 @@
 """The ``backend`` fixture: each fast kernel set the kernel tests run against the NumPy reference.
 
     cpu         minidl.kernels.cpu (Numba), as a model runs it: small arrays on the calling thread
-    cpu_split   the same kernels with every loop split over 3 threads (minidl.kernels.threads: no minimum
-                size), so every chunk boundary and the pool itself are exercised on the tests' small arrays
+    cpu_split   the same kernels with every loop split over 3 threads, 4 parts a thread (minidl.kernels.threads:
+                no minimum size), so every part boundary and the pool itself are exercised on the tests' small arrays
     host_shim   kernels/gpu.py with the CUDA sources compiled by g++ (tests/kernels/host_shim.py), NumPy
                 arrays for device arrays, launching 3 blocks of 7 threads so every grid-stride loop wraps;
                 skipped without g++
@@ -30,6 +30,7 @@ def backend(request, monkeypatch):
     elif request.param == "cpu_split":
         from minidl.kernels import threads
         monkeypatch.setattr(threads, "MIN_WORK", 0)
+        monkeypatch.setattr(threads, "FINE_WORK", 0)            # and PARTS_PER_THREAD parts a thread
         monkeypatch.setattr(threads, "_num_threads", 3)
         yield Backend("cpu_split", cpu)
     elif request.param == "host_shim":

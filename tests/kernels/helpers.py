@@ -84,8 +84,8 @@ def kernel_calls(rng, dtype):
     """(kernel name, NumPy arguments, backward?) for one random call of every kernel in reference.py.
 
     Backward inputs (indices, mean, invstd, y, scale) come from the reference forward, so each backward
-    kernel is checked on its own. A backend without a kernel (the GPU's has no GEMM-layout, depthwise or
-    Winograd kernels) skips it.
+    kernel is checked on its own. A backend without a kernel (the GPU's has no GEMM-layout, depthwise, direct
+    or Winograd kernels) skips it.
     """
     def normal(*shape):
         return rng.standard_normal(shape).astype(dtype)
@@ -104,6 +104,11 @@ def kernel_calls(rng, dtype):
     y = ref.depthwise_conv2d(x, normal(C, 1, KH, KW), PH, PW)
     calls += [("depthwise_conv2d", (x, normal(C, 1, KH, KW), PH, PW), False),
               ("depthwise_conv2d_grad_weight", (x, normal(*y.shape), KH, KW, PH, PW), True)]
+    K = int(rng.integers(1, 5))                     # direct convolution: the same window, K filters of C channels
+    y = ref.direct_conv2d(x, normal(K, C, KH, KW), PH, PW)
+    calls += [("direct_conv2d", (x, normal(K, C, KH, KW), PH, PW), False),
+              ("direct_conv2d_grad_input", (normal(*y.shape), normal(K, C, KH, KW), *x.shape[2:], PH, PW), True),
+              ("direct_conv2d_grad_weight", (x, normal(*y.shape), KH, KW, PH, PW), True)]
 
     AO, AI, s = [(6, 6, 4), (6, 4, 4), (4, 6, 4), (4, 4, 2), (3, 2, 1)][rng.integers(5)]
     TH, TW, spare, C = (int(v) for v in (*rng.integers(1, 4, 2), rng.integers(0, 3), rng.integers(1, 10)))

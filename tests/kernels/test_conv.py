@@ -68,21 +68,55 @@ def test_same_padding_backward_matches_the_definition(monkeypatch, kernel):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+def assert_stride1_algorithm_matches_the_definition(expected, x, W, padding, groups):
+    """conv2d_forward takes ``expected``; it and conv2d_backward (with and without dX and db) match the
+    definition in float64."""
+    y, algorithm = conv.conv2d_forward(x, W, (1, 1), padding, (1, 1), groups)
+    assert algorithm == expected
+    gy = np.random.default_rng(5).standard_normal(y.shape)
+    y_ref, gx_ref, gW_ref, gb_ref = reference_conv(x, W, gy, (1, 1), padding, (1, 1), groups)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12)
+    gx, gW, gb = conv.conv2d_backward(x, W, gy, algorithm, (1, 1), padding, (1, 1), groups)
+    for got, want in ((gx, gx_ref), (gW, gW_ref), (gb, gb_ref)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    gx, gW, gb = conv.conv2d_backward(x, W, gy, algorithm, (1, 1), padding, (1, 1), groups, need_gx=False,
+                                      need_gb=False)                       # a first layer
+    assert gx is None and gb is None
+    np.testing.assert_allclose(gW, gW_ref, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("kernel, padding", [((3, 3), (1, 1)), ((5, 3), (2, 0)), ((3, 5), (0, 4))])
 def test_depthwise_matches_the_definition(kernel, padding):
     x, W = layer(np.random.default_rng(4), (2, 3, 7, 6), (3, 1) + kernel)
-    y, algorithm = conv.conv2d_forward(x, W, (1, 1), padding, (1, 1), 3)
-    assert algorithm == "depthwise"
-    gy = np.random.default_rng(5).standard_normal(y.shape)
-    y_ref, gx_ref, gW_ref, gb_ref = reference_conv(x, W, gy, (1, 1), padding, (1, 1), 3)
-    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12)
-    gx, gW, gb = conv.conv2d_backward(x, W, gy, algorithm, (1, 1), padding, (1, 1), 3)
-    for got, want in ((gx, gx_ref), (gW, gW_ref), (gb, gb_ref)):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert_stride1_algorithm_matches_the_definition("depthwise", x, W, padding, 3)
+
+
+@pytest.mark.parametrize("x_shape, W_shape, padding", [
+    ((3, 1, 12, 11), (6, 1, 5, 5), (0, 0)),          # LeNet-5's C1, smaller
+    ((2, 3, 7, 6), (4, 3, 3, 3), (1, 1)),
+    ((2, 2, 5, 6), (3, 2, 3, 5), (2, 0)),            # uneven kernel and padding
+    ((1, 2, 2, 3), (2, 2, 4, 3), (1, 0)),            # kernel as tall as the padded input: one output row
+    ((2, 1, 4, 4), (3, 1, 1, 1), (0, 0)),            # 1x1
+])
+def test_direct_matches_the_definition(x_shape, W_shape, padding):
+    x, W = layer(np.random.default_rng(7), x_shape, W_shape)
+    assert_stride1_algorithm_matches_the_definition("direct", x, W, padding, 1)
+
+
+def test_direct_on_an_empty_batch():
+    x, W = np.zeros((0, 1, 8, 8)), np.ones((6, 1, 5, 5))
+    y, algorithm = conv.conv2d_forward(x, W, (1, 1), (0, 0), (1, 1), 1)
+    assert algorithm == "direct" and y.shape == (0, 6, 4, 4)
+    gx, gW, gb = conv.conv2d_backward(x, W, y, algorithm, (1, 1), (0, 0), (1, 1), 1)
+    assert gx.shape == x.shape and gW.tolist() == np.zeros(W.shape).tolist() and gb.tolist() == [0.0] * 6
 
 
 @pytest.mark.parametrize("x_shape, W_shape, stride, padding, groups, expected", [
-    ((2, 3, 8, 8), (4, 3, 3, 3), (1, 1), (1, 1), 1, None),                 # small: functions/conv.py's own path
+    ((2, 3, 8, 8), (4, 3, 3, 3), (1, 1), (1, 1), 1, "direct"),             # 12 channel pairs
+    ((64, 1, 32, 32), (6, 1, 5, 5), (1, 1), (0, 0), 1, "direct"),          # LeNet-5's C1
+    ((2, 3, 8, 8), (4, 3, 3, 3), (2, 2), (1, 1), 1, None),                 # strided: functions/conv.py's own path
+    ((2, 4, 8, 8), (5, 4, 3, 3), (1, 1), (1, 1), 1, None),                 # 20 channel pairs: small, own path
+    ((128, 3, 32, 32), (16, 3, 3, 3), (1, 1), (1, 1), 1, "chunks"),        # ResNet-20's first layer: 48 pairs
     ((64, 6, 14, 14), (16, 6, 5, 5), (1, 1), (0, 0), 1, "chunks"),         # LeNet C3 at batch 64: 1.9M columns
     ((64, 16, 5, 5), (120, 16, 5, 5), (1, 1), (0, 0), 1, None),            # LeNet C5: 25,600 columns, kept
     ((2, 8, 6, 6), (5, 8, 1, 1), (1, 1), (0, 0), 1, "chunks"),             # 1x1: no im2col, any size
@@ -101,6 +135,6 @@ def test_which_algorithm(monkeypatch, x_shape, W_shape, stride, padding, groups,
 
 def test_an_unknown_algorithm_is_named():
     x, W = layer(np.random.default_rng(6), (1, 2, 4, 4), (2, 2, 3, 3))
-    with pytest.raises(ValueError, match="conv2d_backward: algorithm must be 'winograd', 'depthwise' or "
-                                         "'chunks', got 'fft'"):
+    with pytest.raises(ValueError, match="conv2d_backward: algorithm must be 'winograd', 'depthwise', 'direct' "
+                                         "or 'chunks', got 'fft'"):
         conv.conv2d_backward(x, W, x, "fft", (1, 1), (1, 1), (1, 1), 1)

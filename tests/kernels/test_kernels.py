@@ -18,7 +18,8 @@ from minidl.kernels import reference as ref
 from tests.kernels.helpers import (DTYPES, assert_matches_reference, kernel_calls, nan_and_infinity_case,
                                    oversized_ceil_mode_cases, tie_free)
 
-ALL_KERNELS = kernels.KERNELS + kernels.GEMM_LAYOUT_KERNELS + kernels.DEPTHWISE_KERNELS + kernels.WINOGRAD_KERNELS
+ALL_KERNELS = (kernels.KERNELS + kernels.GEMM_LAYOUT_KERNELS + kernels.DEPTHWISE_KERNELS + kernels.DIRECT_KERNELS
+               + kernels.WINOGRAD_KERNELS)
 
 
 def kernel_or_skip(backend, name):

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -22,8 +23,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 @pytest.fixture
 def split_everything(monkeypatch):
-    """Every launch split, whatever its size, over 3 threads (more than this machine's cores: uneven chunks)."""
+    """Every launch split, whatever its size, over 3 threads (more than this machine's cores: uneven chunks),
+    PARTS_PER_THREAD parts a thread."""
     monkeypatch.setattr(threads, "MIN_WORK", 0)
+    monkeypatch.setattr(threads, "MIN_ELEMENTWISE", 0)
+    monkeypatch.setattr(threads, "FINE_WORK", 0)
     monkeypatch.setattr(threads, "MIN_GEMM_FLOPS", 0)
     monkeypatch.setattr(threads, "_num_threads", 3)
 
@@ -39,16 +43,52 @@ def recorder():
 
 
 @pytest.mark.parametrize("total", [1, 2, 3, 7, 100])
-def test_parallel_for_runs_every_item_once_in_contiguous_chunks(split_everything, total):
+def test_parallel_for_runs_every_item_once_in_contiguous_parts(split_everything, total):
     kernel, seen = recorder()
     marks = np.zeros(total, dtype=np.int64)
     threads.parallel_for(kernel, total, marks)
     assert marks.tolist() == [1] * total
-    chunks = sorted((lo, hi) for lo, hi, _ in seen)
-    assert len(chunks) == min(3, total) and chunks[0][0] == 0 and chunks[-1][1] == total
-    assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:]))          # contiguous, no gap, no overlap
-    if total >= 3:
-        assert len({ident for _, _, ident in seen}) == 3                    # one thread a chunk
+    parts = sorted((lo, hi) for lo, hi, _ in seen)
+    assert len(parts) == min(3 * threads.PARTS_PER_THREAD, total) and parts[0][0] == 0 and parts[-1][1] == total
+    assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))              # contiguous, no gap, no overlap
+    assert max(hi - lo for lo, hi in parts) - min(hi - lo for lo, hi in parts) <= 1
+    assert len({ident for _, _, ident in seen}) <= 3
+
+
+def test_the_parts_run_at_once_on_every_thread(split_everything):
+    """Each part waits until three threads are inside a part: it passes only if the caller and both pool
+    threads run parts at the same time (a thread cannot claim a second part while it waits in one)."""
+    barrier = threading.Barrier(3, timeout=20)
+    idents = set()
+
+    def kernel(lo, hi, marks):
+        idents.add(threading.get_ident())
+        barrier.wait()
+        marks[lo:hi] += 1
+
+    marks = np.zeros(3 * threads.PARTS_PER_THREAD, dtype=np.int64)
+    threads.parallel_for(kernel, marks.size, marks)
+    assert marks.tolist() == [1] * marks.size and len(idents) == 3
+
+
+def test_a_pool_thread_that_starts_late_does_not_hold_the_launch_up(split_everything):
+    """A pool thread kept busy (as when PyTorch's spinning threads hold its core) claims no part: the calling
+    thread runs them all and returns; the late thread later finds nothing left."""
+    threads.parallel_for(recorder()[0], 9, np.zeros(9, dtype=np.int64))    # the pool and its threads exist
+    release = threading.Event()
+    for inbox in threads._pool.inboxes:
+        inbox.put(lambda: release.wait(20))
+    try:
+        kernel, seen = recorder()
+        marks = np.zeros(100, dtype=np.int64)
+        threads.parallel_for(kernel, 100, marks)
+        assert marks.tolist() == [1] * 100
+        assert {ident for _, _, ident in seen} == {threading.get_ident()} and len(seen) == 3 * threads.PARTS_PER_THREAD
+    finally:
+        release.set()
+    marks = np.zeros(100, dtype=np.int64)                                   # and the pool still works
+    threads.parallel_for(recorder()[0], 100, marks)
+    assert marks.tolist() == [1] * 100
 
 
 def test_small_work_and_one_thread_run_on_the_calling_thread(monkeypatch):
@@ -63,17 +103,23 @@ def test_small_work_and_one_thread_run_on_the_calling_thread(monkeypatch):
     assert len(seen) == 2
 
 
-def test_an_error_in_any_chunk_is_raised_after_every_chunk_finished(split_everything):
-    finished = []
+def test_an_error_in_any_part_is_raised_after_every_running_part_finished(split_everything):
+    running, lock = [0], threading.Lock()
 
     def kernel(lo, hi, _):
-        if lo > 0:
-            raise ValueError(f"chunk {lo}:{hi} failed")
-        finished.append((lo, hi))
+        with lock:
+            running[0] += 1
+        try:
+            if lo == 4:
+                raise ValueError(f"part {lo}:{hi} failed")
+            time.sleep(0.01)
+        finally:
+            with lock:
+                running[0] -= 1
 
-    with pytest.raises(ValueError, match=r"chunk \d+:\d+ failed"):
+    with pytest.raises(ValueError, match=r"part 4:5 failed"):
         threads.parallel_for(kernel, 9, np.zeros(9))
-    assert finished == [(0, 3)]
+    assert running == [0]                                                   # nothing still writes our arrays
     marks = np.zeros(9, dtype=np.int64)                                     # the pool still works
     threads.parallel_for(recorder()[0], 9, marks)
     assert marks.tolist() == [1] * 9
@@ -89,7 +135,7 @@ def test_a_launch_inside_a_chunk_runs_serially(split_everything):
         threads.parallel_for(inner, 4, np.zeros(4))      # the pool is busy with this launch: no deadlock
 
     threads.parallel_for(outer, 3, np.zeros(3))
-    assert sorted(inner_calls) == [(0, 4)] * 3
+    assert sorted(inner_calls) == sorted([(0, 1), (1, 2), (2, 3), (3, 4)] * 3)   # the same parts, one thread
 
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, "2", True, None])
@@ -143,10 +189,19 @@ def test_batch_chunks_are_equal_and_a_multiple_of_the_threads(monkeypatch):
 
 def test_parallel_map_keeps_the_parts_in_order_and_sum_parts_adds_them(split_everything):
     parts = threads.parallel_map(lambda lo, hi: (np.arange(lo, hi).sum(keepdims=True), None), 10)
-    assert len(parts) == 3
+    assert len(parts) == 10                                                 # 3 threads x 4, at most one an item
     total, nothing = threads.sum_parts(parts)
     assert total.tolist() == [45] and nothing is None
-    assert [p[0].tolist() for p in threads.parallel_map(lambda lo, hi: (np.array([lo]), None), 10)] == [[0], [3], [6]]
+    starts = [p[0].tolist() for p in threads.parallel_map(lambda lo, hi: (np.array([lo]), None), 30)]
+    assert starts == [[lo] for lo in threads._bounds(30, 12)[:-1]]          # in order, whoever ran them
+
+
+def test_large_partial_sums_take_one_part_a_thread(split_everything):
+    """Parts that each return a partial dW are cut finer only while all those sums stay small."""
+    small = threads.PARTIAL_SUM_ELEMENTS // 12
+    assert len(threads.parallel_map(lambda lo, hi: lo, 30, partial_elements=small)) == 12
+    assert len(threads.parallel_map(lambda lo, hi: lo, 30, partial_elements=small + 1)) == 3
+    assert len(threads.map_chunks(np.zeros(1), list(range(30)), len, partial_elements=small + 1)) == 3
 
 
 @pytest.mark.parametrize("a_shape,b_shape", [((40, 30), (30, 7)), ((5, 30), (30, 60)), ((6, 5, 4), (6, 4, 9)),
@@ -176,8 +231,8 @@ def test_matmul_is_split_inside_a_compute_region_only(monkeypatch):
 
 
 def test_two_python_threads_train_at_once(split_everything):
-    """Each thread's model gets the weights it gets alone: the pool serves one launch at a time, and a
-    thread that finds it busy runs its kernels on its own thread."""
+    """Each thread's model gets the weights it gets alone, bit for bit: the pool serves one launch at a time,
+    and a thread that finds it busy runs the same parts of its kernels on its own thread."""
     def make(seed):
         minidl.manual_seed(seed)
         model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
@@ -207,7 +262,7 @@ def test_two_python_threads_train_at_once(split_everything):
     assert errors == []
     for (model, _, _), expected in zip(runs, alone):
         for p, e in zip(model.parameters(), expected):
-            np.testing.assert_allclose(p.data, e, rtol=1e-5, atol=1e-6)
+            np.testing.assert_array_equal(p.data, e)                        # the same parts either way
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")

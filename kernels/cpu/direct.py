@@ -1,0 +1,141 @@
+"""Numba direct convolution (stride 1, no dilation, one group) for layers with few channels, and its two
+gradients. Formulas: ``minidl.kernels.reference``.
+
+A layer such as LeNet-5's C1 (1 -> 6 channels, 5x5) is a GEMM of 6 x 25 by 25 x N*28*28: BLAS runs such a
+thin product at a fraction of its rate (~8-20 GFLOP/s here) after an im2col that writes 25 times the input.
+Here every plane is worked on in place, one pass per (channel, kernel offset), each pass one long loop.
+
+The planes are read "wide": an image plane zero-padded to Hp x Wp (plus one zero row, so that the last
+offset stays inside the plane) is a flat vector, and output row oh, column ow sits at t = oh*Wp + ow of a
+flat output of OH*Wp entries. Offset (i, j) then reads x at t + i*Wp + j for every t, one contiguous loop
+that Numba vectorises; the KW-1 columns past OW of each output row are computed and dropped (the
+gradients read a gy whose columns past OW are zero, so nothing lands from them).
+"""
+import numpy as np
+from numba import njit
+
+from minidl.kernels.threads import parallel_for
+
+
+def wide_planes(x, PH, PW):
+    """x (N, C, H, W) zero-padded by PH, PW on each side and one more zero row at the bottom, as flat planes:
+    (N, C, (H + 2 PH + 1) * (W + 2 PW)), C-contiguous."""
+    N, C, H, W = x.shape
+    Hp, Wp = H + 2 * PH, W + 2 * PW
+    xw = np.zeros((N, C, Hp + 1, Wp), dtype=x.dtype)
+    xw[:, :, PH:PH + H, PW:PW + W] = x
+    return xw.reshape(N, C, (Hp + 1) * Wp)
+
+
+def wide_rows(gy, Wp):
+    """gy (N, K, OH, OW) with zero columns up to Wp, flat: (N, K, OH * Wp)."""
+    N, K, OH, OW = gy.shape
+    gw = np.zeros((N, K, OH, Wp), dtype=gy.dtype)
+    gw[:, :, :, :OW] = gy
+    return gw.reshape(N, K, OH * Wp)
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _direct_conv2d(lo, hi, xw, W, Wp, y):
+    # xw (N, C, (Hp+1)*Wp) -> y (N, K, OH, OW); one iteration per output plane (n, k).
+    C = xw.shape[1]
+    K, _, KH, KW = W.shape
+    OH, OW = y.shape[2:]
+    T = OH * Wp
+    acc = np.empty(T, dtype=y.dtype)
+    for p in range(lo, hi):  # this thread's part of range(N * K)
+        n, k = p // K, p % K
+        acc[:] = 0
+        for c in range(C):
+            plane = xw[n, c]
+            for i in range(KH):
+                for j in range(KW):
+                    w = W[k, c, i, j]
+                    src = plane[i * Wp + j:]        # a view: the loop's indices are then plain t >= 0
+                    for t in range(T):
+                        acc[t] += w * src[t]
+        for oh in range(OH):
+            y[n, k, oh, :] = acc[oh * Wp:oh * Wp + OW]
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _direct_conv2d_grad_input(lo, hi, gw, W, Hp, Wp, PH, PW, gx):
+    # gw (N, K, OH*Wp) -> gx (N, C, H, W): each gy entry is scattered to the KH*KW inputs it read, one
+    # iteration per input plane (n, c), so no two threads write one plane.
+    N, K = gw.shape[:2]
+    C, H, W_in = gx.shape[1:]
+    KH, KW = W.shape[2:]
+    T = gw.shape[2]
+    acc = np.empty((Hp + 1) * Wp, dtype=gx.dtype)
+    for p in range(lo, hi):  # this thread's part of range(N * C)
+        n, c = p // C, p % C
+        acc[:] = 0
+        for k in range(K):
+            rows = gw[n, k]
+            for i in range(KH):
+                for j in range(KW):
+                    w = W[k, c, i, j]
+                    dst = acc[i * Wp + j:]
+                    for t in range(T):
+                        dst[t] += w * rows[t]
+        for h in range(H):
+            start = (h + PH) * Wp + PW
+            gx[n, c, h, :] = acc[start:start + W_in]
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _direct_conv2d_grad_weight(lo, hi, xw, gw, Wp, gW):
+    # gW[k, c, i, j] = sum over n, t of gw[n, k, t] * xw[n, c, i*Wp + j + t]; one iteration per (k, c).
+    # Per image the sums are in the arrays' dtype (vectorised), added up over the images in float64.
+    N, C = xw.shape[:2]
+    K = gw.shape[1]
+    KH, KW = gW.shape[2:]
+    T = gw.shape[2]
+    total = np.empty((KH, KW), dtype=np.float64)
+    for p in range(lo, hi):  # this thread's part of range(K * C)
+        k, c = p // C, p % C
+        total[:] = 0
+        for n in range(N):
+            rows = gw[n, k]
+            plane = xw[n, c]
+            for i in range(KH):
+                for j in range(KW):
+                    src = plane[i * Wp + j:]
+                    s = rows[0] * 0
+                    for t in range(T):
+                        s += rows[t] * src[t]
+                    total[i, j] += s
+        for i in range(KH):
+            for j in range(KW):
+                gW[k, c, i, j] = total[i, j]
+
+
+def direct_conv2d(x, W, PH, PW):
+    """Numba direct convolution, stride 1: x (N, C, H, W), W (K, C, KH, KW) -> y (N, K, OH, OW). See reference."""
+    N, C, H, W_in = x.shape
+    K, _, KH, KW = W.shape
+    Wp = W_in + 2 * PW
+    y = np.empty((N, K, H + 2 * PH - KH + 1, Wp - KW + 1), dtype=x.dtype)
+    parallel_for(_direct_conv2d, N * K, wide_planes(x, PH, PW), np.ascontiguousarray(W, dtype=x.dtype), Wp, y)
+    return y
+
+
+def direct_conv2d_grad_input(gy, W, H, Wd, PH, PW):
+    """Numba input gradient of direct_conv2d: gy (N, K, OH, OW), W (K, C, KH, KW) -> gx (N, C, H, Wd). See reference."""
+    N = gy.shape[0]
+    C = W.shape[1]
+    Hp, Wp = H + 2 * PH, Wd + 2 * PW
+    gx = np.empty((N, C, H, Wd), dtype=gy.dtype)
+    parallel_for(_direct_conv2d_grad_input, N * C, wide_rows(np.ascontiguousarray(gy), Wp), np.ascontiguousarray(W, dtype=gy.dtype),
+                 Hp, Wp, PH, PW, gx)
+    return gx
+
+
+def direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
+    """Numba filter gradient of direct_conv2d: x (N, C, H, W), gy (N, K, OH, OW) -> gW (K, C, KH, KW). See reference."""
+    C, Wp = x.shape[1], x.shape[3] + 2 * PW
+    K = gy.shape[1]
+    gW = np.empty((K, C, KH, KW), dtype=x.dtype)
+    parallel_for(_direct_conv2d_grad_weight, K * C, wide_planes(x, PH, PW),
+                 wide_rows(np.ascontiguousarray(gy, dtype=x.dtype), Wp), Wp, gW)
+    return gW
