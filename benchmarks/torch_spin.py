@@ -80,7 +80,8 @@ def _worker(spec):
         if before is not None and after is not None:
             spin.append(after - before)
     print(json.dumps({"spec": spec, "times": times, "other_threads_ms_after_torch_step": spin,
-                      "load": os.getloadavg()[0]}), flush=True)
+                      "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+                      "minidl_threads": minidl.get_num_threads(), "load": os.getloadavg()[0]}), flush=True)
 
 
 def main(argv=None):

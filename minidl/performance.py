@@ -2,7 +2,7 @@
 
 minidl's CPU work is its Numba kernels (im2col, Winograd transforms, pooling, batch norm) and NumPy's GEMMs.
 Both run on minidl's own threads (``minidl.kernels.threads``): each kernel is a serial Numba loop that the
-pool runs in chunks, and each large GEMM is split into blocks, one BLAS call per thread. The threads block
+pool runs in parts, and each large GEMM is split into blocks, one BLAS call per thread. The threads block
 between launches; none spins. ``minidl.set_num_threads(n)`` sets how many (default: every CPU the process
 may use), as ``torch.set_num_threads`` does for PyTorch.
 

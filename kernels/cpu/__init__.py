@@ -12,7 +12,7 @@ Each public function makes its inputs C-contiguous in the dtype of its first arr
 outputs and calls a jitted body; ``minidl.kernels`` has checked the arguments already. Each body is a serial
 loop over ``lo:hi`` of an independent outer dimension (the N*C planes, or C for per-channel statistics)
 around a contiguous inner loop, which Numba vectorises, compiled with ``nogil=True``:
-``minidl.kernels.threads.parallel_for`` runs it in chunks on minidl's threads (why not Numba's
+``minidl.kernels.threads.parallel_for`` runs it in parts on minidl's threads (why not Numba's
 ``parallel=True``: see there). Shapes and formulas: see ``reference``.
 """
 import os
