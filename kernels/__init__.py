@@ -147,6 +147,16 @@ def direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     return _backend_for(x, "direct_conv2d_grad_weight").direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW)
 
 
+def tanh_forward(x):
+    _checks.tanh_forward(x)
+    return _backend_for(x, "tanh_forward").tanh_forward(x)
+
+
+def tanh_backward(gy, y):
+    _checks.tanh_backward(gy, y)
+    return _backend_for(gy, "tanh_backward").tanh_backward(gy, y)
+
+
 def pad_nhwc(x, PT, PL, Hp, Wp):
     _checks.pad_nhwc(x, PT, PL, Hp, Wp)
     return _backend_for(x, "pad_nhwc").pad_nhwc(x, PT, PL, Hp, Wp)
@@ -227,14 +237,18 @@ DEPTHWISE_KERNELS = ("depthwise_conv2d", "depthwise_conv2d_grad_weight")
 # Direct convolution, stride 1, one group, for layers with few channels: CPU kernels (kernels/conv.py asks
 # has_kernel(), else runs im2col + GEMM).
 DIRECT_KERNELS = ("direct_conv2d", "direct_conv2d_grad_input", "direct_conv2d_grad_weight")
+# tanh and its gradient: CPU kernels (float32 by a rational function; NumPy's tanh is ~5x slower here);
+# minidl.functions.tanh asks has_kernel(), else runs the array library's tanh.
+ACTIVATION_KERNELS = ("tanh_forward", "tanh_backward")
 # Winograd F(4x4, 3x3) convolution (minidl.kernels.winograd): CPU kernels; elsewhere conv2d runs im2col + GEMM.
 WINOGRAD_KERNELS = ("pad_nhwc", "crop_nchw", "winograd_tiles", "winograd_untiles")
 
 # each dispatcher documents itself with the reference's formula
-for _name in KERNELS + GEMM_LAYOUT_KERNELS + DEPTHWISE_KERNELS + DIRECT_KERNELS + WINOGRAD_KERNELS:
+for _name in (KERNELS + GEMM_LAYOUT_KERNELS + DEPTHWISE_KERNELS + DIRECT_KERNELS + WINOGRAD_KERNELS
+              + ACTIVATION_KERNELS):
     globals()[_name].__doc__ = getattr(reference, _name).__doc__
 del _name
 
-__all__ = ["DEPTHWISE_KERNELS", "DIRECT_KERNELS", "GEMM_LAYOUT_KERNELS", "KERNELS", "WINOGRAD_KERNELS", "array_module", "conv_output_size", "cpu",
+__all__ = ["ACTIVATION_KERNELS", "DEPTHWISE_KERNELS", "DIRECT_KERNELS", "GEMM_LAYOUT_KERNELS", "KERNELS", "WINOGRAD_KERNELS", "array_module", "conv_output_size", "cpu",
            "has_kernel", "matmul", "numpy_kernels", "reference", "threads", *KERNELS, *GEMM_LAYOUT_KERNELS, *DEPTHWISE_KERNELS,
-           *DIRECT_KERNELS, *WINOGRAD_KERNELS, "window_count"]
+           *DIRECT_KERNELS, *WINOGRAD_KERNELS, *ACTIVATION_KERNELS, "window_count"]

@@ -184,6 +184,24 @@ def direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     check_same_shape(op, "gy", gy, "the output", expected)
 
 
+def _float_array(op, name, a):
+    if not hasattr(a, "shape") or not hasattr(a, "dtype"):
+        raise ValueError(f"{op}: {name} must be an array, got {type(a).__name__}")
+    if a.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"{op}: {name} must be float32 or float64, got {a.dtype}")
+
+
+def tanh_forward(x):
+    """x: a float32/float64 array of any shape."""
+    _float_array("tanh_forward", "x", x)
+
+
+def tanh_backward(gy, y):
+    _float_array("tanh_backward", "gy", gy)
+    _float_array("tanh_backward", "y", y)
+    check_same_shape("tanh_backward", "y", y, "gy", gy.shape)
+
+
 def pad_nhwc(x, PT, PL, Hp, Wp):
     """x (N, C, H, W) must fit in Hp x Wp at offset (PT, PL)."""
     N, C, H, W = check_array("pad_nhwc", "x", x, 4).shape

@@ -134,6 +134,17 @@ def direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     return np.ascontiguousarray(np.einsum("ncijhw,nkhw->kcij", col, gy.astype(x.dtype)))
 
 
+def tanh_forward(x):
+    """y = tanh(x), element by element; x any shape. The CPU set computes float32 by a rational function
+    (at most 3e-7 from the exact value, |y| <= 1, tanh(+-inf) = +-1, NaN stays NaN)."""
+    return np.ascontiguousarray(np.tanh(x))
+
+
+def tanh_backward(gy, y):
+    """The gradient of tanh from its output:  gx = gy * (1 - y^2);  gy, y of one shape -> gx."""
+    return np.ascontiguousarray(gy * (1 - y.astype(gy.dtype) * y.astype(gy.dtype)))
+
+
 # Winograd's F(4x4, 3x3) (Lavin & Gray 2016): a 4x4 output tile Y of a 3x3 filter g over a 6x6 input
 # tile d is Y = AT [(G g G^T) * (BT d BT^T)] AT^T. minidl.kernels.winograd uses them with the kernels
 # below; the CPU kernel set runs these four matrices (BT, AT^T for winograd_tiles; AT, BT^T for

@@ -202,3 +202,27 @@ def test_every_function_whose_backward_graph_reads_its_output_keeps_it():
                and "output_tensor(" in inspect.getsource(cls.backward_graph)]
     assert len(readers) >= 7
     assert [cls.__name__ for cls in readers if not cls.keeps_output] == []
+
+
+@pytest.mark.parametrize("op", ["mul", "div"])
+def test_mul_and_div_make_no_gradient_for_an_input_that_needs_none(op):
+    """A constant factor (or the images) needs no gradient: backward returns None for it, and the gradient
+    of the other input is the same as when both need one."""
+    from minidl import ops
+    rng = np.random.default_rng(3)
+    a = minidl.tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    const = minidl.tensor(rng.uniform(0.5, 2.0, (1, 3)))
+    both = minidl.tensor(const.numpy(), requires_grad=True)
+    gy = rng.standard_normal((4, 3))
+    y = getattr(ops, op)(a, const)
+    ga, gc = y.creator.backward(gy)
+    assert gc is None
+    y2 = getattr(ops, op)(a, both)
+    ga2, gb2 = y2.creator.backward(gy)
+    np.testing.assert_array_equal(ga, ga2)
+    assert gb2.shape == (1, 3)
+    y3 = getattr(ops, op)(const, a)                   # the other side
+    assert y3.creator.backward(gy)[0] is None
+    y.sum().backward()
+    expected = np.ones((4, 3)) * (const.numpy() if op == "mul" else 1 / const.numpy())
+    np.testing.assert_allclose(a.grad.numpy(), expected)

@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 
-from minidl import ops
+from minidl import kernels, ops
 from minidl.kernels import threads
 from minidl.functions._checks import as_input
 from minidl.ops import constant_like, through
@@ -64,13 +64,19 @@ def leaky_relu(input, negative_slope=0.01):  # noqa: A002 - torch's name
 
 
 class Tanh(Function):
+    """float32 tanh by minidl.kernels.tanh_forward / tanh_backward where the kernel set has them (the CPU's:
+    a rational function, ~5x NumPy's tanh, at most 3e-7 off); other dtypes, and CuPy arrays, by the array
+    library's tanh."""
     keeps_output = True      # backward_graph differentiates through output_tensor()
 
     def forward(self, x):
-        self.y = self.xp.tanh(x)
+        fast = x.dtype == np.float32 and kernels.has_kernel(x, "tanh_forward")
+        self.y = kernels.tanh_forward(x) if fast else self.xp.tanh(x)
         return self.y
 
     def backward(self, gy):
+        if gy.dtype == self.y.dtype == np.float32 and gy.shape == self.y.shape and kernels.has_kernel(gy, "tanh_backward"):
+            return kernels.tanh_backward(gy, self.y)
         return gy * (1 - self.y * self.y)
 
     def backward_graph(self, gy):
