@@ -54,8 +54,9 @@ def _direct_conv2d(lo, hi, xw, W, Wp, y):
                     src = plane[i * Wp + j:]        # a view: the loop's indices are then plain t >= 0
                     for t in range(T):
                         acc[t] += w * src[t]
-        for oh in range(OH):
-            y[n, k, oh, :] = acc[oh * Wp:oh * Wp + OW]
+        for oh in range(OH):        # element loops: a slice assignment compiles Numba's shape-error strings
+            for ow in range(OW):
+                y[n, k, oh, ow] = acc[oh * Wp + ow]
 
 
 @njit(cache=True, fastmath=True, nogil=True)
@@ -80,7 +81,8 @@ def _direct_conv2d_grad_input(lo, hi, gw, W, Hp, Wp, PH, PW, gx):
                         dst[t] += w * rows[t]
         for h in range(H):
             start = (h + PH) * Wp + PW
-            gx[n, c, h, :] = acc[start:start + W_in]
+            for w in range(W_in):
+                gx[n, c, h, w] = acc[start + w]
 
 
 @njit(cache=True, fastmath=True, nogil=True)
