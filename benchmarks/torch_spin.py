@@ -100,7 +100,8 @@ def main(argv=None):
         p.error(f"--model: unknown {args.model!r}; expected one of {', '.join(MODELS)}")
     batch = args.batch or BATCHES.get(args.model, 16)
     rows, runs = [], []
-    lines = ["| case | minidl ms | PyTorch ms | minidl / PyTorch | other threads' CPU ms in 50 ms after a PyTorch step |",
+    lines = ["| case | minidl ms | PyTorch ms | minidl / PyTorch "
+             "| other threads' CPU ms in 50 ms after a PyTorch step |",
              "|---|---|---|---|---|"]
     for name, (extra_env, pause, minidl_threads) in CASES.items():
         spec = {"case": name, "model": args.model, "batch": batch, "rounds": args.rounds, "pause": pause,

@@ -249,6 +249,7 @@ for _name in (KERNELS + GEMM_LAYOUT_KERNELS + DEPTHWISE_KERNELS + DIRECT_KERNELS
     globals()[_name].__doc__ = getattr(reference, _name).__doc__
 del _name
 
-__all__ = ["ACTIVATION_KERNELS", "DEPTHWISE_KERNELS", "DIRECT_KERNELS", "GEMM_LAYOUT_KERNELS", "KERNELS", "WINOGRAD_KERNELS", "array_module", "conv_output_size", "cpu",
+__all__ = ["ACTIVATION_KERNELS", "DEPTHWISE_KERNELS", "DIRECT_KERNELS", "GEMM_LAYOUT_KERNELS", "KERNELS",
+           "WINOGRAD_KERNELS", "array_module", "conv_output_size", "cpu",
            "has_kernel", "matmul", "numpy_kernels", "reference", "threads", *KERNELS, *GEMM_LAYOUT_KERNELS, *DEPTHWISE_KERNELS,
            *DIRECT_KERNELS, *WINOGRAD_KERNELS, *ACTIVATION_KERNELS, "window_count"]

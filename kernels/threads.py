@@ -4,10 +4,9 @@ Every Numba kernel in ``minidl.kernels.cpu`` is a serial loop over an independen
 N*C planes, the channels, the rows of tiles) between ``lo`` and ``hi``, compiled with ``nogil=True``.
 :func:`parallel_for` runs ``kernel(lo, hi, *args)`` on contiguous parts of ``range(total)`` (one a thread,
 :data:`PARTS_PER_THREAD` for large work) and returns when all are done. The calling thread and the pool's
-threads each claim the next part until none is left, so a thread that starts late takes fewer: PyTorch's
-OpenMP threads spin for a while after each PyTorch op, and a minidl kernel launched just then found its
-second core taken (with static halves, LeNet-5's step alternated with PyTorch's ran 18.2 ms instead of
-14.5 ms). The parts do not depend on who runs them, so neither do the results. :func:`matmul` splits a
+threads each claim the next part until none is left, so a thread that starts late (woken late, or its core
+taken by another library's spinning threads) takes fewer parts instead of holding the launch up. The parts
+do not depend on who runs them, so neither do the results. :func:`matmul` splits a
 large GEMM the same way, one block of rows or columns a thread, with NumPy's BLAS on one thread in each
 (minidl's compute regions hold it there: ``minidl.performance``).
 
@@ -26,9 +25,10 @@ Why not Numba's ``parallel=True`` (what minidl used before issue 15):
 A launch costs ~80-100 us here (waking a blocked thread on this 2-vCPU virtual machine, and handing it the
 GIL), so work below :data:`MIN_WORK` elements (:data:`MIN_ELEMENTWISE` for :func:`elementwise`), or a
 single item, runs on the calling thread alone, and work is cut finer than one part a thread only from
-:data:`FINE_WORK` elements. The pool is one per process, used by one launch at a time: a second
-Python thread that launches while it is busy runs every part of its kernel on its own thread, in order, and
-so does a kernel launched from inside a part. After ``fork`` the child starts a pool of its own when it first needs one.
+:data:`FINE_WORK` elements. The pool is one per process, used by one launch at a time: a second Python
+thread that launches while it is busy runs every part of its kernel on its own thread, in order, and so
+does a kernel launched from inside a part. After ``fork`` the child starts a pool of its own when it first
+needs one.
 """
 import itertools
 import os
@@ -40,8 +40,7 @@ import numpy as np
 
 __all__ = ["get_num_threads", "set_num_threads", "parallel_for", "parallel_map", "map_chunks", "sum_parts",
            "batch_chunks", "elementwise", "matmul", "MIN_WORK", "MIN_ELEMENTWISE", "MIN_GEMM_FLOPS", "FINE_WORK",
-           "PARTS_PER_THREAD",
-           "PARTIAL_SUM_ELEMENTS", "THREAD_VARIABLES"]
+           "PARTS_PER_THREAD", "PARTIAL_SUM_ELEMENTS", "THREAD_VARIABLES"]
 
 # Below these sizes a launch's ~80-100 us cost more than a second thread saves (elements of the largest
 # array a kernel touches; elements of an elementwise op; multiply-adds of a GEMM); tests set them to 0 to

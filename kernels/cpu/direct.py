@@ -145,8 +145,8 @@ def direct_conv2d_grad_input(gy, W, H, Wd, PH, PW):
     C = W.shape[1]
     Hp, Wp = H + 2 * PH, Wd + 2 * PW
     gx = np.empty((N, C, H, Wd), dtype=gy.dtype)
-    parallel_for(_direct_conv2d_grad_input, N * C, wide_rows(np.ascontiguousarray(gy), Wp), np.ascontiguousarray(W, dtype=gy.dtype),
-                 Hp, Wp, PH, PW, gx)
+    parallel_for(_direct_conv2d_grad_input, N * C, wide_rows(np.ascontiguousarray(gy), Wp),
+                 np.ascontiguousarray(W, dtype=gy.dtype), Hp, Wp, PH, PW, gx)
     return gx
 
 

@@ -75,7 +75,8 @@ class Tanh(Function):
         return self.y
 
     def backward(self, gy):
-        if gy.dtype == self.y.dtype == np.float32 and gy.shape == self.y.shape and kernels.has_kernel(gy, "tanh_backward"):
+        if gy.dtype == self.y.dtype == np.float32 and gy.shape == self.y.shape \
+                and kernels.has_kernel(gy, "tanh_backward"):
             return kernels.tanh_backward(gy, self.y)
         return gy * (1 - self.y * self.y)
 

@@ -24,7 +24,8 @@ class Conv2d(Function):
     was read from. One large GEMM per group runs near the BLAS peak, where N per-image ones do not.
 
     ``minidl.kernels.conv`` decides when another algorithm computes the same faster (Winograd, depthwise,
-    direct for few channels, 1x1, or im2col + GEMM a chunk of images at a time when the whole batch's columns are too large to keep):
+    direct for few channels, 1x1, or im2col + GEMM a chunk of images at a time when the whole batch's
+    columns are too large to keep):
     then ``kernels.conv.conv2d_forward`` returns y and the algorithm, and backward asks it too.
     """
 

@@ -1,4 +1,5 @@
-"""benchmarks/torch_spin.py end to end on two rounds a case: each case's process is set up as it says (no timing asserted)."""
+"""benchmarks/torch_spin.py end to end on two rounds a case: each case's process is set up as it says (no
+timing asserted)."""
 import json
 import os
 
