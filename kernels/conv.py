@@ -53,7 +53,7 @@ WINOGRAD_MAX_FILTER_ELEMENTS = 2 ** 22
 # GEMM): 1 -> 6 5x5 on 32x32: forward 0.81-0.87 vs 1.06-1.66, filter gradient 1.05 vs 2.05; 3 -> 6: forward
 # 2.1-2.7 vs 4.0-4.4; but 6 -> 16 (C3): forward 1.9-2.8 vs 1.0-2.1, filter gradient 3.3 vs 1.1, and 3 -> 16
 # 3x3 at batch 128 (ResNet-20's first layer): forward 5.7-6.6 vs 4.8-5.5, so more pairs take im2col + GEMM.
-# 0 turns the direct path off. benchmarks/README.md ("Direct convolution").
+# 0 turns the direct path off. benchmarks/README.md ("Few-channel convolutions by direct kernels").
 DIRECT_MAX_CHANNEL_PAIRS = 18
 
 

@@ -95,6 +95,11 @@ def test_tanh_on_a_dense_grid_and_at_the_boundaries(backend):
     gy = np.linspace(-2, 2, edges.size).astype(np.float32)
     gx = backend.to_host(backend.module.tanh_backward(backend.to_device(gy), backend.to_device(got)))
     np.testing.assert_allclose(gx, gy * (1 - got.astype(np.float64) ** 2), rtol=1e-6, atol=1e-7)
+    gy, y = np.array([np.nan, np.inf, np.inf, 1.0], np.float32), np.array([0.5, 0.5, 1.0, np.nan], np.float32)
+    with np.errstate(invalid="ignore"):
+        expected = gy * (1 - y * y)                                         # nan, inf, nan (inf * 0), nan
+    gx = backend.to_host(backend.module.tanh_backward(backend.to_device(gy), backend.to_device(y)))
+    np.testing.assert_array_equal(gx, expected)
 
 
 def test_large_grid_stride_and_64_bit_indices(backend):
