@@ -202,6 +202,17 @@ def tanh_backward(gy, y):
     check_same_shape("tanh_backward", "y", y, "gy", gy.shape)
 
 
+def relu_forward(x):
+    """x: a float32/float64 array of any shape."""
+    _float_array("relu_forward", "x", x)
+
+
+def relu_backward(gy, y):
+    _float_array("relu_backward", "gy", gy)
+    _float_array("relu_backward", "y", y)
+    check_same_shape("relu_backward", "y", y, "gy", gy.shape)
+
+
 def pad_nhwc(x, PT, PL, Hp, Wp):
     """x (N, C, H, W) must fit in Hp x Wp at offset (PT, PL)."""
     N, C, H, W = check_array("pad_nhwc", "x", x, 4).shape

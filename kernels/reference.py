@@ -145,6 +145,17 @@ def tanh_backward(gy, y):
     return np.ascontiguousarray(gy * (1 - y.astype(gy.dtype) * y.astype(gy.dtype)))
 
 
+def relu_forward(x):
+    """y = max(x, 0) as PyTorch's relu: 0 where x < 0, else x itself (-0.0 and NaN pass unchanged); any shape."""
+    return np.ascontiguousarray(np.where(x < 0, np.zeros((), x.dtype), x))
+
+
+def relu_backward(gy, y):
+    """The gradient of relu from its output, as PyTorch's:  gx = 0 where y <= 0, else gy (an inf or NaN
+    gradient reaching a zero output gives 0);  gy, y of one shape -> gx."""
+    return np.ascontiguousarray(np.where(y <= 0, np.zeros((), gy.dtype), gy))
+
+
 # Winograd's F(4x4, 3x3) (Lavin & Gray 2016): a 4x4 output tile Y of a 3x3 filter g over a 6x6 input
 # tile d is Y = AT [(G g G^T) * (BT d BT^T)] AT^T. minidl.kernels.winograd uses them with the kernels
 # below; the CPU kernel set runs these four matrices (BT, AT^T for winograd_tiles; AT, BT^T for

@@ -193,10 +193,10 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)   # the child has none of the parent's threads
 
 
-def _split(total, work):
+def _split(total, work, min_work):
     """Part bounds over range(total), or None to run on the calling thread alone."""
     threads = min(get_num_threads(), total)
-    if threads <= 1 or work < MIN_WORK:
+    if threads <= 1 or work < min_work:
         return None
     return _bounds(total, min(total, threads * (PARTS_PER_THREAD if work >= FINE_WORK else 1)))
 
@@ -224,18 +224,19 @@ def _launch(kernel, bounds, args):
         pool.lock.release()
 
 
-def parallel_for(kernel, total, *args):
+def parallel_for(kernel, total, *args, min_work=None):
     """Run ``kernel(lo, hi, *args)`` over ``range(total)`` in contiguous parts, each claimed by the first free
     thread: one a thread, or :data:`PARTS_PER_THREAD` from :data:`FINE_WORK` elements; return None.
 
     ``kernel`` must treat the items of its range independently (each writes its own part of the outputs)
     and release the GIL (a Numba ``nogil`` function) for the parts to run at once. Small work (the largest
-    array argument under :data:`MIN_WORK` elements) runs as ``kernel(0, total, *args)`` on this thread.
+    array argument under ``min_work`` elements, default :data:`MIN_WORK`; element-by-element kernels pass
+    :data:`MIN_ELEMENTWISE`) runs as ``kernel(0, total, *args)`` on this thread.
     """
     if total <= 0:
         return
     work = max((a.size for a in args if isinstance(a, np.ndarray)), default=0)
-    bounds = _split(total, work)
+    bounds = _split(total, work, MIN_WORK if min_work is None else min_work)
     if bounds is None:
         kernel(0, total, *args)
     else:

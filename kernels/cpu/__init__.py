@@ -2,7 +2,7 @@
 family, as the CUDA sources in ``kernels/cuda/``:
 
     im2col.py         im2col, col2im, im2col_gemm, col2im_gemm
-    activation.py     tanh_forward, tanh_backward
+    activation.py     tanh_forward, tanh_backward, relu_forward, relu_backward
     depthwise.py      depthwise_conv2d, depthwise_conv2d_grad_weight
     direct.py         direct_conv2d, direct_conv2d_grad_input, direct_conv2d_grad_weight
     winograd.py       pad_nhwc, crop_nchw, winograd_tiles, winograd_untiles
@@ -29,7 +29,7 @@ if not os.environ.get("NUMBA_CACHE_DIR"):
         os.environ.get("MINIDL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "minidl"), "numba")
 
 from minidl.kernels import compile_notice  # noqa: E402,F401  (says once when a kernel must compile)
-from minidl.kernels.cpu.activation import tanh_backward, tanh_forward
+from minidl.kernels.cpu.activation import relu_backward, relu_forward, tanh_backward, tanh_forward
 from minidl.kernels.cpu.depthwise import depthwise_conv2d, depthwise_conv2d_grad_weight
 from minidl.kernels.cpu.direct import direct_conv2d, direct_conv2d_grad_input, direct_conv2d_grad_weight
 from minidl.kernels.cpu.im2col import col2im, col2im_gemm, im2col, im2col_gemm
@@ -43,5 +43,6 @@ __all__ = ["avg_pool2d_backward", "avg_pool2d_forward", "batch_norm_backward", "
            "batch_norm_forward_train", "col2im", "col2im_gemm", "crop_nchw", "depthwise_conv2d",
            "depthwise_conv2d_grad_weight", "direct_conv2d", "direct_conv2d_grad_input",
            "direct_conv2d_grad_weight", "im2col", "im2col_gemm", "lrn_backward", "lrn_forward",
-           "max_pool2d_backward", "max_pool2d_forward", "pad_nhwc", "tanh_backward", "tanh_forward", "winograd_tiles",
+           "max_pool2d_backward", "max_pool2d_forward", "pad_nhwc", "relu_backward", "relu_forward", "tanh_backward",
+           "tanh_forward", "winograd_tiles",
            "winograd_untiles"]

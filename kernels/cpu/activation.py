@@ -1,12 +1,18 @@
-"""Numba tanh and its gradient, element by element over flat arrays. Formulas: ``minidl.kernels.reference``.
+"""Numba tanh, ReLU and their gradients, element by element over flat arrays. Formulas:
+``minidl.kernels.reference``.
 
 NumPy's float32 tanh takes ~3 ns an element here (0.89 ms for LeNet-5's first layer output at batch 64,
 13% of the faithful LeNet-5's training step with the other tanh layers); the rational function below is
 ~15 multiply-adds and one division, which LLVM vectorises. float64 arrays take NumPy's tanh.
+
+ReLU is a select per element: NumPy's ``maximum(x, 0)`` (which checks for NaN) ran 237 us on LeNet-5's first
+ReLU at batch 64 (301,056 elements), this loop 40 us; the gradient ``gy * (y > 0)`` (a mask, a cast and a
+product) 142 us, its select 58 us.
 """
 import numpy as np
 from numba import float32, njit
 
+from minidl.kernels import threads
 from minidl.kernels.threads import parallel_for
 
 # tanh(x) ~ x P(x^2) / Q(x^2) on [-c, c], the minimax rational function of Eigen's float tanh
@@ -69,4 +75,42 @@ def tanh_backward(gy, y):
     y = np.ascontiguousarray(y, dtype=gy.dtype)
     gx = np.empty_like(gy)
     parallel_for(_tanh_backward, gy.size, gy.reshape(-1), y.reshape(-1), gx.reshape(-1))
+    return gx
+
+
+# Selects, as PyTorch's relu and its gradient: y = 0 where x < 0, else x (so -0.0 and NaN pass unchanged);
+# gx = 0 where y <= 0, else gy (an inf or NaN gradient where y is 0 gives 0, not NaN). No fast-math flags:
+# "nsz" would let LLVM turn the select into a max that drops -0.0's sign. ``zero`` is of the arrays' dtype
+# (a literal 0 would make the select float64).
+@njit(cache=True, error_model="numpy", nogil=True)
+def _relu_forward(lo, hi, x, y):
+    xs, ys = x[lo:hi], y[lo:hi]
+    zero = np.zeros(1, dtype=ys.dtype)[0]
+    for i in range(hi - lo):
+        u = xs[i]
+        ys[i] = zero if u < zero else u
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _relu_backward(lo, hi, gy, y, gx):
+    gys, ys, gxs = gy[lo:hi], y[lo:hi], gx[lo:hi]
+    zero = np.zeros(1, dtype=gxs.dtype)[0]
+    for i in range(hi - lo):
+        gxs[i] = zero if ys[i] <= zero else gys[i]
+
+
+def relu_forward(x):
+    """Numba ReLU: x (any shape, float32 or float64) -> y = x where x >= 0 or NaN, else 0. See reference."""
+    x = np.ascontiguousarray(x)
+    y = np.empty_like(x)
+    parallel_for(_relu_forward, x.size, x.reshape(-1), y.reshape(-1), min_work=threads.MIN_ELEMENTWISE)
+    return y
+
+
+def relu_backward(gy, y):
+    """Numba gradient of ReLU from its output: gy, y (one shape) -> gx = 0 where y <= 0, else gy. See reference."""
+    gy = np.ascontiguousarray(gy)
+    y = np.ascontiguousarray(y, dtype=gy.dtype)
+    gx = np.empty_like(gy)
+    parallel_for(_relu_backward, gy.size, gy.reshape(-1), y.reshape(-1), gx.reshape(-1), min_work=threads.MIN_ELEMENTWISE)
     return gx

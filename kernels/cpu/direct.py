@@ -37,7 +37,8 @@ def wide_rows(gy, Wp):
 
 @njit(cache=True, fastmath=True, nogil=True)
 def _direct_conv2d(lo, hi, xw, W, Wp, y):
-    # xw (N, C, (Hp+1)*Wp) -> y (N, K, OH, OW); one iteration per output plane (n, k).
+    # xw (N, C, (Hp+1)*Wp) -> y (N, K, OH, OW); one iteration per output plane (n, k). Four offsets j of a
+    # kernel row per pass share each load and store of acc (LeNet-5's C1 0.90 -> 0.70 ms).
     C = xw.shape[1]
     K, _, KH, KW = W.shape
     OH, OW = y.shape[2:]
@@ -49,9 +50,19 @@ def _direct_conv2d(lo, hi, xw, W, Wp, y):
         for c in range(C):
             plane = xw[n, c]
             for i in range(KH):
-                for j in range(KW):
-                    w = W[k, c, i, j]
-                    src = plane[i * Wp + j:]        # a view: the loop's indices are then plain t >= 0
+                j = 0
+                while j + 4 <= KW:
+                    w0, w1, w2, w3 = W[k, c, i, j], W[k, c, i, j + 1], W[k, c, i, j + 2], W[k, c, i, j + 3]
+                    src0 = plane[i * Wp + j:]       # views: the loop's indices are then plain t >= 0
+                    src1 = plane[i * Wp + j + 1:]
+                    src2 = plane[i * Wp + j + 2:]
+                    src3 = plane[i * Wp + j + 3:]
+                    for t in range(T):
+                        acc[t] += w0 * src0[t] + w1 * src1[t] + w2 * src2[t] + w3 * src3[t]
+                    j += 4
+                for jj in range(j, KW):
+                    w = W[k, c, i, jj]
+                    src = plane[i * Wp + jj:]
                     for t in range(T):
                         acc[t] += w * src[t]
         for oh in range(OH):        # element loops: a slice assignment compiles Numba's shape-error strings
@@ -89,12 +100,14 @@ def _direct_conv2d_grad_input(lo, hi, gw, W, Hp, Wp, PH, PW, gx):
 def _direct_conv2d_grad_weight(lo, hi, xw, gw, Wp, gW):
     # gW[k, c, i, j] = sum over n, t of gw[n, k, t] * xw[n, c, i*Wp + j + t]; one iteration per (k, c).
     # Four offsets j at a time share each load of gw (C1's filter gradient 1.78 -> 1.05 ms). Per image the
-    # sums are in the arrays' dtype (vectorised), added up over the images in float64.
+    # sums are in the arrays' dtype (vectorised: they start from zero[0], of that dtype; a literal 0 would
+    # make them float64, and the loop half as wide: 0.88 -> 0.43 ms), added up over the images in float64.
     N, C = xw.shape[:2]
     K = gw.shape[1]
     KH, KW = gW.shape[2:]
     T = gw.shape[2]
     total = np.empty((KH, KW), dtype=np.float64)
+    zero = np.zeros(1, dtype=gw.dtype)
     for p in range(lo, hi):  # this thread's part of range(K * C)
         k, c = p // C, p % C
         total[:] = 0
@@ -104,15 +117,17 @@ def _direct_conv2d_grad_weight(lo, hi, xw, gw, Wp, gW):
             for i in range(KH):
                 j = 0
                 while j + 4 <= KW:
-                    src = plane[i * Wp + j:]
-                    s0 = rows[0] * 0
-                    s1, s2, s3 = s0, s0, s0
+                    src0 = plane[i * Wp + j:]
+                    src1 = plane[i * Wp + j + 1:]
+                    src2 = plane[i * Wp + j + 2:]
+                    src3 = plane[i * Wp + j + 3:]
+                    s0 = s1 = s2 = s3 = zero[0]
                     for t in range(T):
                         r = rows[t]
-                        s0 += r * src[t]
-                        s1 += r * src[t + 1]
-                        s2 += r * src[t + 2]
-                        s3 += r * src[t + 3]
+                        s0 += r * src0[t]
+                        s1 += r * src1[t]
+                        s2 += r * src2[t]
+                        s3 += r * src3[t]
                     total[i, j] += s0
                     total[i, j + 1] += s1
                     total[i, j + 2] += s2
@@ -120,7 +135,7 @@ def _direct_conv2d_grad_weight(lo, hi, xw, gw, Wp, gW):
                     j += 4
                 for jj in range(j, KW):
                     src = plane[i * Wp + jj:]
-                    s0 = rows[0] * 0
+                    s0 = zero[0]
                     for t in range(T):
                         s0 += rows[t] * src[t]
                     total[i, jj] += s0

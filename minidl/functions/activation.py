@@ -5,13 +5,16 @@ import warnings
 import numpy as np
 
 from minidl import kernels, ops
-from minidl.kernels import threads
 from minidl.functions._checks import as_input
 from minidl.ops import constant_like, through
 from minidl.tensor import Function
 
 
 class ReLU(Function):
+    """max(x, 0) with PyTorch's conventions: -0.0 and NaN pass unchanged, and the gradient is 0 wherever the
+    output is 0 (an inf or NaN gradient there gives 0, not NaN). float32/float64 NumPy arrays take
+    minidl.kernels.relu_forward / relu_backward (selects, 2.5-6x NumPy's maximum and mask product); other
+    arrays the array library's where."""
     # Saves its output, not a mask of x > 0: the next layer (a conv, in every zoo model) keeps that output for
     # its own backward anyway, so the ReLU's share costs nothing, where a mask was a quarter of x more.
     # ResNet-18 CIFAR at batch 128: the memory a training step adds 1,057 -> 993 MB (ResNet-20: 352 -> 331 MB).
@@ -19,23 +22,22 @@ class ReLU(Function):
     keeps_inputs = False
 
     def forward(self, x):
-        if self.xp is np:      # on minidl's threads (NumPy's loops release the GIL)
-            self.y = y = threads.elementwise(np.maximum, np.empty_like(x), x, 0)
+        if x.dtype in _KERNEL_DTYPES and kernels.has_kernel(x, "relu_forward"):
+            self.y = kernels.relu_forward(x)
         else:
-            self.y = y = self.xp.maximum(x, 0)
-        return y
+            self.y = self.xp.where(x < 0, self.xp.zeros((), x.dtype), x)
+        return self.y
 
     def backward(self, gy):
-        if self.xp is np:
-            return threads.elementwise(_relu_grad, np.empty(gy.shape, gy.dtype), gy, self.y)
-        return gy * (self.y > 0)
+        if gy.dtype == self.y.dtype and gy.dtype in _KERNEL_DTYPES and kernels.has_kernel(gy, "relu_backward"):
+            return kernels.relu_backward(gy, self.y)
+        return self.xp.where(self.y <= 0, self.xp.zeros((), gy.dtype), gy)
 
     def backward_graph(self, gy):   # a constant mask: the second derivative is 0 (a.e.), recorded as torch
         return through(gy * constant_like(self.y > 0, gy), self.inputs[0])
 
 
-def _relu_grad(gy, y, out):
-    return np.multiply(gy, y > 0, out=out)
+_KERNEL_DTYPES = (np.float32, np.float64)
 
 
 def relu(input):  # noqa: A002 - torch's name

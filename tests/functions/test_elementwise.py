@@ -34,6 +34,27 @@ def test_relu_and_leaky_relu_away_from_zero():
     np.testing.assert_allclose(F.relu(minidl.tensor(x)).data, np.maximum(x, 0).astype(np.float32))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_at_zero_inf_and_nan_as_pytorch(dtype):
+    """PyTorch's relu and ReluBackward0: -0.0 and NaN pass, the gradient is 0 where the output is 0, even an
+    inf or NaN one (gy * mask would give NaN); the same arrays through torch when it is installed."""
+    values = [-0.0, 0.0, np.nan, -np.inf, np.inf, -1.0, 2.0]
+    x = minidl.tensor(np.array(values, dtype), requires_grad=True)
+    y = F.relu(x)
+    np.testing.assert_array_equal(y.data, [0, 0, np.nan, 0, np.inf, 0, 2])
+    assert y.dtype == dtype and np.signbit(y.data[0]) and not np.signbit(y.data[3])
+    gy = np.array([1.0, np.inf, np.nan, np.nan, 3.0, np.inf, -np.inf], dtype)
+    y.backward(minidl.tensor(gy))
+    np.testing.assert_array_equal(x.grad.data, [0, 0, np.nan, 0, 3, 0, -np.inf])
+    torch = pytest.importorskip("torch")
+    tx = torch.tensor(np.array(values, dtype), requires_grad=True)
+    ty = torch.relu(tx)
+    ty.backward(torch.tensor(gy))
+    np.testing.assert_array_equal(y.data, ty.detach().numpy())
+    np.testing.assert_array_equal(np.signbit(y.data), np.signbit(ty.detach().numpy()))
+    np.testing.assert_array_equal(x.grad.data, tx.grad.numpy())
+
+
 @pytest.mark.parametrize("axis", [0, 1, -1])
 def test_softmax_and_log_softmax(axis):
     x = rng.standard_normal((3, 5)) * 3

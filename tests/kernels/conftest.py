@@ -30,6 +30,7 @@ def backend(request, monkeypatch):
     elif request.param == "cpu_split":
         from minidl.kernels import threads
         monkeypatch.setattr(threads, "MIN_WORK", 0)
+        monkeypatch.setattr(threads, "MIN_ELEMENTWISE", 0)
         monkeypatch.setattr(threads, "FINE_WORK", 0)            # and PARTS_PER_THREAD parts a thread
         monkeypatch.setattr(threads, "_num_threads", 3)
         yield Backend("cpu_split", cpu)

@@ -113,7 +113,9 @@ def kernel_calls(rng, dtype):
     shape = tuple(int(v) for v in rng.integers(0, 6, int(rng.integers(0, 5))))    # any rank, empty too
     x = np.asarray(rng.standard_normal(shape) * rng.choice([0.001, 1.0, 5.0]), dtype=dtype)
     calls += [("tanh_forward", (x,), False),
-              ("tanh_backward", (np.asarray(rng.standard_normal(shape), dtype=dtype), np.tanh(x)), True)]
+              ("tanh_backward", (np.asarray(rng.standard_normal(shape), dtype=dtype), np.tanh(x)), True),
+              ("relu_forward", (x,), False),
+              ("relu_backward", (np.asarray(rng.standard_normal(shape), dtype=dtype), np.maximum(x, 0)), True)]
 
     AO, AI, s = [(6, 6, 4), (6, 4, 4), (4, 6, 4), (4, 4, 2), (3, 2, 1)][rng.integers(5)]
     TH, TW, spare, C = (int(v) for v in (*rng.integers(1, 4, 2), rng.integers(0, 3), rng.integers(1, 10)))

@@ -102,6 +102,25 @@ def test_tanh_on_a_dense_grid_and_at_the_boundaries(backend):
     np.testing.assert_array_equal(gx, expected)
 
 
+def test_relu_at_the_boundaries(backend):
+    """ReLU and its gradient as PyTorch's (torch.relu, ReluBackward0): -0.0 and NaN pass, -inf gives 0, the
+    float32 extremes pass or give 0; the gradient is 0 wherever the output is 0 or -0.0, even for an inf or
+    NaN gradient (a product with a mask would give NaN there), and gy itself where the output is NaN."""
+    kernel_or_skip(backend, "relu_forward")
+    for dtype in (np.float32, np.float64):
+        info = np.finfo(dtype)
+        x = np.array([-0.0, 0.0, np.nan, -np.inf, np.inf, -1.0, 2.0, info.max, info.min, info.tiny, -info.tiny],
+                     dtype)
+        y = backend.to_host(backend.module.relu_forward(backend.to_device(x)))
+        assert y.dtype == dtype
+        np.testing.assert_array_equal(y, [0, 0, np.nan, 0, np.inf, 0, 2, info.max, 0, info.tiny, 0])
+        assert np.signbit(y[0]) and not np.signbit(y[1]) and not np.signbit(y[3])
+        gy = np.array([1.0, np.inf, np.nan, np.nan, 3.0, np.inf, -np.inf, 5.0, -np.inf, np.nan, 7.0], dtype)
+        gx = backend.to_host(backend.module.relu_backward(backend.to_device(gy), backend.to_device(y)))
+        np.testing.assert_array_equal(gx, [0, 0, np.nan, 0, 3, 0, -np.inf, 5, 0, np.nan, 0])
+        assert not np.signbit(gx[[0, 1, 3, 5, 8, 10]]).any()
+
+
 def test_large_grid_stride_and_64_bit_indices(backend):
     """More elements than one launch has threads (MAX_BLOCKS * BLOCK), so every grid-stride loop wraps."""
     x = np.random.default_rng(1).standard_normal((8, 16, 64, 64)).astype(np.float32)   # col: 8*16*9*64*64 = 4.7M
