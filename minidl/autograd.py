@@ -20,12 +20,16 @@ import threading
 
 from minidl.performance import guarded  # the thread policy while backward runs (minidl/performance.py)
 
-_state = threading.local()
+class _GradMode(threading.local):
+    enabled = True      # each thread starts in grad mode; a class default, read without a failed lookup
+
+
+_state = _GradMode()
 
 
 def is_grad_enabled():
     """False inside ``with minidl.no_grad():``."""
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 def set_grad_enabled(mode):

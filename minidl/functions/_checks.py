@@ -25,7 +25,9 @@ def pair(value, op, name, minimum=None):
 
     Not an int or a pair of ints (a float, a string, three values): TypeError. Below ``minimum``: ValueError.
     """
-    if isinstance(value, numbers.Integral):
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
+        pass        # the common case (a layer's stored pair), checked first: this runs on every call
+    elif isinstance(value, numbers.Integral):
         value = (int(value), int(value))
     elif (isinstance(value, str) or not hasattr(value, "__len__") or len(value) != 2
           or not all(isinstance(v, numbers.Integral) for v in value)):
