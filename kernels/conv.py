@@ -50,9 +50,9 @@ WINOGRAD_MAX_FILTER_ELEMENTS = 2 ** 22
 # Convolutions with stride 1, no dilation, one group and at most this many (input, output) channel pairs run
 # by kernels.direct_conv2d: LeNet-5's C1 (1 x 6 channels, 5x5) is an im2col of 25x its input and a 6 x 25 by
 # 25 x N*784 GEMM, which BLAS runs at ~8 GFLOP/s. Measured (batch 64 unless said, ms, direct vs im2col +
-# GEMM): 1 -> 6 5x5 on 32x32: forward 0.81-0.87 vs 1.06-1.66, filter gradient 1.05 vs 2.05; 3 -> 6: forward
-# 2.1-2.7 vs 4.0-4.4; but 6 -> 16 (C3): forward 1.9-2.8 vs 1.0-2.1, filter gradient 3.3 vs 1.1, and 3 -> 16
-# 3x3 at batch 128 (ResNet-20's first layer): forward 5.7-6.6 vs 4.8-5.5, so more pairs take im2col + GEMM.
+# GEMM): 1 -> 6 5x5 on 32x32: forward 0.70 vs 0.94, filter gradient 0.43 vs 2.05; 3 -> 6: forward 2.1-2.7
+# vs 4.0-4.4; but 6 -> 16 (C3): forward 1.4 vs 1.0, filter gradient 1.4 vs 1.1-1.3, and 3 -> 16 3x3 at batch
+# 128 (ResNet-20's first layer): forward 5.7-6.6 vs 4.8-5.5, so more pairs take im2col + GEMM.
 # 0 turns the direct path off. benchmarks/README.md ("Few-channel convolutions by direct kernels").
 DIRECT_MAX_CHANNEL_PAIRS = 18
 
