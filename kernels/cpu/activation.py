@@ -79,29 +79,29 @@ def tanh_backward(gy, y):
 
 
 # Selects, as PyTorch's relu and its gradient: y = 0 where x < 0, else x (so -0.0 and NaN pass unchanged);
-# gx = 0 where y <= 0, else gy (an inf or NaN gradient where y is 0 gives 0, not NaN). No fast-math flags:
-# "nsz" would let LLVM turn the select into a max that drops -0.0's sign. ``zero`` is a scalar of the arrays'
-# dtype, passed in (a literal 0 would make the select float64; np.zeros inside cost 0.5 s more to compile).
+# gx = 0 where y <= 0, else gy (an inf or NaN gradient where y is 0 gives 0, not NaN). One kernel for both
+# (``at_zero``: also 0 where ``cond`` is 0), so a cold cache compiles one (0.25-0.5 s each). No fast-math
+# flags: "nsz" would let LLVM turn the select into a max that drops -0.0's sign. ``zero`` is a scalar of the
+# arrays' dtype, passed in (a literal 0 would make the select float64; np.zeros inside cost 0.5 s more to
+# compile).
 @njit(cache=True, error_model="numpy", nogil=True)
-def _relu_forward(lo, hi, x, y, zero):
-    xs, ys = x[lo:hi], y[lo:hi]
-    for i in range(hi - lo):
-        u = xs[i]
-        ys[i] = zero if u < zero else u
-
-
-@njit(cache=True, error_model="numpy", nogil=True)
-def _relu_backward(lo, hi, gy, y, gx, zero):
-    gys, ys, gxs = gy[lo:hi], y[lo:hi], gx[lo:hi]
-    for i in range(hi - lo):
-        gxs[i] = zero if ys[i] <= zero else gys[i]
+def _relu_select(lo, hi, cond, value, out, zero, at_zero):
+    cs, vs, outs = cond[lo:hi], value[lo:hi], out[lo:hi]
+    if at_zero:     # two loops, not the flag inside one: that loop ran 2x slower
+        for i in range(hi - lo):
+            outs[i] = zero if cs[i] <= zero else vs[i]
+    else:
+        for i in range(hi - lo):
+            outs[i] = zero if cs[i] < zero else vs[i]
 
 
 def relu_forward(x):
     """Numba ReLU: x (any shape, float32 or float64) -> y = x where x >= 0 or NaN, else 0. See reference."""
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
-    parallel_for(_relu_forward, x.size, x.reshape(-1), y.reshape(-1), x.dtype.type(0), min_work=threads.MIN_ELEMENTWISE)
+    flat = x.reshape(-1)
+    parallel_for(_relu_select, x.size, flat, flat, y.reshape(-1), x.dtype.type(0), False,
+                 min_work=threads.MIN_ELEMENTWISE)
     return y
 
 
@@ -110,6 +110,6 @@ def relu_backward(gy, y):
     gy = np.ascontiguousarray(gy)
     y = np.ascontiguousarray(y, dtype=gy.dtype)
     gx = np.empty_like(gy)
-    parallel_for(_relu_backward, gy.size, gy.reshape(-1), y.reshape(-1), gx.reshape(-1), gy.dtype.type(0),
+    parallel_for(_relu_select, gy.size, y.reshape(-1), gy.reshape(-1), gx.reshape(-1), gy.dtype.type(0), True,
                  min_work=threads.MIN_ELEMENTWISE)
     return gx
