@@ -1,5 +1,6 @@
 """The engine: accumulation, graph freeing, no_grad, detach, retain_graph, deep graphs, errors."""
 import gc
+import threading
 import weakref
 
 import numpy as np
@@ -52,6 +53,27 @@ def test_graph_is_freed_after_backward():
     del hidden, loss
     gc.collect()
     assert function() is None
+
+
+def test_grad_mode_is_per_thread_and_each_thread_starts_with_it_on():
+    """no_grad() in one thread leaves another thread's grad mode alone; a new thread starts in grad mode
+    even while the thread that started it is inside no_grad()."""
+    seen = []
+
+    def worker():
+        x = minidl.ones(2, requires_grad=True)
+        seen.append((minidl.autograd.is_grad_enabled(), (x * 2).requires_grad))
+        with minidl.no_grad():
+            seen.append((minidl.autograd.is_grad_enabled(), (x * 2).requires_grad))
+        seen.append((minidl.autograd.is_grad_enabled(), (x * 2).requires_grad))
+
+    with minidl.no_grad():
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+        assert not minidl.autograd.is_grad_enabled()
+    assert seen == [(True, True), (False, False), (True, True)]
+    assert minidl.autograd.is_grad_enabled()
 
 
 def test_no_grad_builds_no_graph():
