@@ -30,6 +30,12 @@ COL_CHUNK_ELEMENTS = 2 ** 19
 # A layer whose whole column buffer is at most this builds it once and keeps it for backward (the plain
 # path of minidl.functions.conv); larger kept buffers measured no faster and cost memory.
 COL_KEEP_ELEMENTS = 2 ** 19
+# A layer cut into chunks whose columns together are at most this keeps each chunk's columns from forward
+# for its backward (``gemm_forward``'s ``kept``), instead of building them again: LeNet-5's C3 at batch 64
+# (960,000 elements, 3.8 MB) backward 4.2 -> 3.7 ms, where the one whole-batch buffer of the plain path made
+# its forward slower (2.3 -> 2.5 ms). Only where backward reads the columns of x: not 1x1 (x is its own
+# column matrix), not "same"-padded (same_padding_backward reads the columns of dY).
+CHUNK_KEEP_ELEMENTS = 2 ** 20
 
 # Which 3x3 convolutions (stride 1, padding 1, no dilation or groups) run by Winograd's F(4x4, 3x3):
 #   "auto"    float32 with at least WINOGRAD_MIN_CHANNELS input and output channels, at least
@@ -120,8 +126,10 @@ def choose(x, W, stride, padding, dilation, groups):
     return None
 
 
-def conv2d_forward(x, W, stride, padding, dilation, groups):
-    """(y without the bias, the algorithm) if a faster algorithm than the plain path applies, else None."""
+def conv2d_forward(x, W, stride, padding, dilation, groups, kept=None):
+    """(y without the bias, the algorithm) if a faster algorithm than the plain path applies, else None.
+    ``kept``: a dict that a chunked layer small enough (CHUNK_KEEP_ELEMENTS) fills with its columns, for
+    conv2d_backward."""
     algorithm = choose(x, W, stride, padding, dilation, groups)
     if algorithm == "winograd":
         return winograd.conv3x3_forward(x, W), algorithm
@@ -130,14 +138,15 @@ def conv2d_forward(x, W, stride, padding, dilation, groups):
     if algorithm == "direct":
         return kernels.direct_conv2d(x, W, *padding), algorithm
     if algorithm == "chunks":
-        return gemm_forward(x, W, stride, padding, dilation, groups), algorithm
+        return gemm_forward(x, W, stride, padding, dilation, groups, kept), algorithm
     return None
 
 
-def conv2d_backward(x, W, gy, algorithm, stride, padding, dilation, groups, need_gx=True, need_gb=True):
-    """(gx or None, gW, gb or None) of conv2d_forward by the same algorithm."""
+def conv2d_backward(x, W, gy, algorithm, stride, padding, dilation, groups, need_gx=True, need_gb=True,
+                    kept=None):
+    """(gx or None, gW, gb or None) of conv2d_forward by the same algorithm (``kept``: what it kept)."""
     if algorithm == "chunks":
-        return gemm_backward(x, W, gy, stride, padding, dilation, groups, need_gx, need_gb)
+        return gemm_backward(x, W, gy, stride, padding, dilation, groups, need_gx, need_gb, kept)
     if algorithm == "winograd":
         gx, gW = winograd.conv3x3_backward(x, W, gy, need_gx)
     elif algorithm == "depthwise":
@@ -181,8 +190,17 @@ def columns(x, W, stride, padding, dilation, groups, OH, OW):
     return col.reshape(G, C // G * KH * KW, n * OH * OW)
 
 
-def gemm_forward(x, W, stride, padding, dilation, groups):
-    """conv2d (no bias) by im2col + one GEMM per group, a chunk of images at a time; keeps no columns.
+def keeps_columns(x, W, stride, padding, dilation, groups, OH, OW):
+    """Whether gemm_forward keeps its chunks' columns for gemm_backward (see CHUNK_KEEP_ELEMENTS)."""
+    N, C = x.shape[:2]
+    KH, KW = W.shape[2:]
+    return (N * C * KH * KW * OH * OW <= CHUNK_KEEP_ELEMENTS and not is_pointwise(W, padding)
+            and not is_same_padding(W, stride, padding, dilation, groups))
+
+
+def gemm_forward(x, W, stride, padding, dilation, groups, kept=None):
+    """conv2d (no bias) by im2col + one GEMM per group, a chunk of images at a time. Keeps no columns, unless
+    ``kept`` is a dict and the layer small enough (keeps_columns): then kept[(n0, n1)] is chunk n0:n1's.
 
     One large GEMM per group runs near the BLAS peak (N per-image GEMMs ran 10-70x slower on CIFAR shapes);
     the price is a transpose of y from (K, n, OH, OW) to NCHW, memory-bound."""
@@ -194,11 +212,15 @@ def gemm_forward(x, W, stride, padding, dilation, groups):
     OW = kernels.conv_output_size(W_in, KW, stride[1], padding[1], dilation[1])
     Wm = W.reshape(G, K // G, Cg * KH * KW)
     y = xp.empty((N, K, OH, OW), dtype=xp.result_type(x.dtype, W.dtype))
+    keep = kept is not None and keeps_columns(x, W, stride, padding, dilation, groups, OH, OW)
 
     def forward(chunks):
         for n0, n1 in chunks:
-            y_t = grouped_matmul(Wm, columns(x[n0:n1], W, stride, padding, dilation, groups, OH, OW))
+            col = columns(x[n0:n1], W, stride, padding, dilation, groups, OH, OW)
+            y_t = grouped_matmul(Wm, col)
             y[n0:n1] = y_t.reshape(K, n1 - n0, OH, OW).transpose(1, 0, 2, 3)
+            if keep:
+                kept[(n0, n1)] = col
 
     threads.map_chunks(x, _chunks(N, C * KH * KW * OH * OW, W), forward)
     return y
@@ -211,8 +233,9 @@ def is_same_padding(W, stride, padding, dilation, groups):
             and (2 * padding[0], 2 * padding[1]) == (KH - 1, KW - 1) and not is_pointwise(W, padding))
 
 
-def gemm_backward(x, W, gy, stride, padding, dilation, groups, need_gx=True, need_gb=True):
-    """(gx or None, gW, gb or None) of gemm_forward, a chunk of images at a time, the columns built again.
+def gemm_backward(x, W, gy, stride, padding, dilation, groups, need_gx=True, need_gb=True, kept=None):
+    """(gx or None, gW, gb or None) of gemm_forward, a chunk of images at a time, the columns taken from
+    ``kept`` (gemm_forward's) where they are there, else built again.
 
     A first conv (no dX wanted) needs only dW = gy_t @ col^T; otherwise dX = col2im(W^T @ gy_t), or
     same_padding_backward where it applies."""
@@ -235,7 +258,9 @@ def gemm_backward(x, W, gy, stride, padding, dilation, groups, need_gx=True, nee
             gy_t = xp.ascontiguousarray(gy[n0:n1].transpose(1, 0, 2, 3)).reshape(G, K // G, n * OH * OW)
             if need_gb:
                 gb += gy_t.reshape(K, n * OH * OW).sum(axis=-1)
-            col = columns(x[n0:n1], W, stride, padding, dilation, groups, OH, OW)
+            col = kept.pop((n0, n1), None) if kept else None
+            if col is None:
+                col = columns(x[n0:n1], W, stride, padding, dilation, groups, OH, OW)
             gW += grouped_matmul(col, gy_t.swapaxes(-1, -2)).swapaxes(-1, -2)
             del col                             # freed before gcol, as large, is made
             if not need_gx:

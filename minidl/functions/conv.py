@@ -33,8 +33,8 @@ class Conv2d(Function):
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
 
     def forward(self, x, W, b=None):
-        self.x, self.W, self.col = x, W, None
-        fast = conv2d_forward(x, W, self.stride, self.padding, self.dilation, self.groups)
+        self.x, self.W, self.col, self.kept = x, W, None, {}
+        fast = conv2d_forward(x, W, self.stride, self.padding, self.dilation, self.groups, self.kept)
         if fast is not None:
             y, self.algorithm = fast
         else:
@@ -55,7 +55,7 @@ class Conv2d(Function):
         need_gx, need_gb = self.inputs[0].requires_grad, len(self.inputs) == 3
         if self.col is None:
             gx, gW, gb = conv2d_backward(self.x, self.W, gy, self.algorithm, self.stride, self.padding,
-                                         self.dilation, self.groups, need_gx, need_gb)
+                                         self.dilation, self.groups, need_gx, need_gb, self.kept)
         else:
             N, C, H, W_in = self.x.shape
             K, Cg, KH, KW = self.W.shape

@@ -54,6 +54,39 @@ def test_gemm_chunks_match_the_definition(monkeypatch, x_shape, W_shape, stride,
     np.testing.assert_allclose(gW, gW_ref, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("x_shape, W_shape, stride, padding, dilation, groups, keeps", [
+    ((5, 4, 9, 8), (6, 4, 3, 3), (2, 1), (1, 0), (1, 2), 1, True),      # strided, dilated
+    ((5, 4, 9, 8), (6, 2, 3, 3), (1, 1), (2, 2), (2, 2), 2, True),      # grouped
+    ((5, 6, 14, 14), (16, 6, 5, 5), (1, 1), (0, 0), (1, 1), 1, True),   # LeNet-5's C3, five images
+    ((5, 4, 9, 8), (6, 4, 3, 3), (1, 1), (1, 1), (1, 1), 1, False),     # "same": backward reads dY's columns
+    ((5, 4, 9, 8), (6, 4, 1, 1), (1, 1), (0, 0), (1, 1), 1, False),     # 1x1: x is its own column matrix
+])
+@pytest.mark.parametrize("chunk", [1, 2 ** 19], ids=["one-image-chunks", "one-chunk"])
+def test_gemm_backward_with_the_kept_columns_is_the_same(monkeypatch, x_shape, W_shape, stride, padding, dilation,
+                                                        groups, keeps, chunk):
+    """A chunked layer under CHUNK_KEEP_ELEMENTS keeps each chunk's columns from forward (one per chunk,
+    taken out again by backward) and its gradients are bit for bit those computed with the columns built
+    again; a layer over the limit, a "same"-padded or a 1x1 one keeps none."""
+    monkeypatch.setattr(conv, "COL_CHUNK_ELEMENTS", chunk)
+    x, W = layer(np.random.default_rng(0), x_shape, W_shape, np.float32)
+    args = (stride, padding, dilation, groups)
+    kept = {}
+    y = conv.gemm_forward(x, W, *args, kept=kept)
+    np.testing.assert_array_equal(y, conv.gemm_forward(x, W, *args))
+    chunks = conv._chunks(x.shape[0], np.prod(W_shape[1:]) * groups * np.prod(y.shape[2:]), W)
+    assert sorted(kept) == (sorted(chunks) if keeps else [])
+    gy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+    with_kept = conv.gemm_backward(x, W, gy, *args, kept=kept)
+    assert kept == {}
+    for got, want in zip(with_kept, conv.gemm_backward(x, W, gy, *args)):
+        np.testing.assert_array_equal(got, want)
+    columns = x.shape[0] * x.shape[1] * np.prod(W_shape[2:]) * np.prod(y.shape[2:])     # N C KH KW OH OW
+    monkeypatch.setattr(conv, "CHUNK_KEEP_ELEMENTS", columns - 1)
+    kept = {}
+    conv.gemm_forward(x, W, *args, kept=kept)
+    assert kept == {}
+
+
 @pytest.mark.parametrize("kernel", [(3, 3), (5, 5), (3, 5), (1, 3)])
 def test_same_padding_backward_matches_the_definition(monkeypatch, kernel):
     monkeypatch.setattr(conv, "COL_CHUNK_ELEMENTS", 1)     # one image per chunk: the chunk loop runs
