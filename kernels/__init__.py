@@ -147,14 +147,14 @@ def direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     return _backend_for(x, "direct_conv2d_grad_weight").direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW)
 
 
-def tanh_forward(x):
-    _checks.tanh_forward(x)
-    return _backend_for(x, "tanh_forward").tanh_forward(x)
+def tanh_forward(x, outer=1.0, inner=1.0):
+    _checks.tanh_forward(x, outer, inner)
+    return _backend_for(x, "tanh_forward").tanh_forward(x, outer, inner)
 
 
-def tanh_backward(gy, y):
-    _checks.tanh_backward(gy, y)
-    return _backend_for(gy, "tanh_backward").tanh_backward(gy, y)
+def tanh_backward(gy, y, outer=1.0, inner=1.0):
+    _checks.tanh_backward(gy, y, outer, inner)
+    return _backend_for(gy, "tanh_backward").tanh_backward(gy, y, outer, inner)
 
 
 def relu_forward(x):

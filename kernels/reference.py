@@ -134,15 +134,18 @@ def direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     return np.ascontiguousarray(np.einsum("ncijhw,nkhw->kcij", col, gy.astype(x.dtype)))
 
 
-def tanh_forward(x):
-    """y = tanh(x), element by element; x any shape. The CPU set computes float32 by a rational function
-    (at most 3e-7 from the exact value, |y| <= 1, tanh(+-inf) = +-1, NaN stays NaN)."""
-    return np.ascontiguousarray(np.tanh(x))
+def tanh_forward(x, outer=1.0, inner=1.0):
+    """y = outer * tanh(inner * x), element by element (tanh itself by default; LeCun's squashing function
+    1.7159 tanh(2x/3) with outer = 1.7159, inner = 2/3); x any shape. The CPU set computes float32 tanh by a
+    rational function (at most 3e-7 from the exact value, |tanh| <= 1, tanh(+-inf) = +-1, NaN stays NaN)."""
+    return np.ascontiguousarray(outer * np.tanh(inner * x.astype(np.float64))).astype(x.dtype)
 
 
-def tanh_backward(gy, y):
-    """The gradient of tanh from its output:  gx = gy * (1 - y^2);  gy, y of one shape -> gx."""
-    return np.ascontiguousarray(gy * (1 - y.astype(gy.dtype) * y.astype(gy.dtype)))
+def tanh_backward(gy, y, outer=1.0, inner=1.0):
+    """The gradient of y = outer * tanh(inner * x) from its output:  gx = gy * outer * inner * (1 - (y /
+    outer)^2);  gy, y of one shape -> gx (gy * (1 - y^2) for tanh)."""
+    t = y.astype(np.float64) / outer
+    return np.ascontiguousarray(gy * (outer * inner * (1 - t * t))).astype(gy.dtype)
 
 
 def relu_forward(x):

@@ -100,8 +100,9 @@ def digit_prototypes(num_classes=10, seed=0):
 
 
 def scaled_tanh(x):
-    """LeCun's squashing function f(a) = A tanh(S a) with A = 1.7159, S = 2/3 (Appendix A)."""
-    return F.tanh(x * (2.0 / 3.0)) * 1.7159
+    """LeCun's squashing function f(a) = A tanh(S a) with A = 1.7159, S = 2/3 (Appendix A), as one op
+    (F.scaled_tanh: the same as F.tanh(x * (2/3)) * 1.7159, in one pass instead of three)."""
+    return F.scaled_tanh(x, 1.7159, 2.0 / 3.0)
 
 
 class TrainableSubsampling(nn.Module):

@@ -210,6 +210,7 @@ UNARY = {
     "relu": lambda x: F.relu(x) * x,
     "leaky_relu": lambda x: F.leaky_relu(x, 0.1) * x,
     "tanh": F.tanh,
+    "scaled_tanh": lambda x: F.scaled_tanh(x) + F.scaled_tanh(x, outer=-0.5, inner=3.0),
     "sigmoid": F.sigmoid,
     "logsigmoid": F.logsigmoid,
     "softplus": lambda x: F.softplus(x) + F.softplus(x, beta=2.0, threshold=1.0) * x,

@@ -36,10 +36,11 @@ B0, B2, B4, B6 = BETA
 # with lo (of unknown sign to LLVM) in the index, Numba's negative-index wraparound kept them scalar
 # (2.3x slower than NumPy).
 @njit(cache=True, fastmath={"contract", "arcp", "nsz"}, error_model="numpy", nogil=True)
-def _tanh_float32(lo, hi, x, y):
+def _tanh_float32(lo, hi, x, y, outer, inner):
+    # y = outer * tanh(inner * x); outer = inner = 1 is tanh itself, bit for bit (products by 1 are exact)
     xs, ys = x[lo:hi], y[lo:hi]
     for i in range(hi - lo):
-        u = xs[i]
+        u = inner * xs[i]
         v = CLAMP if u > CLAMP else u      # selects, not min/max: Numba's float max branches (NaN rules)
         v = -CLAMP if v < -CLAMP else v
         v2 = v * v
@@ -49,32 +50,42 @@ def _tanh_float32(lo, hi, x, y):
         a = abs(u)
         r = u if a < TINY else r
         r = (float32(1) if u > 0 else float32(-1)) if a >= ONE_FROM else r
-        ys[i] = u if u != u else r          # NaN stays NaN
+        ys[i] = outer * (u if u != u else r)          # NaN stays NaN
 
 
 @njit(cache=True, fastmath={"contract", "arcp", "nsz"}, nogil=True)   # NaN and inf propagate as in NumPy
-def _tanh_backward(lo, hi, gy, y, gx):
+def _tanh_backward(lo, hi, gy, y, gx, outer_inv, slope):
+    # t = y / outer is tanh's value; gx = gy * slope * (1 - t^2), slope = outer * inner (1 and 1 for tanh)
     gys, ys, gxs = gy[lo:hi], y[lo:hi], gx[lo:hi]
     for i in range(hi - lo):
-        gxs[i] = gys[i] * (1 - ys[i] * ys[i])
+        t = ys[i] * outer_inv
+        gxs[i] = gys[i] * (slope * (1 - t * t))
 
 
-def tanh_forward(x):
-    """Numba tanh for float32 (NumPy's for float64): x (any shape) -> y. See reference."""
+def tanh_forward(x, outer=1.0, inner=1.0):
+    """Numba outer * tanh(inner * x) for float32 (NumPy's tanh for float64): x (any shape) -> y. See
+    reference."""
     x = np.ascontiguousarray(x)
     if x.dtype != np.float32:
-        return np.tanh(x)
+        return _scaled(np.tanh(_scaled(x, inner)), outer)
     y = np.empty_like(x)
-    parallel_for(_tanh_float32, x.size, x.reshape(-1), y.reshape(-1))
+    parallel_for(_tanh_float32, x.size, x.reshape(-1), y.reshape(-1), np.float32(outer), np.float32(inner))
     return y
 
 
-def tanh_backward(gy, y):
-    """Numba gradient of tanh from its output: gy, y (one shape) -> gx = gy (1 - y^2). See reference."""
+def _scaled(a, factor):
+    return a if factor == 1 else a * a.dtype.type(factor)
+
+
+def tanh_backward(gy, y, outer=1.0, inner=1.0):
+    """Numba gradient of outer * tanh(inner * x) from its output y: gy, y (one shape) ->
+    gx = gy * outer * inner * (1 - (y / outer)^2). See reference."""
     gy = np.ascontiguousarray(gy)
     y = np.ascontiguousarray(y, dtype=gy.dtype)
     gx = np.empty_like(gy)
-    parallel_for(_tanh_backward, gy.size, gy.reshape(-1), y.reshape(-1), gx.reshape(-1))
+    kind = gy.dtype.type
+    parallel_for(_tanh_backward, gy.size, gy.reshape(-1), y.reshape(-1), gx.reshape(-1), kind(1 / outer),
+                 kind(outer * inner))
     return gx
 
 

@@ -3,8 +3,8 @@
 Every op is a Function class (forward and backward on arrays) with a lowercase wrapper that checks its
 inputs and says in words what is wrong.
 """
-from minidl.functions.activation import (leaky_relu, log_softmax, logsigmoid, relu, sigmoid, softmax, softplus,
-                                         tanh)
+from minidl.functions.activation import (leaky_relu, log_softmax, logsigmoid, relu, scaled_tanh, sigmoid, softmax,
+                                         softplus, tanh)
 from minidl.functions.conv import conv2d, conv_transpose2d
 from minidl.functions.dropout import drop_path, dropout
 from minidl.functions.linear import linear
@@ -23,6 +23,6 @@ __all__ = [
     "div", "drop_path", "dropout", "exp", "flatten", "getitem", "global_avg_pool2d", "leaky_relu", "linear",
     "local_response_norm", "log", "log_softmax", "logsigmoid", "matmul", "max", "max_pool2d", "max_unpool2d",
     "maximum", "mean", "min", "minimum", "mse_loss", "mul", "neg", "pad", "permute", "pow", "relu", "reshape",
-    "sigmoid", "softmax", "softplus", "split", "sqrt", "squeeze", "std", "sub", "sum", "sum_to", "tanh",
-    "transpose", "unsqueeze", "var",
+    "scaled_tanh", "sigmoid", "softmax", "softplus", "split", "sqrt", "squeeze", "std", "sub", "sum", "sum_to",
+    "tanh", "transpose", "unsqueeze", "var",
 ]

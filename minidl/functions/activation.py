@@ -66,29 +66,56 @@ def leaky_relu(input, negative_slope=0.01):  # noqa: A002 - torch's name
 
 
 class Tanh(Function):
-    """float32 tanh by minidl.kernels.tanh_forward / tanh_backward where the kernel set has them (the CPU's:
-    a rational function, ~5x NumPy's tanh, at most 3e-7 off); other dtypes, and CuPy arrays, by the array
-    library's tanh."""
+    """y = outer * tanh(inner * x): tanh itself (outer = inner = 1), or LeCun's scaled tanh in one op
+    (``scaled_tanh``). float32 by minidl.kernels.tanh_forward / tanh_backward where the kernel set has them
+    (the CPU's: a rational function, ~5x NumPy's tanh, at most 3e-7 off); other dtypes, and CuPy arrays, by
+    the array library's tanh."""
     keeps_output = True      # backward_graph differentiates through output_tensor()
 
+    def __init__(self, outer=1.0, inner=1.0):
+        self.outer, self.inner = outer, inner
+
     def forward(self, x):
-        fast = x.dtype == np.float32 and kernels.has_kernel(x, "tanh_forward")
-        self.y = kernels.tanh_forward(x) if fast else self.xp.tanh(x)
+        outer, inner = self.outer, self.inner
+        if x.dtype == np.float32 and kernels.has_kernel(x, "tanh_forward"):
+            self.y = kernels.tanh_forward(x, outer, inner)
+        elif outer == inner == 1:
+            self.y = self.xp.tanh(x)
+        else:
+            self.y = (outer * self.xp.tanh(inner * x)).astype(x.dtype, copy=False)
         return self.y
 
     def backward(self, gy):
+        outer, inner = self.outer, self.inner
         if gy.dtype == self.y.dtype == np.float32 and gy.shape == self.y.shape \
                 and kernels.has_kernel(gy, "tanh_backward"):
-            return kernels.tanh_backward(gy, self.y)
-        return gy * (1 - self.y * self.y)
+            return kernels.tanh_backward(gy, self.y, outer, inner)
+        if outer == inner == 1:
+            return gy * (1 - self.y * self.y)
+        t = self.y / outer
+        return (gy * (outer * inner * (1 - t * t))).astype(gy.dtype, copy=False)
 
     def backward_graph(self, gy):
         y = self.output_tensor()
-        return gy * (1.0 - y * y)
+        if self.outer == self.inner == 1:
+            return gy * (1.0 - y * y)
+        t = y * (1.0 / self.outer)
+        return gy * (self.outer * self.inner) * (1.0 - t * t)
 
 
 def tanh(input):  # noqa: A002 - torch's name
     return Tanh()(as_input(input, "tanh"))
+
+
+def scaled_tanh(input, outer=1.7159, inner=2.0 / 3.0):  # noqa: A002
+    """outer * tanh(inner * x) as one op: LeCun's squashing function f(a) = 1.7159 tanh(2a/3) (LeNet-5,
+    Appendix A; "Efficient BackProp") by default. Not a PyTorch function: there it is
+    ``outer * torch.tanh(inner * x)``, three ops, which this computes in one pass forward and one backward.
+    ``outer`` and ``inner``: finite nonzero numbers."""
+    for name, value in (("outer", outer), ("inner", inner)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value == 0:
+            raise ValueError(f"scaled_tanh: {name} must be a finite nonzero number, got {value!r}")
+    return Tanh(float(outer), float(inner))(as_input(input, "scaled_tanh"))
 
 
 class Sigmoid(Function):

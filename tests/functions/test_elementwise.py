@@ -35,6 +35,34 @@ def test_relu_and_leaky_relu_away_from_zero():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scaled_tanh_is_tanh_scaled_in_one_op(dtype):
+    """F.scaled_tanh(x, A, S) against A * tanh(S * x) written with three ops: values and gradients (float32:
+    the tanh kernel's own error, ~3e-7 of A), one Function instead of three; bad scales raise naming it."""
+    x = rng.standard_normal((4, 6)) * 3
+    gy = rng.standard_normal((4, 6))
+    for outer, inner in ((1.7159, 2.0 / 3.0), (-0.5, 3.0), (1.0, 1.0)):
+        a = minidl.tensor(x.astype(dtype), requires_grad=True)
+        b = minidl.tensor(x.astype(dtype), requires_grad=True)
+        y = F.scaled_tanh(a, outer, inner)
+        z = F.tanh(b * inner) * outer
+        assert y.dtype == dtype and y.creator.inputs[0] is a
+        tol = 2e-6 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(y.data, z.data, rtol=tol, atol=tol * abs(outer))
+        np.testing.assert_allclose(y.data, outer * np.tanh(inner * x), rtol=tol, atol=tol * abs(outer))
+        y.backward(minidl.tensor(gy.astype(dtype)))
+        z.backward(minidl.tensor(gy.astype(dtype)))
+        np.testing.assert_allclose(a.grad.data, b.grad.data, rtol=10 * tol, atol=10 * tol * abs(outer * inner))
+    np.testing.assert_array_equal(F.scaled_tanh(minidl.tensor(x), 1.0, 1.0).data, F.tanh(minidl.tensor(x)).data)
+    edges = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 20.0], dtype)
+    y = F.scaled_tanh(minidl.tensor(edges), 1.7159, 2.0 / 3.0).data
+    np.testing.assert_allclose(y, [1.7159, -1.7159, np.nan, 0.0, 0.0, 1.7159], rtol=1e-6)
+    assert np.signbit(y[4]) and not np.signbit(y[3])
+    for bad in (0.0, np.inf, np.nan, True, "1"):
+        with pytest.raises(ValueError, match="scaled_tanh: outer"):
+            F.scaled_tanh(minidl.tensor(x), outer=bad)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_relu_at_zero_inf_and_nan_as_pytorch(dtype):
     """PyTorch's relu and ReluBackward0: -0.0 and NaN pass, the gradient is 0 where the output is 0, even an
     inf or NaN one (gy * mask would give NaN); the same arrays through torch when it is installed."""

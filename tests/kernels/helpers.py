@@ -112,8 +112,12 @@ def kernel_calls(rng, dtype):
 
     shape = tuple(int(v) for v in rng.integers(0, 6, int(rng.integers(0, 5))))    # any rank, empty too
     x = np.asarray(rng.standard_normal(shape) * rng.choice([0.001, 1.0, 5.0]), dtype=dtype)
+    outer, inner = (float(v) for v in rng.choice([-1.5, 0.5, 1.7159, 2.0], 2) * rng.uniform(0.5, 1.5, 2))
     calls += [("tanh_forward", (x,), False),
               ("tanh_backward", (np.asarray(rng.standard_normal(shape), dtype=dtype), np.tanh(x)), True),
+              ("tanh_forward", (x, outer, inner), False),
+              ("tanh_backward", (np.asarray(rng.standard_normal(shape), dtype=dtype),
+                                 np.asarray(outer * np.tanh(inner * x), dtype=dtype), outer, inner), True),
               ("relu_forward", (x,), False),
               ("relu_backward", (np.asarray(rng.standard_normal(shape), dtype=dtype), np.maximum(x, 0)), True)]
 
