@@ -17,6 +17,7 @@ Where ONNX's op means something else than minidl's, the converter says how it is
   per-position scale where ONNX's AveragePool would divide otherwise.
 * Indexing other than plain slices with positive steps (ints, arrays, masks): a Gather from the flattened
   tensor with the flat indices NumPy's indexing selects.
+* Tanh with scales (``F.scaled_tanh``, outer * tanh(inner * x)): ONNX's Tanh between two Muls.
 * LogSigmoid and Softplus: composed in minidl's stable form (ONNX has no log1p; its Softplus has neither
   beta nor the threshold).
 """
@@ -116,6 +117,16 @@ def _softmax(op_type):
     def convert(g, func, xs, ys):
         g.node(op_type, xs, ys, axis=func.axis)
     return convert
+
+
+def _tanh(g, func, xs, ys):
+    """outer * tanh(inner * x) (F.scaled_tanh; plain Tanh when both scales are 1): ONNX's Tanh between two Muls."""
+    if func.outer == func.inner == 1:
+        g.node("Tanh", xs, ys)
+        return
+    dtype = func.inputs[0].dtype
+    inside = g.node("Mul", [xs[0], g.scalar(func.inner, dtype, "tanh_inner")])
+    g.node("Mul", [g.node("Tanh", inside)[0], g.scalar(func.outer, dtype, "tanh_outer")], ys)
 
 
 def _leaky_relu(g, func, xs, ys):
@@ -295,7 +306,7 @@ CONVERTERS = {
     "Add": _same("Add"), "Sub": _same("Sub"), "Mul": _same("Mul"), "Div": _same("Div"),
     "MatMul": _same("MatMul"), "PowTensor": _same("Pow"), "Pow": _pow,
     "Neg": _same("Neg"), "Exp": _same("Exp"), "Log": _same("Log"), "Sqrt": _same("Sqrt"), "Abs": _same("Abs"),
-    "ReLU": _same("Relu"), "Tanh": _same("Tanh"), "Sigmoid": _same("Sigmoid"), "LeakyReLU": _leaky_relu,
+    "ReLU": _same("Relu"), "Tanh": _tanh, "Sigmoid": _same("Sigmoid"), "LeakyReLU": _leaky_relu,
     "Softmax": _softmax("Softmax"), "LogSoftmax": _softmax("LogSoftmax"), "LogSigmoid": _log_sigmoid,
     "Softplus": _softplus,
     "Sum": _sum, "Mean": _mean, "MaxMin": _max_min, "AMaxMin": _max_min, "MaxMinDim": _max_min_dim,
