@@ -27,6 +27,8 @@ takes part in the same collectives); after the call it holds the average.
 """
 import os
 import sys
+import time
+import traceback
 
 import numpy as np
 
@@ -354,17 +356,31 @@ def _launched_size():
     return 1
 
 
+# Seconds an uncaught exception's rank waits, after writing its traceback, before it aborts the job: the
+# launcher forwards each rank's stderr on its own schedule, and an abort at once lost all but the first line
+# of the traceback in one CI run (the message a user needs most).
+ABORT_GRACE_SECONDS = 0.5
+
+
 def _abort_on_uncaught(comm):
     """An uncaught exception on one rank prints its traceback and aborts the whole job (MPI_Abort), so
-    the other ranks do not wait forever in a collective (what ``python -m mpi4py`` also does)."""
+    the other ranks do not wait forever in a collective (what ``python -m mpi4py`` also does). The traceback
+    and the abort notice go out in one write, ABORT_GRACE_SECONDS before the abort."""
     previous = sys.excepthook
 
     def hook(kind, value, tb):
-        previous(kind, value, tb)
-        sys.stderr.write(f"minidl.distributed: rank {comm.rank} of {comm.size} failed ({kind.__name__}); "
-                         "aborting all ranks\n")
-        sys.stderr.flush()
-        comm.abort(1)
+        notice = (f"minidl.distributed: rank {comm.rank} of {comm.size} failed ({kind.__name__}); "
+                  "aborting all ranks\n")
+        try:
+            if previous is sys.__excepthook__:
+                sys.stderr.write("".join(traceback.format_exception(kind, value, tb)) + notice)
+            else:   # a hook of the user's (or IPython's) prints the error its own way
+                previous(kind, value, tb)
+                sys.stderr.write(notice)
+            sys.stderr.flush()
+        finally:
+            time.sleep(ABORT_GRACE_SECONDS)
+            comm.abort(1)
     sys.excepthook = hook
 
 
