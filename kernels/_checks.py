@@ -191,7 +191,8 @@ def _float_array(op, name, a):
         raise ValueError(f"{op}: {name} must be float32 or float64, got {a.dtype}")
 
 
-def _tanh_scales(op, outer, inner):
+def tanh_scales(op, outer, inner):
+    """The scales of outer * tanh(inner * x) (kernels.tanh_forward/backward, F.scaled_tanh): finite, nonzero."""
     for name, value in (("outer", outer), ("inner", inner)):
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value == 0:
             raise ValueError(f"{op}: {name} must be a finite nonzero number, got {value!r}")
@@ -200,14 +201,14 @@ def _tanh_scales(op, outer, inner):
 def tanh_forward(x, outer=1.0, inner=1.0):
     """x: a float32/float64 array of any shape; outer, inner: finite nonzero numbers."""
     _float_array("tanh_forward", "x", x)
-    _tanh_scales("tanh_forward", outer, inner)
+    tanh_scales("tanh_forward", outer, inner)
 
 
 def tanh_backward(gy, y, outer=1.0, inner=1.0):
     _float_array("tanh_backward", "gy", gy)
     _float_array("tanh_backward", "y", y)
     check_same_shape("tanh_backward", "y", y, "gy", gy.shape)
-    _tanh_scales("tanh_backward", outer, inner)
+    tanh_scales("tanh_backward", outer, inner)
 
 
 def relu_forward(x):

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 
 from minidl import kernels, ops
+from minidl.kernels import _checks as kernel_checks
 from minidl.functions._checks import as_input
 from minidl.ops import constant_like, through
 from minidl.tensor import Function
@@ -112,9 +113,7 @@ def scaled_tanh(input, outer=1.7159, inner=2.0 / 3.0):  # noqa: A002
     Appendix A; "Efficient BackProp") by default. Not a PyTorch function: there it is
     ``outer * torch.tanh(inner * x)``, three ops, which this computes in one pass forward and one backward.
     ``outer`` and ``inner``: finite nonzero numbers."""
-    for name, value in (("outer", outer), ("inner", inner)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value == 0:
-            raise ValueError(f"scaled_tanh: {name} must be a finite nonzero number, got {value!r}")
+    kernel_checks.tanh_scales("scaled_tanh", outer, inner)
     return Tanh(float(outer), float(inner))(as_input(input, "scaled_tanh"))
 
 
