@@ -17,9 +17,10 @@ def _depthwise_conv2d(lo, hi, xpad, W, y):
     N, C = xpad.shape[:2]
     KH, KW = W.shape[2:]
     OH, OW = y.shape[2:]
+    acc = np.empty((OH, OW), dtype=y.dtype)     # made once a call, zeroed for each plane
     for p in range(lo, hi):  # this thread's chunk of range(N * C)
         n, c = p // C, p % C
-        acc = np.zeros((OH, OW), dtype=y.dtype)
+        acc[:] = 0
         for i in range(KH):
             for j in range(KW):
                 w = W[c, 0, i, j]

@@ -18,6 +18,8 @@ def _classes_last(xp, x):
     """(N, C, d1, ..., dk) -> (N d1 ... dk, C); (C,) -> (1, C)."""
     if x.ndim == 1:
         return x[None, :]
+    if x.ndim == 2:     # already (N, C): no moveaxis (a tenth of a small loss's time)
+        return x
     return xp.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
 
 
@@ -25,6 +27,8 @@ def _classes_back(xp, g, shape):
     """The inverse of :func:`_classes_last` for a gradient."""
     if len(shape) == 1:
         return g[0]
+    if len(shape) == 2:
+        return g
     moved = (shape[0],) + tuple(shape[2:]) + (shape[1],)
     return xp.ascontiguousarray(xp.moveaxis(g.reshape(moved), -1, 1))
 
@@ -221,8 +225,12 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     if tuple(labels.shape) != expected:
         raise ValueError(f"{op}: target must have shape {expected} for input of shape {tuple(logits.shape)}, "
                          f"got {tuple(labels.shape)}")
-    out_of_range = ((labels < 0) | (labels >= C)) & (labels != ignore_index)
-    if labels.size and bool(out_of_range.any()):
+    # Two reductions in the common case; the ignore_index rule only when some label is out of [0, C).
+    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= C):
+        out_of_range = ((labels < 0) | (labels >= C)) & (labels != ignore_index)
+    else:
+        out_of_range = None
+    if out_of_range is not None and bool(out_of_range.any()):
         bad = labels[out_of_range]
         raise ValueError(f"{op}: class indices must be in [0, {C - 1}] for {C} classes (or ignore_index "
                          f"{ignore_index}), got values in [{int(bad.min())}, {int(bad.max())}]")

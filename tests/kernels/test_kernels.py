@@ -63,6 +63,20 @@ def test_max_pool_2x2(backend, dtype, H, W, ceil_mode):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("window", [(2, 2, 2, 2, 0, 0, False),     # the CPU set's short-row 2x2 kernel
+                                    (3, 3, 2, 2, 1, 1, True)])     # the general kernel, padded
+def test_max_pool_each_plane_starts_afresh(backend, dtype, window):
+    # The CPU kernels reuse their scratch rows from plane to plane: a plane of -inf, or of NaN, that follows
+    # planes of large values must not keep any of their maxima or indices.
+    x = np.full((2, 3, 6, 6), np.finfo(dtype).max, dtype=dtype)
+    x[0, 1] = x[1, 2] = -np.inf
+    x[1, 2, 5, 5] = -1.0
+    x[1, 0] = np.nan
+    y, indices = assert_matches_reference(backend, "max_pool2d_forward", (x,) + window)
+    assert np.isneginf(y[0, 1]).all() and np.isnan(y[1, 0]).all() and y[1, 2, -1, -1] == -1.0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("H, W, ceil_mode", [(8, 6, False), (7, 9, False), (7, 9, True), (28, 28, False)])
 def test_avg_pool_2x2(backend, dtype, H, W, ceil_mode):
     # 2x2/2 unpadded windows: the CPU set's unrolled kernels (odd sizes leave a row or column out); with
