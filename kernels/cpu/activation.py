@@ -54,12 +54,13 @@ def _tanh_float32(lo, hi, x, y, outer, inner):
 
 
 @njit(cache=True, fastmath={"contract", "arcp", "nsz"}, nogil=True)   # NaN and inf propagate as in NumPy
-def _tanh_backward(lo, hi, gy, y, gx, outer_inv, slope):
-    # t = y / outer is tanh's value; gx = gy * slope * (1 - t^2), slope = outer * inner (1 and 1 for tanh)
+def _tanh_backward(lo, hi, gy, y, gx, outer_inv, slope, one):
+    # t = y / outer is tanh's value; gx = gy * slope * (1 - t^2), slope = outer * inner (1 and 1 for tanh).
+    # ``one`` is 1 in the arrays' dtype: the literal 1 made the loop float64 (as PyTorch, float32 throughout).
     gys, ys, gxs = gy[lo:hi], y[lo:hi], gx[lo:hi]
     for i in range(hi - lo):
         t = ys[i] * outer_inv
-        gxs[i] = gys[i] * (slope * (1 - t * t))
+        gxs[i] = gys[i] * (slope * (one - t * t))
 
 
 def tanh_forward(x, outer=1.0, inner=1.0):
@@ -85,7 +86,7 @@ def tanh_backward(gy, y, outer=1.0, inner=1.0):
     gx = np.empty_like(gy)
     kind = gy.dtype.type
     parallel_for(_tanh_backward, gy.size, gy.reshape(-1), y.reshape(-1), gx.reshape(-1), kind(1 / outer),
-                 kind(outer * inner))
+                 kind(outer * inner), kind(1))
     return gx
 
 

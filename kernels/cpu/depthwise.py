@@ -33,7 +33,8 @@ def _depthwise_conv2d(lo, hi, xpad, W, y):
 @njit(cache=True, fastmath=True, nogil=True)
 def _depthwise_conv2d_grad_weight(lo, hi, xpad, gy, gW):
     # One loop iteration per channel, summing over the images; each (n, c) plane pair stays in L1 for all
-    # KH*KW offsets. Per plane the sums are float32 (vectorised), added up over the planes in float64.
+    # KH*KW offsets. The sums are float64 (``gy[...] * 0``: a float32 times an int literal is float64 in
+    # Numba); float32 sums measured no faster here (Xception's 16 x 64 x 56 x 56: 15.7 vs 16.9 ms).
     N, C = xpad.shape[:2]
     KH, KW = gW.shape[2:]
     OH, OW = gy.shape[2:]

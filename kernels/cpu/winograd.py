@@ -48,31 +48,43 @@ _BT, _AT = np.array(ref.WINOGRAD_BT), np.array(ref.WINOGRAD_AT)
 
 
 @njit(cache=True, inline="always")
-def _bt_1d(d0, d1, d2, d3, d4, d5):
+def _bt_1d(d0, d1, d2, d3, d4, d5, consts):
     # BT @ (d0, ..., d5)
-    return (4 * d0 - 5 * d2 + d4, d3 + d4 - 4 * (d1 + d2), d4 - d3 + 4 * (d1 - d2),
-            d4 - d2 + 2 * (d3 - d1), d4 - d2 - 2 * (d3 - d1), 4 * d1 - 5 * d3 + d5)
+    two, four, five, _ = consts
+    return (four * d0 - five * d2 + d4, d3 + d4 - four * (d1 + d2), d4 - d3 + four * (d1 - d2),
+            d4 - d2 + two * (d3 - d1), d4 - d2 - two * (d3 - d1), four * d1 - five * d3 + d5)
 
 
 @njit(cache=True, inline="always")
-def _a_1d(g0, g1, g2, g3):
+def _a_1d(g0, g1, g2, g3, consts):
     # A @ (g0, ..., g3), A = AT^T (6 x 4)
+    two, four, _, eight = consts
     return (g0, (g0 + g2) + (g1 + g3), (g0 + g2) - (g1 + g3),
-            (g0 + 4 * g2) + (2 * g1 + 8 * g3), (g0 + 4 * g2) - (2 * g1 + 8 * g3), g3)
+            (g0 + four * g2) + (two * g1 + eight * g3), (g0 + four * g2) - (two * g1 + eight * g3), g3)
 
 
 @njit(cache=True, inline="always")
-def _at_1d(m0, m1, m2, m3, m4, m5):
+def _at_1d(m0, m1, m2, m3, m4, m5, consts):
     # AT @ (m0, ..., m5)
-    return (m0 + (m1 + m2) + (m3 + m4), (m1 - m2) + 2 * (m3 - m4),
-            (m1 + m2) + 4 * (m3 + m4), (m1 - m2) + 8 * (m3 - m4) + m5)
+    two, four, _, eight = consts
+    return (m0 + (m1 + m2) + (m3 + m4), (m1 - m2) + two * (m3 - m4),
+            (m1 + m2) + four * (m3 + m4), (m1 - m2) + eight * (m3 - m4) + m5)
 
 
 @njit(cache=True, inline="always")
-def _b_1d(m0, m1, m2, m3, m4, m5):
+def _b_1d(m0, m1, m2, m3, m4, m5, consts):
     # B @ (m0, ..., m5), B = BT^T
-    return (4 * m0, 4 * (m2 - m1) + 2 * (m4 - m3) + 4 * m5, -5 * m0 - 4 * (m1 + m2) - (m3 + m4),
-            (m1 - m2) + 2 * (m3 - m4) - 5 * m5, m0 + (m1 + m2) + (m3 + m4), m5)
+    two, four, five, _ = consts
+    return (four * m0, four * (m2 - m1) + two * (m4 - m3) + four * m5, -(five * m0) - four * (m1 + m2) - (m3 + m4),
+            (m1 - m2) + two * (m3 - m4) - five * m5, m0 + (m1 + m2) + (m3 + m4), m5)
+
+
+def _constants(dtype):
+    """(2, 4, 5, 8), the entries of BT and AT, as scalars of the data's dtype, for the kernels below: Numba
+    types an int literal times a float32 as float64, so ``4 * d0`` had run every transform in float64
+    (converted both ways, at half the vector width: ResNet-20's training step 5-8% slower;
+    benchmarks/README.md, tests/kernels/test_float32_kernels.py)."""
+    return tuple(np.dtype(dtype).type(v) for v in (2, 4, 5, 8))
 
 
 def _is_matrix(L, known):
@@ -80,7 +92,7 @@ def _is_matrix(L, known):
 
 
 @njit(cache=True, fastmath=True, nogil=True)
-def _winograd_tiles_bt(lo, hi, x, TH, TW, V):
+def _winograd_tiles_bt(lo, hi, x, TH, TW, V, consts):
     # V[a*6 + b, t] = (BT d BT^T)[a, b] for the 6x6 tile d at (4 th, 4 tw): rows first (tmp = BT d), then columns.
     N, Hp, Wp, C = x.shape
     for q in range(lo, hi):  # this thread's chunk of range(N * TH)
@@ -93,16 +105,17 @@ def _winograd_tiles_bt(lo, hi, x, TH, TW, V):
                 for c in range(C):
                     (tmp[0, j, c], tmp[1, j, c], tmp[2, j, c], tmp[3, j, c], tmp[4, j, c],
                      tmp[5, j, c]) = _bt_1d(x[n, h0, w0 + j, c], x[n, h0 + 1, w0 + j, c], x[n, h0 + 2, w0 + j, c],
-                                            x[n, h0 + 3, w0 + j, c], x[n, h0 + 4, w0 + j, c], x[n, h0 + 5, w0 + j, c])
+                                            x[n, h0 + 3, w0 + j, c], x[n, h0 + 4, w0 + j, c], x[n, h0 + 5, w0 + j, c],
+                                            consts)
             for a in range(6):
                 for c in range(C):
                     (V[6 * a, t, c], V[6 * a + 1, t, c], V[6 * a + 2, t, c], V[6 * a + 3, t, c], V[6 * a + 4, t, c],
                      V[6 * a + 5, t, c]) = _bt_1d(tmp[a, 0, c], tmp[a, 1, c], tmp[a, 2, c], tmp[a, 3, c],
-                                                  tmp[a, 4, c], tmp[a, 5, c])
+                                                  tmp[a, 4, c], tmp[a, 5, c], consts)
 
 
 @njit(cache=True, fastmath=True, nogil=True)
-def _winograd_tiles_a(lo, hi, x, TH, TW, V):
+def _winograd_tiles_a(lo, hi, x, TH, TW, V, consts):
     # V[a*6 + b, t] = (A g A^T)[a, b] for the 4x4 tile g at (4 th, 4 tw), A = AT^T (6 x 4).
     N, Hp, Wp, C = x.shape
     for q in range(lo, hi):  # this thread's chunk of range(N * TH)
@@ -115,15 +128,15 @@ def _winograd_tiles_a(lo, hi, x, TH, TW, V):
                 for c in range(C):
                     (tmp[0, j, c], tmp[1, j, c], tmp[2, j, c], tmp[3, j, c], tmp[4, j, c],
                      tmp[5, j, c]) = _a_1d(x[n, h0, w0 + j, c], x[n, h0 + 1, w0 + j, c], x[n, h0 + 2, w0 + j, c],
-                                           x[n, h0 + 3, w0 + j, c])
+                                           x[n, h0 + 3, w0 + j, c], consts)
             for a in range(6):
                 for c in range(C):
                     (V[6 * a, t, c], V[6 * a + 1, t, c], V[6 * a + 2, t, c], V[6 * a + 3, t, c], V[6 * a + 4, t, c],
-                     V[6 * a + 5, t, c]) = _a_1d(tmp[a, 0, c], tmp[a, 1, c], tmp[a, 2, c], tmp[a, 3, c])
+                     V[6 * a + 5, t, c]) = _a_1d(tmp[a, 0, c], tmp[a, 1, c], tmp[a, 2, c], tmp[a, 3, c], consts)
 
 
 @njit(cache=True, fastmath=True, nogil=True)
-def _winograd_untiles_at(lo, hi, M, TH, TW, out):
+def _winograd_untiles_at(lo, hi, M, TH, TW, out, consts):
     # out[n, 4 th + i, 4 tw + j] = (AT m AT^T)[i, j] for the tile m = M[:, t]: 4x4 tiles side by side, so
     # each (image, tile row) writes its own four rows and no pixel twice.
     N, Hp, Wp, K = out.shape
@@ -137,16 +150,16 @@ def _winograd_untiles_at(lo, hi, M, TH, TW, out):
                 for k in range(K):
                     tmp[a, 0, k], tmp[a, 1, k], tmp[a, 2, k], tmp[a, 3, k] = _at_1d(
                         M[6 * a, t, k], M[6 * a + 1, t, k], M[6 * a + 2, t, k], M[6 * a + 3, t, k],
-                        M[6 * a + 4, t, k], M[6 * a + 5, t, k])
+                        M[6 * a + 4, t, k], M[6 * a + 5, t, k], consts)
             for j in range(4):
                 for k in range(K):
                     (out[n, h0, w0 + j, k], out[n, h0 + 1, w0 + j, k], out[n, h0 + 2, w0 + j, k],
                      out[n, h0 + 3, w0 + j, k]) = _at_1d(tmp[0, j, k], tmp[1, j, k], tmp[2, j, k], tmp[3, j, k],
-                                                         tmp[4, j, k], tmp[5, j, k])
+                                                         tmp[4, j, k], tmp[5, j, k], consts)
 
 
 @njit(cache=True, fastmath=True, nogil=True)
-def _winograd_untiles_b(lo, hi, M, TH, TW, out):
+def _winograd_untiles_b(lo, hi, M, TH, TW, out, consts):
     # out[n, 4 th + i, 4 tw + j] += (B m B^T)[i, j], B = BT^T: 6x6 tiles at stride 4 overlap by 2, so one
     # image per iteration (one thread adds into a pixel).
     N, Hp, Wp, K = out.shape
@@ -161,11 +174,11 @@ def _winograd_untiles_b(lo, hi, M, TH, TW, out):
                     for k in range(K):
                         (tmp[a, 0, k], tmp[a, 1, k], tmp[a, 2, k], tmp[a, 3, k], tmp[a, 4, k],
                          tmp[a, 5, k]) = _b_1d(M[6 * a, t, k], M[6 * a + 1, t, k], M[6 * a + 2, t, k],
-                                               M[6 * a + 3, t, k], M[6 * a + 4, t, k], M[6 * a + 5, t, k])
+                                               M[6 * a + 3, t, k], M[6 * a + 4, t, k], M[6 * a + 5, t, k], consts)
                 for j in range(6):
                     for k in range(K):
                         b0, b1, b2, b3, b4, b5 = _b_1d(tmp[0, j, k], tmp[1, j, k], tmp[2, j, k], tmp[3, j, k],
-                                                       tmp[4, j, k], tmp[5, j, k])
+                                                       tmp[4, j, k], tmp[5, j, k], consts)
                         out[n, h0, w0 + j, k] += b0
                         out[n, h0 + 1, w0 + j, k] += b1
                         out[n, h0 + 2, w0 + j, k] += b2
@@ -215,9 +228,9 @@ def winograd_tiles(x, L, s, TH, TW, out=None):
     x = np.ascontiguousarray(x)
     rows = x.shape[0] * TH                  # (image, tile row) pairs
     if s == 4 and _is_matrix(L, _BT):
-        parallel_for(_winograd_tiles_bt, rows, x, TH, TW, out)
+        parallel_for(_winograd_tiles_bt, rows, x, TH, TW, out, _constants(x.dtype))
     elif s == 4 and _is_matrix(L, _AT.T):
-        parallel_for(_winograd_tiles_a, rows, x, TH, TW, out)
+        parallel_for(_winograd_tiles_a, rows, x, TH, TW, out, _constants(x.dtype))
     else:
         parallel_for(_winograd_tiles, rows, x, np.ascontiguousarray(L, dtype=x.dtype), s, TH, TW, out)
     return out
@@ -258,11 +271,11 @@ def winograd_untiles(M, L, s, TH, TW, Hp, Wp, out=None):
     out = np.empty((M.shape[1] // (TH * TW), Hp, Wp, M.shape[2]), dtype=M.dtype) if out is None else out
     M = np.ascontiguousarray(M)
     if s == 4 and _is_matrix(L, _AT):
-        parallel_for(_winograd_untiles_at, out.shape[0] * TH, M, TH, TW, out)
+        parallel_for(_winograd_untiles_at, out.shape[0] * TH, M, TH, TW, out, _constants(M.dtype))
         out[:, 4 * TH:] = 0      # the tiles write every pixel they cover, once
         out[:, :, 4 * TW:] = 0
     elif s == 4 and _is_matrix(L, _BT.T):
-        parallel_for(_winograd_untiles_b, out.shape[0], M, TH, TW, out)
+        parallel_for(_winograd_untiles_b, out.shape[0], M, TH, TW, out, _constants(M.dtype))
     else:
         parallel_for(_winograd_untiles, out.shape[0], M, np.ascontiguousarray(L, dtype=M.dtype), s, TH, TW, out)
     return out
