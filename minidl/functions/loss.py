@@ -228,12 +228,10 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     # Two reductions in the common case; the ignore_index rule only when some label is out of [0, C).
     if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= C):
         out_of_range = ((labels < 0) | (labels >= C)) & (labels != ignore_index)
-    else:
-        out_of_range = None
-    if out_of_range is not None and bool(out_of_range.any()):
-        bad = labels[out_of_range]
-        raise ValueError(f"{op}: class indices must be in [0, {C - 1}] for {C} classes (or ignore_index "
-                         f"{ignore_index}), got values in [{int(bad.min())}, {int(bad.max())}]")
+        if bool(out_of_range.any()):
+            bad = labels[out_of_range]
+            raise ValueError(f"{op}: class indices must be in [0, {C - 1}] for {C} classes (or ignore_index "
+                             f"{ignore_index}), got values in [{int(bad.min())}, {int(bad.max())}]")
     return CrossEntropy(labels.astype("int64", copy=False), w, ignore_index, reduction, float(label_smoothing))(logits)
 
 

@@ -2,8 +2,9 @@
 
 Numba types a float32 times an int or float literal (``4 * d0``, ``rows[0] * 0``) as float64, silently: the
 results stay right, but the loop converts every value to double and back and runs at half the vector width.
-That had happened twice, each found only in the assembly: the direct convolution's filter gradient (its
-per-image sums) and the four Winograd F(4x4, 3x3) tile transforms (ResNet-20's training step 5-8% slower).
+That had happened three times: the direct convolution's filter gradient (its per-image sums) and the four
+Winograd F(4x4, 3x3) tile transforms (ResNet-20's training step 5-8% slower), each found in the assembly,
+and tanh's gradient (``1 - t * t``), found by this test.
 Here each kernel that should run in the arrays' dtype is compiled afresh (Numba shows no code for a kernel
 loaded from its cache) for the float32 signature a call gives it, and the loops LLVM vectorised (its
 ``vector.body`` blocks) must exist and hold no double. Float64 totals kept outside those loops (the direct
