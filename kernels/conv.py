@@ -8,8 +8,9 @@ KH, KW, SH, SW, PH, PW, DH, DW, OH, OW); arrays are NumPy or CuPy, the ops' weig
 Algorithms (``choose`` picks one; each runs alone, for tests and benchmarks):
     "winograd"   3x3, stride 1, padding 1, G = 1: Winograd's F(4x4, 3x3) (kernels/winograd.py), see WINOGRAD
     "depthwise"  G = C = K, stride 1, undilated: kernels.depthwise_conv2d (the GPU set has none)
-    "direct"     G = 1, stride 1, undilated, few channels (C K <= DIRECT_MAX_CHANNEL_PAIRS): kernels.direct_conv2d
-                 and its gradients, plane by plane, no im2col (the GPU set has none)
+    "direct"     G = 1, stride 1, undilated, few channels (C K <= DIRECT_MAX_CHANNEL_PAIRS, or in float32 C and
+                 K <= DIRECT_MAX_CHANNELS_FLOAT32): kernels.direct_conv2d and its gradients, no im2col (the
+                 GPU set has none); in float32 the CPU's are register-tiled (kernels/cpu/tiled.py)
     "chunks"     im2col + GEMM a chunk of images at a time (the columns of a whole batch are too large to
                  keep), or a 1x1 unpadded conv whose column matrix is x itself, channels first
                  (``gemm_forward``/``gemm_backward``); backward of a stride-1 "same"-padded conv
@@ -61,6 +62,14 @@ WINOGRAD_MAX_FILTER_ELEMENTS = 2 ** 22
 # 128 (ResNet-20's first layer): forward 5.7-6.6 vs 4.8-5.5, so more pairs take im2col + GEMM.
 # 0 turns the direct path off. benchmarks/README.md ("Few-channel convolutions by direct kernels").
 DIRECT_MAX_CHANNEL_PAIRS = 18
+# In float32 the CPU's direct kernels are register-tiled (kernels/cpu/tiled.py) and beat im2col + GEMM, and
+# Winograd, on layers with at most this many input and output channels (LeNet-5's C3, ResNet-20's 16- and
+# 32-channel stages, ResNet's 3-channel first layer): forward and backward, one thread, batch 64 / 128,
+# alternating in one process, direct / the old path: ResNet-20's 16 -> 16 0.65x forward, 0.99x backward;
+# 32 -> 32 (Winograd before) 0.64x and 0.94x; 3 -> 16 0.74x and 0.91x; but 64 -> 64 on 8 x 8 1.98x and
+# 3.15x, so 64 channels keep Winograd. 0 turns it off. benchmarks/README.md ("Register-tiled direct
+# convolution").
+DIRECT_MAX_CHANNELS_FLOAT32 = 32
 
 
 def grouped_matmul(a, b):
@@ -103,20 +112,28 @@ def is_winograd(x, W, stride, padding, dilation, groups):
 
 
 def is_direct(x, W, stride, padding, dilation, groups):
-    """Stride 1, undilated, one group, at most DIRECT_MAX_CHANNEL_PAIRS channel pairs, x and W of one dtype,
-    and a direct kernel for x (the CPU sets have one)."""
-    return (groups == 1 and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and x.dtype == W.dtype
-            and x.shape[1] * W.shape[0] <= DIRECT_MAX_CHANNEL_PAIRS and kernels.has_kernel(x, "direct_conv2d"))
+    """Stride 1, undilated, one group, x and W of one dtype, a direct kernel for x (the CPU sets have one),
+    and few channels: at most DIRECT_MAX_CHANNEL_PAIRS pairs, or in float32 (not 1x1 unpadded) at most
+    DIRECT_MAX_CHANNELS_FLOAT32 input and output channels each."""
+    if not (groups == 1 and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and x.dtype == W.dtype
+            and kernels.has_kernel(x, "direct_conv2d")):
+        return False
+    C, K = x.shape[1], W.shape[0]
+    return C * K <= DIRECT_MAX_CHANNEL_PAIRS or (
+        x.dtype == numpy.float32 and max(C, K) <= DIRECT_MAX_CHANNELS_FLOAT32 and not is_pointwise(W, padding))
 
 
 def choose(x, W, stride, padding, dilation, groups):
-    """The algorithm: "winograd", "depthwise", "direct", "chunks", or None (the plain path)."""
-    if is_winograd(x, W, stride, padding, dilation, groups):
+    """The algorithm: "direct", "winograd", "depthwise", "chunks", or None (the plain path)."""
+    winograd_applies = is_winograd(x, W, stride, padding, dilation, groups)
+    if winograd_applies and WINOGRAD == "always":
+        return "winograd"
+    if is_direct(x, W, stride, padding, dilation, groups):
+        return "direct"
+    if winograd_applies:
         return "winograd"
     if is_depthwise(x, W, stride, padding, dilation, groups):
         return "depthwise"
-    if is_direct(x, W, stride, padding, dilation, groups):
-        return "direct"
     N, C = x.shape[:2]
     KH, KW = W.shape[2:]
     OH = kernels.conv_output_size(x.shape[2], KH, stride[0], padding[0], dilation[0])

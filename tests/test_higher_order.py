@@ -469,6 +469,7 @@ _FIRST_ORDER_SCRIPT = textwrap.dedent("""
     assert pathlib.Path(minidl.kernels.__file__).resolve().parent == (tree / "kernels").resolve(), minidl.kernels.__file__
     import minidl.kernels.conv
     minidl.kernels.conv.DIRECT_MAX_CHANNEL_PAIRS = 0   # the conv algorithm of the starting tree (direct came later)
+    minidl.kernels.conv.DIRECT_MAX_CHANNELS_FLOAT32 = 0
     import minidl.functions as F
     rng = np.random.default_rng(0)
     def t(*shape, grad=True):

@@ -4,7 +4,8 @@ family, as the CUDA sources in ``kernels/cuda/``:
     im2col.py         im2col, col2im, im2col_gemm, col2im_gemm
     activation.py     tanh_forward, tanh_backward, relu_forward, relu_backward
     depthwise.py      depthwise_conv2d, depthwise_conv2d_grad_weight
-    direct.py         direct_conv2d, direct_conv2d_grad_input, direct_conv2d_grad_weight
+    direct.py         direct_conv2d, direct_conv2d_grad_input, direct_conv2d_grad_weight (float32: tiled.py's
+                      register-tiled kernels, written in simd.py's 8-lane float32 vectors)
     winograd.py       pad_nhwc, crop_nchw, winograd_tiles, winograd_untiles
     pooling.py        max_pool2d_forward/backward, avg_pool2d_forward/backward
     normalization.py  batch_norm_forward_train/eval, batch_norm_backward, lrn_forward/backward
@@ -12,7 +13,8 @@ family, as the CUDA sources in ``kernels/cuda/``:
 Each public function makes its inputs C-contiguous in the dtype of its first array argument, allocates the
 outputs and calls a jitted body; ``minidl.kernels`` has checked the arguments already. Each body is a serial
 loop over ``lo:hi`` of an independent outer dimension (the N*C planes, or C for per-channel statistics)
-around a contiguous inner loop, which Numba vectorises, compiled with ``nogil=True``:
+around a contiguous inner loop, which Numba vectorises (tiled.py's are written in vectors instead), compiled
+with ``nogil=True``:
 ``minidl.kernels.threads.parallel_for`` runs it in parts on minidl's threads (why not Numba's
 ``parallel=True``: see there). Shapes and formulas: see ``reference``.
 """

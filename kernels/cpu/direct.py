@@ -14,6 +14,7 @@ gradients read a gy whose columns past OW are zero, so nothing lands from them).
 import numpy as np
 from numba import njit
 
+from minidl.kernels.cpu import tiled
 from minidl.kernels.threads import parallel_for
 
 
@@ -145,7 +146,10 @@ def _direct_conv2d_grad_weight(lo, hi, xw, gw, Wp, gW, zero):
 
 
 def direct_conv2d(x, W, PH, PW):
-    """Numba direct convolution, stride 1: x (N, C, H, W), W (K, C, KH, KW) -> y (N, K, OH, OW). See reference."""
+    """Numba direct convolution, stride 1: x (N, C, H, W), W (K, C, KH, KW) -> y (N, K, OH, OW). See reference.
+    float32: the register-tiled kernel (kernels/cpu/tiled.py)."""
+    if x.dtype == np.float32:
+        return tiled.tiled_conv2d(x, W, PH, PW)
     N, C, H, W_in = x.shape
     K, _, KH, KW = W.shape
     Wp = W_in + 2 * PW
@@ -155,7 +159,10 @@ def direct_conv2d(x, W, PH, PW):
 
 
 def direct_conv2d_grad_input(gy, W, H, Wd, PH, PW):
-    """Numba input gradient of direct_conv2d: gy (N, K, OH, OW), W (K, C, KH, KW) -> gx (N, C, H, Wd). See reference."""
+    """Numba input gradient of direct_conv2d: gy (N, K, OH, OW), W (K, C, KH, KW) -> gx (N, C, H, Wd). See reference.
+    float32 with padding smaller than the kernel: the register-tiled kernel (kernels/cpu/tiled.py)."""
+    if gy.dtype == np.float32 and PH < W.shape[2] and PW < W.shape[3]:
+        return tiled.tiled_conv2d_grad_input(gy, W, H, Wd, PH, PW)
     N = gy.shape[0]
     C = W.shape[1]
     Hp, Wp = H + 2 * PH, Wd + 2 * PW
@@ -166,7 +173,10 @@ def direct_conv2d_grad_input(gy, W, H, Wd, PH, PW):
 
 
 def direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
-    """Numba filter gradient of direct_conv2d: x (N, C, H, W), gy (N, K, OH, OW) -> gW (K, C, KH, KW). See reference."""
+    """Numba filter gradient of direct_conv2d: x (N, C, H, W), gy (N, K, OH, OW) -> gW (K, C, KH, KW). See reference.
+    float32: the register-tiled kernel (kernels/cpu/tiled.py)."""
+    if x.dtype == np.float32:
+        return tiled.tiled_conv2d_grad_weight(x, np.ascontiguousarray(gy, dtype=np.float32), KH, KW, PH, PW)
     C, Wp = x.shape[1], x.shape[3] + 2 * PW
     K = gy.shape[1]
     gW = np.empty((K, C, KH, KW), dtype=x.dtype)

@@ -144,23 +144,28 @@ def test_direct_on_an_empty_batch():
     assert gx.shape == x.shape and gW.tolist() == np.zeros(W.shape).tolist() and gb.tolist() == [0.0] * 6
 
 
-@pytest.mark.parametrize("x_shape, W_shape, stride, padding, groups, expected", [
-    ((2, 3, 8, 8), (4, 3, 3, 3), (1, 1), (1, 1), 1, "direct"),             # 12 channel pairs
-    ((64, 1, 32, 32), (6, 1, 5, 5), (1, 1), (0, 0), 1, "direct"),          # LeNet-5's C1
-    ((2, 3, 8, 8), (4, 3, 3, 3), (2, 2), (1, 1), 1, None),                 # strided: functions/conv.py's own path
-    ((2, 4, 8, 8), (5, 4, 3, 3), (1, 1), (1, 1), 1, None),                 # 20 channel pairs: small, own path
-    ((128, 3, 32, 32), (16, 3, 3, 3), (1, 1), (1, 1), 1, "chunks"),        # ResNet-20's first layer: 48 pairs
-    ((64, 6, 14, 14), (16, 6, 5, 5), (1, 1), (0, 0), 1, "chunks"),         # LeNet C3 at batch 64: 1.9M columns
-    ((64, 16, 5, 5), (120, 16, 5, 5), (1, 1), (0, 0), 1, None),            # LeNet C5: 25,600 columns, kept
-    ((2, 8, 6, 6), (5, 8, 1, 1), (1, 1), (0, 0), 1, "chunks"),             # 1x1: no im2col, any size
-    ((8, 32, 20, 20), (32, 1, 3, 3), (1, 1), (1, 1), 32, "depthwise"),
-    ((32, 32, 20, 20), (32, 1, 3, 3), (2, 2), (1, 1), 32, "chunks"),       # strided depthwise: grouped GEMM
-    ((8, 32, 16, 16), (32, 32, 3, 3), (1, 1), (1, 1), 1, "winograd"),      # float32, 32 channels, 128 tiles
+@pytest.mark.parametrize("x_shape, W_shape, stride, padding, groups, expected, dtype", [
+    ((2, 3, 8, 8), (4, 3, 3, 3), (1, 1), (1, 1), 1, "direct", "float64"),   # 12 channel pairs
+    ((64, 1, 32, 32), (6, 1, 5, 5), (1, 1), (0, 0), 1, "direct", "float64"),  # LeNet-5's C1
+    ((2, 3, 8, 8), (4, 3, 3, 3), (2, 2), (1, 1), 1, None, "float32"),       # strided: functions/conv.py's own path
+    ((2, 4, 8, 8), (5, 4, 3, 3), (1, 1), (1, 1), 1, None, "float64"),       # 20 channel pairs: small, own path
+    ((2, 4, 8, 8), (5, 4, 3, 3), (1, 1), (1, 1), 1, "direct", "float32"),   # float32: up to 32 channels each
+    ((128, 3, 32, 32), (16, 3, 3, 3), (1, 1), (1, 1), 1, "chunks", "float64"),  # ResNet-20's first layer: 48 pairs
+    ((128, 3, 32, 32), (16, 3, 3, 3), (1, 1), (1, 1), 1, "direct", "float32"),
+    ((64, 6, 14, 14), (16, 6, 5, 5), (1, 1), (0, 0), 1, "chunks", "float64"),   # LeNet C3 at batch 64: 1.9M columns
+    ((64, 6, 14, 14), (16, 6, 5, 5), (1, 1), (0, 0), 1, "direct", "float32"),
+    ((64, 16, 5, 5), (120, 16, 5, 5), (1, 1), (0, 0), 1, None, "float32"),  # LeNet C5: 25,600 columns, kept
+    ((2, 8, 6, 6), (5, 8, 1, 1), (1, 1), (0, 0), 1, "chunks", "float32"),   # 1x1: no im2col, any size
+    ((8, 32, 20, 20), (32, 1, 3, 3), (1, 1), (1, 1), 32, "depthwise", "float32"),
+    ((32, 32, 20, 20), (32, 1, 3, 3), (2, 2), (1, 1), 32, "chunks", "float32"),  # strided depthwise: grouped GEMM
+    ((8, 32, 16, 16), (32, 32, 3, 3), (1, 1), (1, 1), 1, "direct", "float32"),   # 32 channels: direct before Winograd
+    ((8, 33, 16, 16), (33, 33, 3, 3), (1, 1), (1, 1), 1, "winograd", "float32"),  # float32, 33 channels, 128 tiles
+    ((8, 64, 8, 8), (64, 64, 3, 3), (1, 1), (1, 1), 1, None, "float32"),    # 64 channels, 32 tiles: too few
 ])
-def test_which_algorithm(monkeypatch, x_shape, W_shape, stride, padding, groups, expected):
+def test_which_algorithm(monkeypatch, x_shape, W_shape, stride, padding, groups, expected, dtype):
     monkeypatch.setattr(conv, "WINOGRAD", "auto")
-    x = np.broadcast_to(np.float32(0), x_shape)
-    W = np.broadcast_to(np.float32(0), W_shape)
+    x = np.broadcast_to(np.zeros((), dtype), x_shape)
+    W = np.broadcast_to(np.zeros((), dtype), W_shape)
     assert conv.choose(x, W, stride, padding, (1, 1), groups) == expected
     if expected is None:
         assert conv.conv2d_forward(x, W, stride, padding, (1, 1), groups) is None

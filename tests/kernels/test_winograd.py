@@ -69,12 +69,13 @@ def _layer(x, W, gy):
 
 
 def test_float32_agrees_with_im2col_and_auto_takes_it(mode):
-    # A ResNet-like float32 layer (32 channels, 16 tiles per image, 8 images): "auto" takes Winograd, and it
+    # A ResNet-like float32 layer (48 channels, 16 tiles per image, 8 images): "auto" takes Winograd, and it
     # agrees with im2col + GEMM to the float32 rounding of its transforms (~1e-5 of the largest value).
+    # (Float32 layers of up to 32 channels are direct: kernels.conv.DIRECT_MAX_CHANNELS_FLOAT32.)
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((8, 32, 16, 16)).astype(np.float32)
-    W = (rng.standard_normal((32, 32, 3, 3)) * 0.1).astype(np.float32)
-    gy = rng.standard_normal((8, 32, 16, 16)).astype(np.float32)
+    x = rng.standard_normal((8, 48, 16, 16)).astype(np.float32)
+    W = (rng.standard_normal((48, 48, 3, 3)) * 0.1).astype(np.float32)
+    gy = rng.standard_normal((8, 48, 16, 16)).astype(np.float32)
     mode("auto")
     took_winograd, fast = _layer(x, W, gy)
     assert took_winograd
@@ -146,7 +147,8 @@ def test_the_environment_variable_sets_the_mode():
     (512, 512, 4, 128, False),                                    # stage 4: 36 x 512 x 512 transformed filters
     (64, 64, 56, 16, True), (256, 256, 14, 16, True),             # ResNet-50 at 224, batch 16
     (512, 512, 7, 16, False),                                     # 64 tiles
-    (16, 16, 32, 128, False), (32, 32, 16, 128, True),            # ResNet-20
+    (16, 16, 32, 128, False), (32, 32, 16, 128, False),           # ResNet-20: direct (register-tiled)
+    (64, 64, 8, 128, True),
 ])
 def test_which_zoo_layers_auto_takes(mode, C, K, H, N, expected):
     # the default thresholds on the layers they were measured on (no arrays allocated: the shapes suffice)

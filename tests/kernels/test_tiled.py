@@ -1,0 +1,103 @@
+"""The register-tiled float32 direct convolution (kernels/cpu/tiled.py, reached through kernels.direct_conv2d and
+its gradients for float32 arrays) against the float64 reference kernels, on the shapes its tiles cut
+unevenly: output channels not a multiple of the tile's 4, output rows not a multiple of its 24 pixels, one
+output row or column, kernels as large as the padded input, and a batch split over threads."""
+import numpy as np
+import pytest
+
+from minidl import kernels
+from minidl.kernels import reference as ref
+from minidl.kernels import threads
+
+F32 = np.float32
+
+SHAPES = [    # (N, C, H, W), (K, KH, KW), (PH, PW)
+    ((3, 6, 14, 14), (16, 5, 5), (0, 0)),       # LeNet-5's C3
+    ((2, 1, 32, 32), (6, 5, 5), (0, 0)),        # C1
+    ((2, 16, 12, 12), (16, 3, 3), (1, 1)),      # ResNet-20's 16-channel stage, smaller
+    ((2, 3, 9, 7), (13, 3, 3), (1, 1)),         # 13 channels: a tile of one; 9 x 9 outputs: a ragged last tile
+    ((1, 32, 5, 6), (32, 3, 3), (1, 1)),        # the most channels it takes
+    ((2, 2, 5, 6), (3, 3, 5), (2, 0)),          # uneven kernel and padding
+    ((1, 2, 2, 3), (2, 4, 3), (1, 0)),          # kernel as tall as the padded input: one output row
+    ((2, 3, 4, 4), (5, 1, 1), (1, 2)),          # 1x1 with padding
+    ((2, 1, 1, 1), (2, 3, 3), (1, 1)),          # a 1 x 1 image
+]
+
+
+def _f64(*arrays):
+    return [a.astype(np.float64) for a in arrays]
+
+
+def _relative_error(got, want):
+    return np.abs(got - want).max() / max(1.0, np.abs(want).max()) if want.size else 0.0
+
+
+@pytest.mark.parametrize("x_shape, kernel, padding", SHAPES)
+def test_forward_and_gradients_match_the_float64_reference(x_shape, kernel, padding):
+    rng = np.random.default_rng(0)
+    K, KH, KW = kernel
+    x = rng.standard_normal(x_shape).astype(F32)
+    W = rng.standard_normal((K, x_shape[1], KH, KW)).astype(F32)
+    y = kernels.direct_conv2d(x, W, *padding)
+    y_ref = ref.direct_conv2d(*_f64(x, W), *padding)
+    assert y.dtype == F32 and y.shape == y_ref.shape
+    assert _relative_error(y, y_ref) < 1e-6
+    gy = rng.standard_normal(y.shape).astype(F32)
+    gx = kernels.direct_conv2d_grad_input(gy, W, *x_shape[2:], *padding)
+    gW = kernels.direct_conv2d_grad_weight(x, gy, KH, KW, *padding)
+    assert gx.dtype == gW.dtype == F32
+    assert _relative_error(gx, ref.direct_conv2d_grad_input(*_f64(gy, W), *x_shape[2:], *padding)) < 1e-6
+    assert _relative_error(gW, ref.direct_conv2d_grad_weight(*_f64(x, gy), KH, KW, *padding)) < 1e-6
+
+
+def test_an_empty_batch():
+    x, W = np.zeros((0, 3, 8, 8), F32), np.ones((4, 3, 3, 3), F32)
+    assert kernels.direct_conv2d(x, W, 1, 1).shape == (0, 4, 8, 8)
+    assert kernels.direct_conv2d_grad_weight(x, np.zeros((0, 4, 8, 8), F32), 3, 3, 1, 1).tolist() == \
+        np.zeros((4, 3, 3, 3)).tolist()
+
+
+def test_views_and_a_float64_filter():
+    # x a non-contiguous view (every second column), W float64: the kernels read any strides and take the
+    # filters in the data's dtype, as the float64 kernels do.
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 4, 10, 20)).astype(F32)[:, :, :, ::2]
+    W = rng.standard_normal((5, 4, 3, 3))
+    y = kernels.direct_conv2d(x, W, 1, 1)
+    assert y.dtype == F32
+    assert _relative_error(y, ref.direct_conv2d(x.astype(np.float64), W, 1, 1)) < 1e-6
+
+
+def test_nan_and_inf_reach_only_the_outputs_that_read_them():
+    # The wide planes compute columns past each row's end and drop them: a NaN or inf next to a row's end
+    # must not leak into the next row's outputs, and padding stays zero from image to image.
+    x = np.zeros((2, 1, 6, 6), F32)
+    x[0, 0, 2, 5] = np.nan
+    x[1, 0, 0, 0] = np.inf
+    y = kernels.direct_conv2d(x, np.ones((1, 1, 3, 3), F32), 1, 1)
+    y_ref = ref.direct_conv2d(x.astype(np.float64), np.ones((1, 1, 3, 3)), 1, 1)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(y_ref))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(y_ref))
+    finite = np.isfinite(y_ref)
+    np.testing.assert_allclose(y[finite], y_ref[finite], atol=1e-6)
+
+
+def test_two_threads_give_the_one_thread_results():
+    # Images are split between threads: the forward and input gradient are image by image, so bit for bit the
+    # same; the filter gradient's per-part float64 sums are added in the parts' order.
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((16, 16, 16, 16)).astype(F32)
+    W = rng.standard_normal((16, 16, 3, 3)).astype(F32)
+    gy = rng.standard_normal((16, 16, 16, 16)).astype(F32)
+    previous = threads.get_num_threads()
+    results = {}
+    try:
+        for n in (1, 2):
+            threads.set_num_threads(n)
+            results[n] = (kernels.direct_conv2d(x, W, 1, 1), kernels.direct_conv2d_grad_input(gy, W, 16, 16, 1, 1),
+                          kernels.direct_conv2d_grad_weight(x, gy, 3, 3, 1, 1))
+    finally:
+        threads.set_num_threads(previous)
+    np.testing.assert_array_equal(results[1][0], results[2][0])
+    np.testing.assert_array_equal(results[1][1], results[2][1])
+    np.testing.assert_allclose(results[1][2], results[2][2], rtol=1e-6)
