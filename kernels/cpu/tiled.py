@@ -30,8 +30,6 @@ from minidl.kernels.threads import parallel_for, parallel_map, sum_parts
 # Convolutions of fewer multiply-adds run on the calling thread: the work is not in the arrays' sizes
 # (which threads.parallel_for would go by) but in C*KH*KW multiply-adds an output; a launch costs ~0.1 ms.
 MIN_PARALLEL_MACS = 2 ** 21
-TILE_PIXELS = 24          # output pixels a tile: three 8-lane registers
-TILE_CHANNELS = 4         # output channels a tile: 4 x 3 accumulators + 3 loads + 1 broadcast = 16 registers
 
 
 def offsets(C, KH, KW, plane, Wp):
@@ -54,6 +52,50 @@ def _store3(out, i, v0, v1, v2):
     vstore(out, i + 16, v2)
 
 
+@njit(cache=True, inline="always")
+def _tile_4x24(xf, Wf, off, KK, w0, w1, w2, w3, q0):
+    """The sums of a tile of 4 output channels (weight rows at w0..w3 of Wf) x 24 wide outputs from q0."""
+    c00 = c01 = c02 = c10 = c11 = c12 = c20 = c21 = c22 = c30 = c31 = c32 = vzero()
+    for k in range(KK):
+        o = at(off, k) + q0
+        b0 = vload(xf, o)
+        b1 = vload(xf, o + 8)
+        b2 = vload(xf, o + 16)
+        a = vbroadcast(Wf, w0 + k)
+        c00, c01, c02 = vfma(a, b0, c00), vfma(a, b1, c01), vfma(a, b2, c02)
+        a = vbroadcast(Wf, w1 + k)
+        c10, c11, c12 = vfma(a, b0, c10), vfma(a, b1, c11), vfma(a, b2, c12)
+        a = vbroadcast(Wf, w2 + k)
+        c20, c21, c22 = vfma(a, b0, c20), vfma(a, b1, c21), vfma(a, b2, c22)
+        a = vbroadcast(Wf, w3 + k)
+        c30, c31, c32 = vfma(a, b0, c30), vfma(a, b1, c31), vfma(a, b2, c32)
+    return c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32
+
+
+@njit(cache=True, inline="always")
+def _tile_6x16(xf, Wf, off, KK, w0, w1, w2, w3, w4, w5, q0):
+    """The sums of a tile of 6 output channels x 16 wide outputs (layers of 6 channels: LeNet-5's C1 forward
+    and C3's input gradient, where 4-channel tiles would compute 8 rows for 6)."""
+    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = vzero()
+    for k in range(KK):
+        o = at(off, k) + q0
+        b0 = vload(xf, o)
+        b1 = vload(xf, o + 8)
+        a = vbroadcast(Wf, w0 + k)
+        c00, c01 = vfma(a, b0, c00), vfma(a, b1, c01)
+        a = vbroadcast(Wf, w1 + k)
+        c10, c11 = vfma(a, b0, c10), vfma(a, b1, c11)
+        a = vbroadcast(Wf, w2 + k)
+        c20, c21 = vfma(a, b0, c20), vfma(a, b1, c21)
+        a = vbroadcast(Wf, w3 + k)
+        c30, c31 = vfma(a, b0, c30), vfma(a, b1, c31)
+        a = vbroadcast(Wf, w4 + k)
+        c40, c41 = vfma(a, b0, c40), vfma(a, b1, c41)
+        a = vbroadcast(Wf, w5 + k)
+        c50, c51 = vfma(a, b0, c50), vfma(a, b1, c51)
+    return c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51
+
+
 @njit(cache=True, nogil=True)
 def _copy_into_wide(x, n, xf, PH, PW, Wp, plane):
     # x[n] (C, H, W) into the flat wide image xf, at row h + PH, column w + PW of each plane; the rest of xf
@@ -67,51 +109,43 @@ def _copy_into_wide(x, n, xf, PH, PW, Wp, plane):
 
 
 @njit(cache=True, fastmath=True, nogil=True)
-def _tiled_conv2d(lo, hi, x, Wm, off, PH, PW, Wp, plane, length, y):
-    # x (N, C, H, W) -> y (N, K, OH, OW), one image an iteration; Wm (K, C*KH*KW) contiguous.
+def _tiled_conv2d(lo, hi, x, Wm, off, PH, PW, Wp, plane, length, rows, y):
+    # x (N, C, H, W) -> y (N, K, OH, OW), one image an iteration; Wm (K, C*KH*KW) contiguous. Tiles of
+    # ``rows`` output channels: 4 (x 24 outputs) or 6 (x 16).
     K, KK = Wm.shape
     OH, OW = y.shape[2:]
+    step = 24 if rows == 4 else 16
     Q = OH * Wp
-    Q24 = -(-Q // 24) * 24
+    Qs = -(-Q // step) * step
     xf = np.zeros(length, dtype=np.float32)      # the padded image: borders stay zero from image to image
-    yw = np.empty(K * Q24, dtype=np.float32)     # the wide output, K rows of Q24
+    yw = np.empty(K * Qs, dtype=np.float32)      # the wide output, K rows of Qs
     Wf = Wm.ravel()
     for n in range(lo, hi):  # this thread's part of range(N)
         _copy_into_wide(x, n, xf, PH, PW, Wp, plane)
-        for m0 in range(0, K, 4):
-            r = min(4, K - m0)
-            # the tile's four weight rows; past the last channel they repeat it (computed, not stored)
+        for m0 in range(0, K, rows):
+            r = min(rows, K - m0)
+            # the tile's weight rows; past the last channel they repeat it (computed, not stored)
             w0 = m0 * KK
             w1 = w0 + KK * min(1, r - 1)
             w2 = w0 + KK * min(2, r - 1)
             w3 = w0 + KK * min(3, r - 1)
-            for q0 in range(0, Q24, 24):
-                c00 = c01 = c02 = c10 = c11 = c12 = c20 = c21 = c22 = c30 = c31 = c32 = vzero()
-                for k in range(KK):
-                    o = at(off, k) + q0
-                    b0 = vload(xf, o)
-                    b1 = vload(xf, o + 8)
-                    b2 = vload(xf, o + 16)
-                    a = vbroadcast(Wf, w0 + k)
-                    c00, c01, c02 = vfma(a, b0, c00), vfma(a, b1, c01), vfma(a, b2, c02)
-                    a = vbroadcast(Wf, w1 + k)
-                    c10, c11, c12 = vfma(a, b0, c10), vfma(a, b1, c11), vfma(a, b2, c12)
-                    a = vbroadcast(Wf, w2 + k)
-                    c20, c21, c22 = vfma(a, b0, c20), vfma(a, b1, c21), vfma(a, b2, c22)
-                    a = vbroadcast(Wf, w3 + k)
-                    c30, c31, c32 = vfma(a, b0, c30), vfma(a, b1, c31), vfma(a, b2, c32)
-                o = m0 * Q24 + q0
-                _store3(yw, o, c00, c01, c02)
-                if r > 1:
-                    _store3(yw, o + Q24, c10, c11, c12)
-                if r > 2:
-                    _store3(yw, o + 2 * Q24, c20, c21, c22)
-                if r > 3:
-                    _store3(yw, o + 3 * Q24, c30, c31, c32)
+            w4 = w0 + KK * min(4, r - 1)
+            w5 = w0 + KK * min(5, r - 1)
+            for q0 in range(0, Qs, step):
+                o = m0 * Qs + q0
+                if rows == 4:
+                    c = _tile_4x24(xf, Wf, off, KK, w0, w1, w2, w3, q0)
+                    for i in range(r):
+                        _store3(yw, o + i * Qs, c[3 * i], c[3 * i + 1], c[3 * i + 2])
+                else:
+                    c = _tile_6x16(xf, Wf, off, KK, w0, w1, w2, w3, w4, w5, q0)
+                    for i in range(r):
+                        vstore(yw, o + i * Qs, c[2 * i])
+                        vstore(yw, o + i * Qs + 8, c[2 * i + 1])
         for k in range(K):          # crop: element loops (a slice assignment compiles Numba's error strings)
             for oh in range(OH):
                 for ow in range(OW):
-                    y[n, k, oh, ow] = yw[k * Q24 + oh * Wp + ow]
+                    y[n, k, oh, ow] = yw[k * Qs + oh * Wp + ow]
 
 
 @njit(cache=True, fastmath=True, nogil=True)
@@ -180,9 +214,12 @@ def tiled_conv2d(x, W, PH, PW):
     Hp, Wp = H + 2 * PH, W_in + 2 * PW
     OH, OW = Hp - KH + 1, Wp - KW + 1
     y = np.empty((N, K, OH, OW), dtype=np.float32)
-    length = wide_length(C, Hp * Wp, KW, OH * Wp, TILE_PIXELS)
+    # Tiles of 4 channels x 24 outputs (twelve accumulators, three loads and a broadcast: all 16 registers),
+    # or of 6 x 16 where fewer rows go to waste (6 channels: 8 rows of 4-channel tiles for 6)
+    rows = 6 if -(-K // 6) * 6 < -(-K // 4) * 4 else 4
+    length = wide_length(C, Hp * Wp, KW, OH * Wp, 24 if rows == 4 else 16)
     parallel_for(_tiled_conv2d, N, x, np.ascontiguousarray(W, dtype=np.float32).reshape(K, C * KH * KW),
-                 offsets(C, KH, KW, Hp * Wp, Wp), PH, PW, Wp, Hp * Wp, length, y,
+                 offsets(C, KH, KW, Hp * Wp, Wp), PH, PW, Wp, Hp * Wp, length, rows, y,
                  min_work=0 if y.size * C * KH * KW >= MIN_PARALLEL_MACS else np.inf)
     return y
 
