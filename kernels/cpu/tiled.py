@@ -11,6 +11,8 @@ registers (``kernels/cpu/simd.py``) while the kernel walks the C*KH*KW weights:
         for each of the tile's 4 output channels k:
             acc[k] += W[k, c, i, j] * b                 three fused multiply-adds
 
+(Layers of 6 output channels take tiles of 6 x 16 instead, with no rows computed to waste.)
+
 The image is read "wide", as in ``kernels/cpu/direct.py``: each padded plane (Hp x Wp) is flat, output
 (oh, ow) sits at q = oh*Wp + ow of a flat output of OH*Wp entries, and offset (c, i, j) reads the input at
 q + c*Hp*Wp + i*Wp + j: consecutive q are consecutive inputs. The KW - 1 columns past OW of
