@@ -65,10 +65,11 @@ DIRECT_MAX_CHANNEL_PAIRS = 18
 # In float32 the CPU's direct kernels are register-tiled (kernels/cpu/tiled.py) and beat im2col + GEMM, and
 # Winograd, on layers with at most this many input and output channels (LeNet-5's C3, ResNet-20's 16- and
 # 32-channel stages, ResNet's 3-channel first layer): forward and backward, one thread, batch 64 / 128,
-# alternating in one process, direct / the old path: ResNet-20's 16 -> 16 0.65x forward, 0.99x backward;
-# 32 -> 32 (Winograd before) 0.64x and 0.94x; 3 -> 16 0.74x and 0.91x; but 64 -> 64 on 8 x 8 1.98x and
-# 3.15x, so 64 channels keep Winograd. 0 turns it off. benchmarks/README.md ("Register-tiled direct
-# convolution").
+# alternating in one process, direct / the old path: ResNet-20's 16 -> 16 0.79x forward, 1.01x backward;
+# 32 -> 32 (Winograd before) 0.71x and 1.00x; 3 -> 16 0.88x and 0.69x; LeNet-5's C3 0.49x and 1.43x (its
+# backward had kept columns); but 64 -> 64 on 8 x 8 1.6x and 2.8x, so 64 channels keep Winograd. Training
+# steps: ResNet-20 0.82x / 0.77x (one / two threads), LeNet-5 0.94x / 0.96x. 0 turns it off.
+# benchmarks/README.md ("A register-tiled direct convolution in float32").
 DIRECT_MAX_CHANNELS_FLOAT32 = 32
 
 
