@@ -188,19 +188,9 @@ def _tiled_conv2d_grad_weight(lo, hi, x, gy, off, PH, PW, Wp, plane, length, KK)
                 c20, c21, c22 = vfma(a, b0, c20), vfma(a, b1, c21), vfma(a, b2, c22)
                 a = vload(gf, g3 + q)
                 c30, c31, c32 = vfma(a, b0, c30), vfma(a, b1, c31), vfma(a, b2, c32)
-            u = s[t]
-            u[0, 0] += vsum(c00)
-            u[0, 1] += vsum(c01)
-            u[0, 2] += vsum(c02)
-            u[1, 0] += vsum(c10)
-            u[1, 1] += vsum(c11)
-            u[1, 2] += vsum(c12)
-            u[2, 0] += vsum(c20)
-            u[2, 1] += vsum(c21)
-            u[2, 2] += vsum(c22)
-            u[3, 0] += vsum(c30)
-            u[3, 1] += vsum(c31)
-            u[3, 2] += vsum(c32)
+            c = (c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32)
+            for i in range(12):
+                s[t, i // 3, i % 3] += vsum(c[i])
     gW = np.empty((K, KK), dtype=np.float64)
     for t in range(s.shape[0]):
         k0, j0 = (t // J) * 4, (t % J) * 3
@@ -208,6 +198,7 @@ def _tiled_conv2d_grad_weight(lo, hi, x, gy, off, PH, PW, Wp, plane, length, KK)
             for b in range(min(3, KK - j0)):
                 gW[k0 + a, j0 + b] = s[t, a, b]
     return gW
+
 
 def tiled_conv2d(x, W, PH, PW):
     """float32 direct convolution, stride 1: x (N, C, H, W), W (K, C, KH, KW) -> y (N, K, OH, OW)."""
@@ -244,6 +235,7 @@ def tiled_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     else:
         gW = _tiled_conv2d_grad_weight(0, N, x, gy, off, PH, PW, Wp, Hp * Wp, length, KK)
     return gW.astype(np.float32).reshape(K, C, KH, KW)
+
 
 def tiled_conv2d_grad_input(gy, W, H, Wd, PH, PW):
     """float32 input gradient of tiled_conv2d, for PH < KH and PW < KW: dY padded by KH-1-PH, KW-1-PW,
