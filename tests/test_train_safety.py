@@ -116,13 +116,20 @@ def test_a_corrupt_system_fashion_mnist_copy_is_named(tmp_path, no_network, monk
     assert snapshot(system) == before
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+# Bytes that once came out of os.urandom here: a protocol-5 BYTEARRAY8 opcode with a length of ~7e18. Fed to
+# the C unpickler from a file, CPython printed "SystemError: deallocated bytearray object has exported
+# buffers" to stderr beside minidl's line (minidl.data.formats.read_pickle now checks the framing first).
+BYTEARRAY8_GARBAGE = b"\x96" + bytes.fromhex("9e13ee7507dcbb5f") + bytes(100)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "bytearray8"])
 def test_a_bad_cifar_batch_is_one_line_naming_it(tmp_path, no_network, capsys, damage):
     data = tmp_path / "cifar"
     for i, name in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
         write_cifar_batch(data / "cifar-10-batches-py" / name, *cifar_arrays(8, seed=i))
     bad = data / "cifar-10-batches-py" / "data_batch_3"
-    bad.write_bytes(bad.read_bytes()[:700] if damage == "truncated" else os.urandom(3000))
+    bad.write_bytes({"truncated": bad.read_bytes()[:700], "garbage": os.urandom(3000),
+                     "bytearray8": BYTEARRAY8_GARBAGE}[damage])
     before = snapshot(data)
     assert main([TINY, "--dataset", "cifar10", "--data-dir", str(data), "--input-size", "8", "--epochs", "1",
                  "--out", str(tmp_path / "run"), "--quiet"]) == 2

@@ -4,7 +4,9 @@ Every reader checks what it reads and names the file in its error, so a bad down
 "train-images-idx3-ubyte.gz: IDX header says 60000 x 28 x 28 ..." rather than a reshape error.
 """
 import gzip
+import io
 import pickle
+import pickletools
 import struct
 import zlib
 from pathlib import Path
@@ -72,12 +74,24 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+# Opcodes of pickle protocol 5 (out-of-band buffers), which no CIFAR batch holds (they are protocol 2)
+_PROTOCOL_5_OPCODES = {"BYTEARRAY8", "NEXT_BUFFER", "READONLY_BUFFER"}
+
+
 def read_pickle(path):
     with open(path, "rb") as f:
-        try:
-            return _NumpyOnlyUnpickler(f, encoding="bytes").load()
-        except Exception as err:  # garbage bytes make the unpickler fail in many ways; name the file
-            raise ValueError(f"{path}: not a CIFAR python batch ({type(err).__name__}: {err})") from None
+        data = f.read()
+    try:
+        # The stream's framing is checked first, in Python: pickletools reads each opcode and its argument and
+        # builds nothing. Random bytes fed straight to the C unpickler could make it allocate a length read
+        # from the garbage and print CPython's own error to stderr ("SystemError: deallocated bytearray object
+        # has exported buffers", a protocol-5 BYTEARRAY8 read from the file), beside minidl's one line.
+        for opcode, _, _ in pickletools.genops(data):
+            if opcode.name in _PROTOCOL_5_OPCODES:
+                raise pickle.UnpicklingError(f"opcode {opcode.name} of pickle protocol 5")
+        return _NumpyOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except Exception as err:  # garbage bytes make the unpickler fail in many ways; name the file
+        raise ValueError(f"{path}: not a CIFAR python batch ({type(err).__name__}: {err})") from None
 
 
 def read_cifar_batch(path, image_shape=(3, 32, 32)):
