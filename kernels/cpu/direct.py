@@ -10,6 +10,10 @@ offset stays inside the plane) is a flat vector, and output row oh, column ow si
 flat output of OH*Wp entries. Offset (i, j) then reads x at t + i*Wp + j for every t, one contiguous loop
 that Numba vectorises; the KW-1 columns past OW of each output row are computed and dropped (the
 gradients read a gy whose columns past OW are zero, so nothing lands from them).
+
+The loops below run for float64 (and for a float32 input gradient whose padding is not smaller than the
+kernel); float32 arrays otherwise go to the register-tiled kernels of ``kernels/cpu/tiled.py``, which read
+the same wide planes. The float32 figures in the comments below are from before those kernels.
 """
 import numpy as np
 from numba import njit
@@ -176,7 +180,7 @@ def direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     """Numba filter gradient of direct_conv2d: x (N, C, H, W), gy (N, K, OH, OW) -> gW (K, C, KH, KW). See reference.
     float32: the register-tiled kernel (kernels/cpu/tiled.py)."""
     if x.dtype == np.float32:
-        return tiled.tiled_conv2d_grad_weight(x, np.ascontiguousarray(gy, dtype=np.float32), KH, KW, PH, PW)
+        return tiled.tiled_conv2d_grad_weight(x, gy.astype(np.float32, copy=False), KH, KW, PH, PW)
     C, Wp = x.shape[1], x.shape[3] + 2 * PW
     K = gy.shape[1]
     gW = np.empty((K, C, KH, KW), dtype=x.dtype)
