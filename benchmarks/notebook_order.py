@@ -5,10 +5,12 @@
     python -m benchmarks.notebook_order --quick         # LeNet-5 only, few rounds (~1 minute; what the test runs)
     python -m benchmarks.notebook_order --models lenet5 --rounds 30 --gemm-share
     python -m benchmarks.notebook_order --models resnet20 --configs notebook:default:auto,notebook:default:layer
+    python -m benchmarks.notebook_order --infer         # inference passes (eval mode, no_grad) instead of steps
 
 Each configuration is one Python process that trains minidl and PyTorch models of the same shapes,
 alternating them step by step (who goes first alternates round by round) and reporting the ratio
-minidl / PyTorch of training throughput (> 1: minidl is faster), the median over rounds:
+minidl / PyTorch of training throughput (> 1: minidl is faster), the median over rounds; with ``--infer``,
+of inference throughput (each model in eval mode under no_grad, one forward pass a step):
 
     order         notebook: ``import numpy, torch`` first, then minidl (what a notebook does);
                   minidl-first: ``import minidl`` before numpy and torch.
@@ -83,14 +85,21 @@ def _worker(spec):
         m.train_step()
         first = time.perf_counter() - start
         t.train_step()
-        steps = max(1, round(0.25 / max(first, 1e-3))) if name.startswith("lenet") else 1
+        once = first
+        if spec.get("task") == "infer":
+            m.infer(), t.infer()                    # compile the eval-mode kernels outside the rounds
+            start = time.perf_counter()
+            m.infer()
+            once = time.perf_counter() - start
+        run_m, run_t = (m.infer, t.infer) if spec.get("task") == "infer" else (m.train_step, t.train_step)
+        steps = max(1, round(0.25 / max(once, 1e-3))) if name.startswith("lenet") else 1
         times = {"minidl": [], "torch": []}
         for r in range(spec["rounds"]):
-            order = (("minidl", m), ("torch", t)) if r % 2 == 0 else (("torch", t), ("minidl", m))
-            for framework, model in order:
+            order = (("minidl", run_m), ("torch", run_t)) if r % 2 == 0 else (("torch", run_t), ("minidl", run_m))
+            for framework, run in order:
                 start = time.perf_counter()
                 for _ in range(steps):
-                    model.train_step()
+                    run()
                 times[framework].append((time.perf_counter() - start) / steps)
         results[name] = {"batch": batch, "steps_per_round": steps, "minidl_first_step_s": first, **{
             f"{k}_s": v for k, v in times.items()}}
@@ -199,8 +208,9 @@ def configurations(options, configs=None):
     return main + (extra if options else [])
 
 
-def table(results):
-    lines = ["| order | threads | policy | model | minidl ms/step | torch ms/step | minidl / torch | "
+def table(results, task="train"):
+    unit = "pass" if task == "infer" else "step"
+    lines = [f"| order | threads | policy | model | minidl ms/{unit} | torch ms/{unit} | minidl / torch | "
              "vs minidl-first | load start-end |", "|---|---|---|---|---|---|---|---|---|"]
     first = {}
     for result in results:
@@ -231,6 +241,7 @@ def main(argv=None):
     p.add_argument("--options", action="store_true", help="also the alternative thread policies (notebook order)")
     p.add_argument("--gemm-share", action="store_true", help="also perf-sample minidl's steps for the BLAS share")
     p.add_argument("--quick", action="store_true", help="LeNet-5 only, 5 rounds")
+    p.add_argument("--infer", action="store_true", help="time inference passes (eval, no_grad), not training steps")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/notebook_order-<date>.json)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--gemm-worker", help=argparse.SUPPRESS)
@@ -254,13 +265,14 @@ def main(argv=None):
     results, started = [], time.time()
     for repeat in range(max(1, args.repeat)):
         for order, threads, policy in chosen:
-            spec = {"order": order, "threads": threads, "policy": policy, "models": models, "rounds": rounds}
+            spec = {"order": order, "threads": threads, "policy": policy, "models": models, "rounds": rounds,
+                    "task": "infer" if args.infer else "train"}
             print(f"  {order}, threads {threads}, policy {policy} (run {repeat + 1}) ...", file=sys.stderr, flush=True)
             results.append(run_process(spec, timeout=900))
     report = {"command": "python -m benchmarks.notebook_order " + " ".join(argv if argv is not None else sys.argv[1:]),
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(), "runs": results,
               "summary": [{"spec": r["spec"], **summarize(r)} for r in pooled(results) if "error" not in r]}
-    text = table(pooled(results))
+    text = table(pooled(results), "infer" if args.infer else "train")
     if args.gemm_share:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
         out = subprocess.run([sys.executable, "-m", "benchmarks.notebook_order", "--gemm-worker",

@@ -132,9 +132,9 @@ def depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     return _backend_for(x, "depthwise_conv2d_grad_weight").depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW)
 
 
-def direct_conv2d(x, W, PH, PW):
-    _checks.direct_conv2d(x, W, PH, PW)
-    return _backend_for(x, "direct_conv2d").direct_conv2d(x, W, PH, PW)
+def direct_conv2d(x, W, PH, PW, SH=1, SW=1):
+    _checks.direct_conv2d(x, W, PH, PW, SH, SW)
+    return _backend_for(x, "direct_conv2d").direct_conv2d(x, W, PH, PW, SH, SW)
 
 
 def direct_conv2d_grad_input(gy, W, H, Wd, PH, PW):
@@ -142,9 +142,9 @@ def direct_conv2d_grad_input(gy, W, H, Wd, PH, PW):
     return _backend_for(gy, "direct_conv2d_grad_input").direct_conv2d_grad_input(gy, W, H, Wd, PH, PW)
 
 
-def direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
-    _checks.direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW)
-    return _backend_for(x, "direct_conv2d_grad_weight").direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW)
+def direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW, SH=1, SW=1):
+    _checks.direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW, SH, SW)
+    return _backend_for(x, "direct_conv2d_grad_weight").direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW, SH, SW)
 
 
 def tanh_forward(x, outer=1.0, inner=1.0):

@@ -156,14 +156,22 @@ def depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     check_same_shape(op, "gy", gy, "the output", expected)
 
 
-def direct_conv2d(x, W, PH, PW):
-    """x (N, C, H, W) and filters W (K, C, KH, KW) over all C channels (one group), stride 1."""
+def direct_conv2d(x, W, PH, PW, SH=1, SW=1):
+    """x (N, C, H, W) and filters W (K, C, KH, KW) over all C channels (one group), stride SH, SW (a stride
+    other than 1 needs float32: the register-tiled kernel)."""
     op = "direct_conv2d"
     N, C, H, Wd = check_array(op, "x", x, 4).shape
     check_array(op, "W", W, 4)
     if W.shape[1] != C:
         raise ValueError(f"{op}: W must be K x C x KH x KW with C = {C} (one group), got shape {W.shape}")
-    window_geometry(op, H, Wd, W.shape[2], W.shape[3], 1, 1, PH, PW)
+    window_geometry(op, H, Wd, W.shape[2], W.shape[3], SH, SW, PH, PW)
+    _unit_stride_unless_float32(op, x, SH, SW)
+
+
+def _unit_stride_unless_float32(op, x, SH, SW):
+    if (SH, SW) != (1, 1) and x.dtype != np.float32:
+        raise ValueError(f"{op}: a stride other than 1 needs float32 arrays (the register-tiled kernel), got "
+                         f"stride ({SH}, {SW}) and {x.dtype}")
 
 
 def direct_conv2d_grad_input(gy, W, H, Wd, PH, PW):
@@ -176,12 +184,13 @@ def direct_conv2d_grad_input(gy, W, H, Wd, PH, PW):
     check_same_shape(op, "gy", gy, "the output", expected)
 
 
-def direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
+def direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW, SH=1, SW=1):
     op = "direct_conv2d_grad_weight"
     N, C, H, W = check_array(op, "x", x, 4).shape
     K = check_array(op, "gy", gy, 4).shape[1]
-    expected = (N, K) + window_geometry(op, H, W, KH, KW, 1, 1, PH, PW)
+    expected = (N, K) + window_geometry(op, H, W, KH, KW, SH, SW, PH, PW)
     check_same_shape(op, "gy", gy, "the output", expected)
+    _unit_stride_unless_float32(op, x, SH, SW)
 
 
 def _float_array(op, name, a):

@@ -10,7 +10,9 @@ Algorithms (``choose`` picks one; each runs alone, for tests and benchmarks):
     "depthwise"  G = C = K, stride 1, undilated: kernels.depthwise_conv2d (the GPU set has none)
     "direct"     G = 1, stride 1, undilated, few channels (C K <= DIRECT_MAX_CHANNEL_PAIRS, or in float32 C and
                  K <= DIRECT_MAX_CHANNELS_FLOAT32): kernels.direct_conv2d and its gradients, no im2col (the
-                 GPU set has none); in float32 the CPU's are register-tiled (kernels/cpu/tiled.py)
+                 GPU set has none); in float32 the CPU's are register-tiled (kernels/cpu/tiled.py), which also
+                 take strided layers and first layers forward (DIRECT_STRIDED_MAX_CHANNELS), their filter
+                 gradient where few channels come in, their input gradient by im2col (``direct_backward``)
     "chunks"     im2col + GEMM a chunk of images at a time (the columns of a whole batch are too large to
                  keep), or a 1x1 unpadded conv whose column matrix is x itself, channels first
                  (``gemm_forward``/``gemm_backward``); backward of a stride-1 "same"-padded conv
@@ -71,6 +73,19 @@ DIRECT_MAX_CHANNEL_PAIRS = 18
 # steps: ResNet-20 0.82x / 0.77x (one / two threads), LeNet-5 0.94x / 0.96x. 0 turns it off.
 # benchmarks/README.md ("A register-tiled direct convolution in float32").
 DIRECT_MAX_CHANNELS_FLOAT32 = 32
+# The register-tiled forward also takes float32 layers (one group, undilated, not 1x1 unpadded) with a stride
+# and at most DIRECT_STRIDED_MAX_CHANNELS input channels, and first layers of at most DIRECT_FEW_INPUT_CHANNELS
+# input channels at any stride, whatever their output channels; their filter gradient is register-tiled
+# too where they have at most DIRECT_GRAD_WEIGHT_MAX_CHANNELS input channels, and a strided layer's input
+# gradient is im2col's (gemm_backward). Measured, alternating in one process, tiled / im2col + GEMM time at
+# one and two threads, forward and filter gradient: ResNet-20's 16 -> 32 stride 2 (batch 128) 0.48-0.52x,
+# 0.59-0.69x; 32 -> 64 stride 2 0.69-0.79x, but 1.37-1.59x; ResNet-18's 64 -> 128 stride 2 0.85-0.89x, 0.95-0.98x;
+# but 128 -> 256 1.11x and 1.7-2.2x; ResNet-50's 7x7 stride-2 stem (batch 16) 0.56-0.60x, 0.58x; AlexNet's
+# 11x11 stride 4 0.62-0.66x, 0.71-0.79x; ResNet-18 CIFAR's 3 -> 64 stem 0.57-0.59x, 0.50-0.51x; VGG's 3 -> 64
+# at 224 0.60-0.65x, 0.99-1.1x. 0 turns each off. benchmarks/README.md ("Strided and first layers").
+DIRECT_STRIDED_MAX_CHANNELS = 64
+DIRECT_FEW_INPUT_CHANNELS = 4
+DIRECT_GRAD_WEIGHT_MAX_CHANNELS = 16
 
 
 def grouped_matmul(a, b):
@@ -112,16 +127,29 @@ def is_winograd(x, W, stride, padding, dilation, groups):
             and winograd.ALPHA ** 2 * C * W.shape[0] <= WINOGRAD_MAX_FILTER_ELEMENTS)
 
 
+def _direct_both_ways(x, W, stride):
+    """Whether the direct kernels compute the whole layer, forward and both gradients: stride 1 and few
+    channels, at most DIRECT_MAX_CHANNEL_PAIRS pairs or (float32) DIRECT_MAX_CHANNELS_FLOAT32 each way."""
+    C, K = x.shape[1], W.shape[0]
+    return tuple(stride) == (1, 1) and (C * K <= DIRECT_MAX_CHANNEL_PAIRS or (
+        x.dtype == numpy.float32 and max(C, K) <= DIRECT_MAX_CHANNELS_FLOAT32))
+
+
 def is_direct(x, W, stride, padding, dilation, groups):
-    """Stride 1, undilated, one group, x and W of one dtype, a direct kernel for x (the CPU sets have one),
-    and few channels: at most DIRECT_MAX_CHANNEL_PAIRS pairs, or in float32 (not 1x1 unpadded) at most
-    DIRECT_MAX_CHANNELS_FLOAT32 input and output channels each."""
-    if not (groups == 1 and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and x.dtype == W.dtype
+    """Undilated, one group, x and W of one dtype, a direct kernel for x (the CPU sets have one), and either
+    stride 1 with few channels (_direct_both_ways; not 1x1 unpadded unless at most DIRECT_MAX_CHANNEL_PAIRS
+    pairs), or float32, not 1x1 unpadded, with at most DIRECT_FEW_INPUT_CHANNELS input channels, or a stride
+    and at most DIRECT_STRIDED_MAX_CHANNELS."""
+    if not (groups == 1 and tuple(dilation) == (1, 1) and x.dtype == W.dtype
             and kernels.has_kernel(x, "direct_conv2d")):
         return False
     C, K = x.shape[1], W.shape[0]
-    return C * K <= DIRECT_MAX_CHANNEL_PAIRS or (
-        x.dtype == numpy.float32 and max(C, K) <= DIRECT_MAX_CHANNELS_FLOAT32 and not is_pointwise(W, padding))
+    if tuple(stride) == (1, 1) and C * K <= DIRECT_MAX_CHANNEL_PAIRS:
+        return True
+    if x.dtype != numpy.float32 or is_pointwise(W, padding):
+        return False
+    return (_direct_both_ways(x, W, stride) or C <= DIRECT_FEW_INPUT_CHANNELS
+            or (tuple(stride) != (1, 1) and C <= DIRECT_STRIDED_MAX_CHANNELS))
 
 
 def choose(x, W, stride, padding, dilation, groups):
@@ -154,7 +182,7 @@ def conv2d_forward(x, W, stride, padding, dilation, groups, kept=None):
     if algorithm == "depthwise":
         return kernels.depthwise_conv2d(x, W, *padding), algorithm
     if algorithm == "direct":
-        return kernels.direct_conv2d(x, W, *padding), algorithm
+        return kernels.direct_conv2d(x, W, *padding, *stride), algorithm
     if algorithm == "chunks":
         return gemm_forward(x, W, stride, padding, dilation, groups, kept), algorithm
     return None
@@ -170,12 +198,31 @@ def conv2d_backward(x, W, gy, algorithm, stride, padding, dilation, groups, need
     elif algorithm == "depthwise":
         gx, gW = depthwise_backward(x, W, gy, padding, need_gx)
     elif algorithm == "direct":
-        gx = kernels.direct_conv2d_grad_input(gy, W, *x.shape[2:], *padding) if need_gx else None
-        gW = kernels.direct_conv2d_grad_weight(x, gy, *W.shape[2:], *padding)
+        gx, gW = direct_backward(x, W, gy, stride, padding, need_gx)
     else:
         raise ValueError(f"conv2d_backward: algorithm must be 'winograd', 'depthwise', 'direct' or 'chunks', "
                          f"got {algorithm!r}")
     return gx, gW, gy.sum(axis=(0, 2, 3)) if need_gb else None
+
+
+def direct_backward(x, W, gy, stride, padding, need_gx=True):
+    """(gx or None, gW) of kernels.direct_conv2d: both by the direct kernels where _direct_both_ways; else
+    gW by them with at most DIRECT_GRAD_WEIGHT_MAX_CHANNELS input channels, and gx by them at stride 1, by
+    im2col's gemm_backward with a stride (see DIRECT_STRIDED_MAX_CHANNELS)."""
+    KH, KW = W.shape[2:]
+    unit = tuple(stride) == (1, 1)
+    if _direct_both_ways(x, W, stride) or (unit and x.shape[1] <= DIRECT_GRAD_WEIGHT_MAX_CHANNELS):
+        gx = kernels.direct_conv2d_grad_input(gy, W, *x.shape[2:], *padding) if need_gx else None
+        return gx, kernels.direct_conv2d_grad_weight(x, gy, KH, KW, *padding)
+    if x.shape[1] > DIRECT_GRAD_WEIGHT_MAX_CHANNELS:
+        gx, gW, _ = gemm_backward(x, W, gy, stride, padding, (1, 1), 1, need_gx, need_gb=False)
+        return gx, gW
+    gW = kernels.direct_conv2d_grad_weight(x, gy, KH, KW, *padding, *stride)
+    if not need_gx:
+        return None, gW
+    if unit:
+        return kernels.direct_conv2d_grad_input(gy, W, *x.shape[2:], *padding), gW
+    return gemm_backward(x, W, gy, stride, padding, (1, 1), 1, need_gb=False, need_gw=False)[0], gW
 
 
 def depthwise_backward(x, W, gy, padding, need_gx=True):
@@ -251,13 +298,14 @@ def is_same_padding(W, stride, padding, dilation, groups):
             and (2 * padding[0], 2 * padding[1]) == (KH - 1, KW - 1) and not is_pointwise(W, padding))
 
 
-def gemm_backward(x, W, gy, stride, padding, dilation, groups, need_gx=True, need_gb=True, kept=None):
-    """(gx or None, gW, gb or None) of gemm_forward, a chunk of images at a time, the columns taken from
-    ``kept`` (gemm_forward's) where they are there, else built again.
+def gemm_backward(x, W, gy, stride, padding, dilation, groups, need_gx=True, need_gb=True, kept=None,
+                  need_gw=True):
+    """(gx or None, gW or None, gb or None) of gemm_forward, a chunk of images at a time, the columns taken
+    from ``kept`` (gemm_forward's) where they are there, else built again (not at all without ``need_gw``).
 
     A first conv (no dX wanted) needs only dW = gy_t @ col^T; otherwise dX = col2im(W^T @ gy_t), or
     same_padding_backward where it applies."""
-    if need_gx and is_same_padding(W, stride, padding, dilation, groups):
+    if need_gx and need_gw and is_same_padding(W, stride, padding, dilation, groups):
         return same_padding_backward(x, W, gy, padding, need_gb)
     xp = kernels.array_module(x)
     N, C, H, W_in = x.shape
@@ -269,7 +317,7 @@ def gemm_backward(x, W, gy, stride, padding, dilation, groups, need_gx=True, nee
     pointwise = is_pointwise(W, padding)
     gx = (xp.zeros if pointwise and (SH, SW) != (1, 1) else xp.empty)(x.shape, dtype=gy.dtype) if need_gx else None
     def backward(chunks):   # -> this part's sums of gW and gb
-        gW = xp.zeros((G, K // G, Cg * KH * KW), dtype=gy.dtype)
+        gW = xp.zeros((G, K // G, Cg * KH * KW), dtype=gy.dtype) if need_gw else None
         gb = xp.zeros(K, dtype=gy.dtype) if need_gb else None
         for n0, n1 in chunks:
             n = n1 - n0
@@ -277,9 +325,10 @@ def gemm_backward(x, W, gy, stride, padding, dilation, groups, need_gx=True, nee
             if need_gb:
                 gb += gy_t.reshape(K, n * OH * OW).sum(axis=-1)
             col = kept.pop((n0, n1), None) if kept else None
-            if col is None:
-                col = columns(x[n0:n1], W, stride, padding, dilation, groups, OH, OW)
-            gW += grouped_matmul(col, gy_t.swapaxes(-1, -2)).swapaxes(-1, -2)
+            if need_gw:
+                if col is None:
+                    col = columns(x[n0:n1], W, stride, padding, dilation, groups, OH, OW)
+                gW += grouped_matmul(col, gy_t.swapaxes(-1, -2)).swapaxes(-1, -2)
             del col                             # freed before gcol, as large, is made
             if not need_gx:
                 continue
@@ -292,7 +341,7 @@ def gemm_backward(x, W, gy, stride, padding, dilation, groups, need_gx=True, nee
 
     parts = threads.map_chunks(x, _chunks(N, C * KH * KW * OH * OW, W), backward, partial_elements=W.size)
     gW, gb = threads.sum_parts(parts)
-    return gx, gW.reshape(W.shape), gb
+    return gx, gW.reshape(W.shape) if need_gw else None, gb
 
 
 def same_padding_backward(x, W, gy, padding, need_gb=True):

@@ -106,16 +106,16 @@ def depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     return np.ascontiguousarray(gW[:, None])
 
 
-def direct_conv2d(x, W, PH, PW):
-    """Convolution (cross-correlation, as every framework's conv2d) with stride 1, no dilation, one group:
+def direct_conv2d(x, W, PH, PW, SH=1, SW=1):
+    """Convolution (cross-correlation, as every framework's conv2d), no dilation, one group:
 
-        y[n, k, oh, ow] = sum over c, i, j of W[k, c, i, j] * xpad[n, c, oh + i, ow + j]
+        y[n, k, oh, ow] = sum over c, i, j of W[k, c, i, j] * xpad[n, c, oh*SH + i, ow*SW + j]
 
     x (N, C, H, W), W (K, C, KH, KW) -> y (N, K, OH, OW). The CPU set computes it plane by plane, for layers
     with few channels (LeNet-5's C1), whose im2col + GEMM is a thin product that BLAS runs slowly.
     """
     KH, KW = W.shape[2:]
-    col = im2col(x, KH, KW, 1, 1, PH, PW)                               # N C KH KW OH OW
+    col = im2col(x, KH, KW, SH, SW, PH, PW)                             # N C KH KW OH OW
     return np.ascontiguousarray(np.einsum("ncijhw,kcij->nkhw", col, W.astype(x.dtype)))
 
 
@@ -127,10 +127,10 @@ def direct_conv2d_grad_input(gy, W, H, Wd, PH, PW):
     return col2im(gcol, H, Wd, 1, 1, PH, PW)
 
 
-def direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
+def direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW, SH=1, SW=1):
     """The filter gradient of direct_conv2d:  gW[k, c, i, j] = sum over n, oh, ow of
-    gy[n, k, oh, ow] * xpad[n, c, oh + i, ow + j].  x (N, C, H, W), gy (N, K, OH, OW) -> gW (K, C, KH, KW)."""
-    col = im2col(x, KH, KW, 1, 1, PH, PW)
+    gy[n, k, oh, ow] * xpad[n, c, oh*SH + i, ow*SW + j].  x (N, C, H, W), gy (N, K, OH, OW) -> gW (K, C, KH, KW)."""
+    col = im2col(x, KH, KW, SH, SW, PH, PW)
     return np.ascontiguousarray(np.einsum("ncijhw,nkhw->kcij", col, gy.astype(x.dtype)))
 
 

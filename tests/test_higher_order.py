@@ -470,6 +470,7 @@ _FIRST_ORDER_SCRIPT = textwrap.dedent("""
     import minidl.kernels.conv
     minidl.kernels.conv.DIRECT_MAX_CHANNEL_PAIRS = 0   # the conv algorithm of the starting tree (direct came later)
     minidl.kernels.conv.DIRECT_MAX_CHANNELS_FLOAT32 = 0
+    minidl.kernels.conv.DIRECT_STRIDED_MAX_CHANNELS = minidl.kernels.conv.DIRECT_FEW_INPUT_CHANNELS = 0
     import minidl.functions as F
     rng = np.random.default_rng(0)
     def t(*shape, grad=True):

@@ -149,11 +149,11 @@ def _direct_conv2d_grad_weight(lo, hi, xw, gw, Wp, gW, zero):
                 gW[k, c, i, j] = total[i, j]
 
 
-def direct_conv2d(x, W, PH, PW):
-    """Numba direct convolution, stride 1: x (N, C, H, W), W (K, C, KH, KW) -> y (N, K, OH, OW). See reference.
-    float32: the register-tiled kernel (kernels/cpu/tiled.py)."""
+def direct_conv2d(x, W, PH, PW, SH=1, SW=1):
+    """Numba direct convolution: x (N, C, H, W), W (K, C, KH, KW) -> y (N, K, OH, OW). See reference.
+    float32: the register-tiled kernel (kernels/cpu/tiled.py), any stride; float64: stride 1."""
     if x.dtype == np.float32:
-        return tiled.tiled_conv2d(x, W, PH, PW)
+        return tiled.tiled_conv2d(x, W, PH, PW, SH, SW)
     N, C, H, W_in = x.shape
     K, _, KH, KW = W.shape
     Wp = W_in + 2 * PW
@@ -176,11 +176,11 @@ def direct_conv2d_grad_input(gy, W, H, Wd, PH, PW):
     return gx
 
 
-def direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
+def direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW, SH=1, SW=1):
     """Numba filter gradient of direct_conv2d: x (N, C, H, W), gy (N, K, OH, OW) -> gW (K, C, KH, KW). See reference.
-    float32: the register-tiled kernel (kernels/cpu/tiled.py)."""
+    float32: the register-tiled kernel (kernels/cpu/tiled.py), any stride; float64: stride 1."""
     if x.dtype == np.float32:
-        return tiled.tiled_conv2d_grad_weight(x, gy.astype(np.float32, copy=False), KH, KW, PH, PW)
+        return tiled.tiled_conv2d_grad_weight(x, gy.astype(np.float32, copy=False), KH, KW, PH, PW, SH, SW)
     C, Wp = x.shape[1], x.shape[3] + 2 * PW
     K = gy.shape[1]
     gW = np.empty((K, C, KH, KW), dtype=x.dtype)

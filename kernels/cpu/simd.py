@@ -13,6 +13,7 @@ the only operations on them:
     vfma(a, b, c)           a * b + c, lane by lane, fused where the CPU has FMA (llvm.fmuladd)
     vsum(v)                 v[0] + ... + v[7], always in the same order (a tree of pairs)
     at(a, i)                a[i] of a 1-D array
+    put(a, i, v)            a[i] = v
 
 None checks its index: ``a[i]`` in Numba wraps a negative i around, a test and a select on every access
 that LLVM cannot hoist out of the innermost loop (it made the first version of the convolution 3x slower),
@@ -133,3 +134,14 @@ def at(typingctx, array, index):
     def codegen(context, builder, signature, args):
         return builder.load(_address(context, builder, signature.args[0], *args))
     return array.dtype(array, index), codegen
+
+
+@intrinsic
+def put(typingctx, array, index, value):
+    if not (isinstance(array, types.Array) and array.ndim == 1):
+        return None
+
+    def codegen(context, builder, signature, args):
+        item = context.cast(builder, args[2], signature.args[2], signature.args[0].dtype)
+        builder.store(item, _address(context, builder, signature.args[0], args[0], args[1]))
+    return types.void(array, index, value), codegen

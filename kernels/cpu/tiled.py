@@ -26,7 +26,7 @@ filters flipped and their channels swapped (``kernels.conv``). Measured: benchma
 import numpy as np
 from numba import njit
 
-from minidl.kernels.cpu.simd import at, vbroadcast, vfma, vload, vstore, vsum, vzero
+from minidl.kernels.cpu.simd import at, put, vbroadcast, vfma, vload, vstore, vsum, vzero
 from minidl.kernels.threads import parallel_for, parallel_map, sum_parts
 
 # Convolutions of fewer multiply-adds run on the calling thread: the work is not in the arrays' sizes
@@ -34,16 +34,25 @@ from minidl.kernels.threads import parallel_for, parallel_map, sum_parts
 MIN_PARALLEL_MACS = 2 ** 21
 
 
-def offsets(C, KH, KW, plane, Wp):
-    """off[(c*KH + i)*KW + j] = c*plane + i*Wp + j: where weight (c, i, j) reads a flat wide image."""
+def planes(H, W, KH, KW, SH, SW, PH, PW):
+    """(OH, OW, Hh, Wh): the output's size and that of each of the SH*SW phase planes of a padded channel."""
+    Hp, Wp = H + 2 * PH, W + 2 * PW
+    return (Hp - KH) // SH + 1, (Wp - KW) // SW + 1, -(-Hp // SH), -(-Wp // SW)
+
+
+def offsets(C, KH, KW, plane, Wh, SH=1, SW=1):
+    """off[(c*KH + i)*KW + j]: where weight (c, i, j) reads a flat wide image, at c's phase plane
+    (i % SH, j % SW), row i // SH, column j // SW (with stride 1: c*plane + i*Wh + j)."""
     c, i, j = np.meshgrid(np.arange(C), np.arange(KH), np.arange(KW), indexing="ij")
-    return np.ascontiguousarray((c * plane + i * Wp + j).reshape(-1), dtype=np.int64)
+    off = (c * SH * SW + i % SH * SW + j % SW) * plane + i // SH * Wh + j // SW
+    return np.ascontiguousarray(off.reshape(-1), dtype=np.int64)
 
 
-def wide_length(C, plane, KW, Q, step):
-    """Elements of a flat wide image: C planes, then zeros for the last tile's reads past the last plane
-    (it reads KW - 1 entries past a plane's end, and up to step - 1 past the last output)."""
-    return C * plane + KW - 1 + (-Q) % step
+def wide_length(off, Q, step, planes):
+    """Elements of a flat wide image: its ``planes`` planes (all phases, read or not: the copy writes them),
+    and every read of the last tile (up to Q rounded up to ``step`` past the largest offset), in zeros past
+    the last plane."""
+    return max(planes, (int(off.max()) if off.size else 0) + -(-Q // step) * step)
 
 
 @njit(cache=True, inline="always")
@@ -98,24 +107,49 @@ def _tile_6x16(xf, Wf, off, KK, w0, w1, w2, w3, w4, w5, q0):
     return c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51
 
 
-@njit(cache=True, nogil=True)
-def _copy_into_wide(x, n, xf, PH, PW, Wp, plane):
-    # x[n] (C, H, W) into the flat wide image xf, at row h + PH, column w + PW of each plane; the rest of xf
-    # is left as it is (zeros, written once).
-    C, H, W = x.shape[1:]
+@njit(cache=True, inline="always")
+def _copy_rows(src, s0, s_stride, dst, d0, d_stride, rows, width):
+    """dst[d0 + r*d_stride:][:width] = src[s0 + r*s_stride:][:width] for r < rows, eight lanes at a time (1-D
+    float32 arrays; an element loop with Numba's index wraparound took a third of a 16-channel layer)."""
+    for r in range(rows):
+        s, d = s0 + r * s_stride, d0 + r * d_stride
+        w = 0
+        while w + 8 <= width:
+            vstore(dst, d + w, vload(src, s + w))
+            w += 8
+        while w < width:
+            put(dst, d + w, at(src, s + w))
+            w += 1
+
+
+@njit(cache=True, inline="always")
+def _copy_into_wide(xs, n, C, H, W, xf, PH, PW, SH, SW, Wh, plane):
+    # image n of xs (N, C, H, W, flat) into the flat wide image xf: padded pixel (h + PH, w + PW) of channel
+    # c at its phase plane (c, (h + PH) % SH, (w + PW) % SW), row (h + PH) // SH, column (w + PW) // SW. The
+    # rest of xf is left as it is (zeros, written once).
+    if SH == 1 and SW == 1:
+        for c in range(C):
+            _copy_rows(xs, ((n * C + c) * H) * W, W, xf, c * plane + PH * Wh + PW, Wh, H, W)
+        return
     for c in range(C):
         for h in range(H):
-            base = c * plane + (h + PH) * Wp + PW
-            for w in range(W):
-                xf[base + w] = x[n, c, h, w]
+            src = ((n * C + c) * H + h) * W
+            hp = h + PH
+            row = (c * SH * SW + hp % SH * SW) * plane + hp // SH * Wh
+            for q in range(SW):                 # the columns of phase q: every SW-th, from w0
+                w0 = (q - PW) % SW
+                d = row + q * plane + (w0 + PW) // SW
+                for w in range(w0, W, SW):
+                    put(xf, d, at(xs, src + w))
+                    d += 1
 
 
 @njit(cache=True, fastmath=True, nogil=True)
-def _tiled_conv2d(lo, hi, x, Wm, off, PH, PW, Wp, plane, length, rows, y):
-    # x (N, C, H, W) -> y (N, K, OH, OW), one image an iteration; Wm (K, C*KH*KW) contiguous. Tiles of
-    # ``rows`` output channels: 4 (x 24 outputs) or 6 (x 16).
+def _tiled_conv2d(lo, hi, xs, C, H, W, Wm, off, PH, PW, SH, SW, Wp, plane, length, rows, ys, OH, OW):
+    # xs (N, C, H, W) -> ys (N, K, OH, OW), both flat and contiguous, one image an iteration; Wm (K, C*KH*KW)
+    # contiguous; phase planes of Wp columns (wide rows), ``plane`` elements. Tiles of ``rows`` output
+    # channels: 4 (x 24 outputs) or 6 (x 16).
     K, KK = Wm.shape
-    OH, OW = y.shape[2:]
     step = 24 if rows == 4 else 16
     Q = OH * Wp
     Qs = -(-Q // step) * step
@@ -123,7 +157,7 @@ def _tiled_conv2d(lo, hi, x, Wm, off, PH, PW, Wp, plane, length, rows, y):
     yw = np.empty(K * Qs, dtype=np.float32)      # the wide output, K rows of Qs
     Wf = Wm.ravel()
     for n in range(lo, hi):  # this thread's part of range(N)
-        _copy_into_wide(x, n, xf, PH, PW, Wp, plane)
+        _copy_into_wide(xs, n, C, H, W, xf, PH, PW, SH, SW, Wp, plane)
         for m0 in range(0, K, rows):
             r = min(rows, K - m0)
             # the tile's weight rows; past the last channel they repeat it (computed, not stored)
@@ -144,26 +178,23 @@ def _tiled_conv2d(lo, hi, x, Wm, off, PH, PW, Wp, plane, length, rows, y):
                     for i in range(r):
                         vstore(yw, o + i * Qs, c[2 * i])
                         vstore(yw, o + i * Qs + 8, c[2 * i + 1])
-        for k in range(K):          # crop: element loops (a slice assignment compiles Numba's error strings)
-            for oh in range(OH):
-                for ow in range(OW):
-                    y[n, k, oh, ow] = yw[k * Qs + oh * Wp + ow]
+        for k in range(K):          # crop: the OW first of each row of Wp
+            _copy_rows(yw, k * Qs, Wp, ys, (n * K + k) * OH * OW, OW, OH, OW)
 
 
 @njit(cache=True, fastmath=True, nogil=True)
-def _tiled_conv2d_grad_weight(lo, hi, x, gy, off, PH, PW, Wp, plane, length, KK):
+def _tiled_conv2d_grad_weight(lo, hi, xs, C, H, W, gs, K, OH, OW, off, PH, PW, SH, SW, Wp, plane, length, KK):
     # The sums of gW (K, KK) over images lo:hi, in float64: one image at a time, x[n] and gy[n] copied into
     # wide planes (gy's with zeros past OW, each row of Q8 = OH*Wp rounded up to 8), then every 4 x 3 tile
     # of (k, weight) sums read from them, the image's sums in float32 lanes.
-    K, OH = gy.shape[1], gy.shape[2]
     Q8 = -(-(OH * Wp) // 8) * 8
     J = -(-KK // 3)
     xf = np.zeros(length, dtype=np.float32)
     gf = np.zeros(K * Q8, dtype=np.float32)
     s = np.zeros((-(-K // 4) * J, 4, 3), dtype=np.float64)
     for n in range(lo, hi):  # this thread's part of range(N)
-        _copy_into_wide(x, n, xf, PH, PW, Wp, plane)
-        _copy_into_wide(gy, n, gf, 0, 0, Wp, Q8)
+        _copy_into_wide(xs, n, C, H, W, xf, PH, PW, SH, SW, Wp, plane)
+        _copy_into_wide(gs, n, K, OH, OW, gf, 0, 0, 1, 1, Wp, Q8)
         for t in range(s.shape[0]):
             k0, j0 = (t // J) * 4, (t % J) * 3
             ks = min(4, K - k0)
@@ -200,45 +231,54 @@ def _tiled_conv2d_grad_weight(lo, hi, x, gy, off, PH, PW, Wp, plane, length, KK)
     return gW
 
 
-def tiled_conv2d(x, W, PH, PW):
-    """float32 direct convolution, stride 1: x (N, C, H, W), W (K, C, KH, KW) -> y (N, K, OH, OW)."""
+def _flat(a):
+    """A float32 array's elements, C order, as a 1-D array (a view where it is contiguous)."""
+    return np.ascontiguousarray(a, dtype=np.float32).reshape(-1)
+
+
+def tiled_conv2d(x, W, PH, PW, SH=1, SW=1):
+    """float32 direct convolution: x (N, C, H, W), W (K, C, KH, KW) -> y (N, K, OH, OW), stride SH, SW."""
     N, C, H, W_in = x.shape
     K, _, KH, KW = W.shape
-    Hp, Wp = H + 2 * PH, W_in + 2 * PW
-    OH, OW = Hp - KH + 1, Wp - KW + 1
+    OH, OW, Hh, Wh = planes(H, W_in, KH, KW, SH, SW, PH, PW)
     y = np.empty((N, K, OH, OW), dtype=np.float32)
     # Tiles of 4 channels x 24 outputs (twelve accumulators, three loads and a broadcast: all 16 registers),
     # or of 6 x 16 where fewer rows go to waste (6 channels: 8 rows of 4-channel tiles for 6)
     rows = 6 if -(-K // 6) * 6 < -(-K // 4) * 4 else 4
-    length = wide_length(C, Hp * Wp, KW, OH * Wp, 24 if rows == 4 else 16)
-    parallel_for(_tiled_conv2d, N, x, np.ascontiguousarray(W, dtype=np.float32).reshape(K, C * KH * KW),
-                 offsets(C, KH, KW, Hp * Wp, Wp), PH, PW, Wp, Hp * Wp, length, rows, y,
+    off = offsets(C, KH, KW, Hh * Wh, Wh, SH, SW)
+    length = wide_length(off, OH * Wh, 24 if rows == 4 else 16, C * SH * SW * Hh * Wh)
+    parallel_for(_tiled_conv2d, N, _flat(x), C, H, W_in,
+                 np.ascontiguousarray(W, dtype=np.float32).reshape(K, C * KH * KW), off, PH, PW, SH, SW, Wh,
+                 Hh * Wh, length, rows, y.reshape(-1), OH, OW,
                  min_work=0 if y.size * C * KH * KW >= MIN_PARALLEL_MACS else np.inf)
     return y
 
 
-def tiled_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
+def tiled_conv2d_grad_weight(x, gy, KH, KW, PH, PW, SH=1, SW=1):
     """float32 filter gradient of tiled_conv2d: x (N, C, H, W), gy (N, K, OH, OW) -> gW (K, C, KH, KW). The
     images are cut into parts, one set of float64 sums a part, added in the parts' order (an empty batch is
     one part, of zero sums)."""
     N, C, H, W_in = x.shape
-    K, OH = gy.shape[1:3]
-    Hp, Wp = H + 2 * PH, W_in + 2 * PW
+    K = gy.shape[1]
+    OH, OW, Hh, Wh = planes(H, W_in, KH, KW, SH, SW, PH, PW)
     KK = C * KH * KW
-    length = wide_length(C, Hp * Wp, KW, OH * Wp, 8)
-    off = offsets(C, KH, KW, Hp * Wp, Wp)
+    off = offsets(C, KH, KW, Hh * Wh, Wh, SH, SW)
+    length = wide_length(off, OH * Wh, 8, C * SH * SW * Hh * Wh)
+    xs, gs = _flat(x), _flat(gy)
+
+    def part(lo, hi):
+        return _tiled_conv2d_grad_weight(lo, hi, xs, C, H, W_in, gs, K, OH, OW, off, PH, PW, SH, SW, Wh, Hh * Wh,
+                                         length, KK)
     if gy.size * KK >= MIN_PARALLEL_MACS:
-        parts = parallel_map(lambda lo, hi: _tiled_conv2d_grad_weight(lo, hi, x, gy, off, PH, PW, Wp, Hp * Wp,
-                                                                      length, KK), N, partial_elements=K * KK)
-        gW = sum_parts(parts)
+        gW = sum_parts(parallel_map(part, N, partial_elements=K * KK))
     else:
-        gW = _tiled_conv2d_grad_weight(0, N, x, gy, off, PH, PW, Wp, Hp * Wp, length, KK)
+        gW = part(0, N)
     return gW.astype(np.float32).reshape(K, C, KH, KW)
 
 
 def tiled_conv2d_grad_input(gy, W, H, Wd, PH, PW):
-    """float32 input gradient of tiled_conv2d, for PH < KH and PW < KW: dY padded by KH-1-PH, KW-1-PW,
-    convolved with the filters flipped and their channels swapped -> gx (N, C, H, Wd)."""
+    """float32 input gradient of tiled_conv2d (stride 1), for PH < KH and PW < KW: dY padded by KH-1-PH,
+    KW-1-PW, convolved with the filters flipped and their channels swapped -> gx (N, C, H, Wd)."""
     KH, KW = W.shape[2:]
     flipped = np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
     return tiled_conv2d(gy, flipped, KH - 1 - PH, KW - 1 - PW)

@@ -147,7 +147,16 @@ def test_direct_on_an_empty_batch():
 @pytest.mark.parametrize("x_shape, W_shape, stride, padding, groups, expected, dtype", [
     ((2, 3, 8, 8), (4, 3, 3, 3), (1, 1), (1, 1), 1, "direct", "float64"),   # 12 channel pairs
     ((64, 1, 32, 32), (6, 1, 5, 5), (1, 1), (0, 0), 1, "direct", "float64"),  # LeNet-5's C1
-    ((2, 3, 8, 8), (4, 3, 3, 3), (2, 2), (1, 1), 1, None, "float32"),       # strided: functions/conv.py's own path
+    ((2, 3, 8, 8), (4, 3, 3, 3), (2, 2), (1, 1), 1, None, "float64"),       # strided: functions/conv.py's own path
+    ((2, 3, 8, 8), (4, 3, 3, 3), (2, 2), (1, 1), 1, "direct", "float32"),   # float32: the tiled kernel, any stride
+    ((128, 16, 32, 32), (32, 16, 3, 3), (2, 2), (1, 1), 1, "direct", "float32"),  # ResNet-20's strided layers
+    ((128, 32, 16, 16), (64, 32, 3, 3), (2, 2), (1, 1), 1, "direct", "float32"),
+    ((128, 64, 32, 32), (128, 64, 3, 3), (2, 2), (1, 1), 1, "direct", "float32"),  # ResNet-18's first strided
+    ((128, 128, 16, 16), (256, 128, 3, 3), (2, 2), (1, 1), 1, "chunks", "float32"),  # over 64 channels in
+    ((128, 64, 32, 32), (128, 64, 1, 1), (2, 2), (0, 0), 1, "chunks", "float32"),  # 1x1 projection: a GEMM
+    ((16, 3, 224, 224), (64, 3, 7, 7), (2, 2), (3, 3), 1, "direct", "float32"),   # ResNet-50's stem
+    ((128, 3, 32, 32), (64, 3, 3, 3), (1, 1), (1, 1), 1, "direct", "float32"),    # 3 channels in: any out
+    ((128, 5, 32, 32), (64, 5, 3, 3), (1, 1), (1, 1), 1, "chunks", "float32"),    # 5 in, 64 out, stride 1
     ((2, 4, 8, 8), (5, 4, 3, 3), (1, 1), (1, 1), 1, None, "float64"),       # 20 channel pairs: small, own path
     ((2, 4, 8, 8), (5, 4, 3, 3), (1, 1), (1, 1), 1, "direct", "float32"),   # float32: up to 32 channels each
     ((128, 3, 32, 32), (16, 3, 3, 3), (1, 1), (1, 1), 1, "chunks", "float64"),  # ResNet-20's first layer: 48 pairs

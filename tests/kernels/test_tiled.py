@@ -101,3 +101,58 @@ def test_two_threads_give_the_one_thread_results():
     np.testing.assert_array_equal(results[1][0], results[2][0])
     np.testing.assert_array_equal(results[1][1], results[2][1])
     np.testing.assert_allclose(results[1][2], results[2][2], rtol=1e-6)
+
+
+STRIDED = [   # (N, C, H, W), (K, KH, KW), (SH, SW), (PH, PW)
+    ((2, 16, 12, 12), (32, 3, 3), (2, 2), (1, 1)),     # ResNet-20's 16 -> 32, smaller
+    ((2, 3, 23, 23), (7, 11, 11), (4, 4), (0, 0)),     # AlexNet's first layer, smaller: phases the kernel skips
+    ((1, 3, 20, 18), (5, 7, 7), (2, 2), (3, 3)),       # ResNet-50's stem, smaller
+    ((2, 4, 9, 11), (6, 3, 5), (3, 2), (2, 1)),        # uneven strides, kernel and padding
+    ((2, 5, 7, 7), (4, 1, 1), (2, 2), (1, 1)),         # 1x1 with padding: three of four phases never read
+    ((1, 2, 5, 5), (3, 2, 2), (5, 5), (0, 0)),         # stride past the kernel: one output, pixels skipped
+    ((2, 3, 8, 8), (64, 3, 3), (1, 1), (1, 1)),        # stride 1, 64 output channels (a first layer)
+]
+
+
+@pytest.mark.parametrize("x_shape, kernel, stride, padding", STRIDED)
+def test_strided_forward_and_filter_gradient_match_the_float64_reference(x_shape, kernel, stride, padding):
+    rng = np.random.default_rng(3)
+    K, KH, KW = kernel
+    x = rng.standard_normal(x_shape).astype(F32)
+    W = rng.standard_normal((K, x_shape[1], KH, KW)).astype(F32)
+    y = kernels.direct_conv2d(x, W, *padding, *stride)
+    y_ref = ref.direct_conv2d(*_f64(x, W), *padding, *stride)
+    assert y.dtype == F32 and y.shape == y_ref.shape
+    assert _relative_error(y, y_ref) < 1e-6
+    gy = rng.standard_normal(y.shape).astype(F32)
+    gW = kernels.direct_conv2d_grad_weight(x, gy, KH, KW, *padding, *stride)
+    assert _relative_error(gW, ref.direct_conv2d_grad_weight(*_f64(x, gy), KH, KW, *padding, *stride)) < 1e-6
+
+
+def test_a_strided_layer_by_the_tiled_kernels_has_the_gradients_of_im2col():
+    # ResNet-20's 16 -> 32 stride-2 layer shape (smaller) takes "direct": gW tiled, gx by im2col's gemm_backward
+    # without its filter gradient; both against the float64 im2col path, and the 32 -> 64 layer (gW by GEMM).
+    from minidl.kernels import conv
+    rng = np.random.default_rng(4)
+    for C, K in ((16, 32), (32, 64)):
+        x = rng.standard_normal((3, C, 10, 10)).astype(F32)
+        W = rng.standard_normal((K, C, 3, 3)).astype(F32)
+        assert conv.choose(x, W, (2, 2), (1, 1), (1, 1), 1) == "direct"
+        y, algorithm = conv.conv2d_forward(x, W, (2, 2), (1, 1), (1, 1), 1)
+        gy = rng.standard_normal(y.shape).astype(F32)
+        gx, gW, gb = conv.conv2d_backward(x, W, gy, algorithm, (2, 2), (1, 1), (1, 1), 1)
+        x64, W64, gy64 = _f64(x, W, gy)
+        gx_ref, gW_ref, gb_ref = conv.gemm_backward(x64, W64, gy64, (2, 2), (1, 1), (1, 1), 1)
+        assert _relative_error(y, conv.gemm_forward(x64, W64, (2, 2), (1, 1), (1, 1), 1)) < 1e-6
+        assert _relative_error(gx, gx_ref) < 1e-6 and _relative_error(gW, gW_ref) < 1e-6
+        assert _relative_error(gb, gb_ref) < 1e-6
+        gx, gW, gb = conv.conv2d_backward(x, W, gy, algorithm, (2, 2), (1, 1), (1, 1), 1, need_gx=False, need_gb=False)
+        assert gx is None and gb is None and _relative_error(gW, gW_ref) < 1e-6
+
+
+def test_a_stride_needs_float32():
+    x, W = np.zeros((1, 2, 6, 6)), np.zeros((3, 2, 3, 3))
+    with pytest.raises(ValueError, match=r"direct_conv2d: a stride other than 1 needs float32 arrays .* float64"):
+        kernels.direct_conv2d(x, W, 1, 1, 2, 2)
+    with pytest.raises(ValueError, match=r"direct_conv2d_grad_weight: a stride other than 1 needs float32"):
+        kernels.direct_conv2d_grad_weight(x, np.zeros((1, 3, 3, 3)), 3, 3, 1, 1, 2, 2)
