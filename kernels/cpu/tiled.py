@@ -32,6 +32,9 @@ from minidl.kernels.threads import parallel_for, parallel_map, sum_parts
 # Convolutions of fewer multiply-adds run on the calling thread: the work is not in the arrays' sizes
 # (which threads.parallel_for would go by) but in C*KH*KW multiply-adds an output; a launch costs ~0.1 ms.
 MIN_PARALLEL_MACS = 2 ** 21
+# The filter gradient's float32 lanes sum about this many terms each before they are added into float64: a
+# group of images at a time where the planes are small (see _tiled_conv2d_grad_weight).
+LANE_TERMS = 128
 
 
 def planes(H, W, KH, KW, SH, SW, PH, PW):
@@ -123,19 +126,19 @@ def _copy_rows(src, s0, s_stride, dst, d0, d_stride, rows, width):
 
 
 @njit(cache=True, inline="always")
-def _copy_into_wide(xs, n, C, H, W, xf, PH, PW, SH, SW, Wh, plane):
-    # image n of xs (N, C, H, W, flat) into the flat wide image xf: padded pixel (h + PH, w + PW) of channel
-    # c at its phase plane (c, (h + PH) % SH, (w + PW) % SW), row (h + PH) // SH, column (w + PW) // SW. The
-    # rest of xf is left as it is (zeros, written once).
+def _copy_into_wide(xs, n, C, H, W, xf, base, PH, PW, SH, SW, Wh, plane):
+    # image n of xs (N, C, H, W, flat) into the flat wide image at xf[base:]: padded pixel (h + PH, w + PW)
+    # of channel c at its phase plane (c, (h + PH) % SH, (w + PW) % SW), row (h + PH) // SH, column
+    # (w + PW) // SW. The rest of xf is left as it is (zeros, written once).
     if SH == 1 and SW == 1:
         for c in range(C):
-            _copy_rows(xs, ((n * C + c) * H) * W, W, xf, c * plane + PH * Wh + PW, Wh, H, W)
+            _copy_rows(xs, ((n * C + c) * H) * W, W, xf, base + c * plane + PH * Wh + PW, Wh, H, W)
         return
     for c in range(C):
         for h in range(H):
             src = ((n * C + c) * H + h) * W
             hp = h + PH
-            row = (c * SH * SW + hp % SH * SW) * plane + hp // SH * Wh
+            row = base + (c * SH * SW + hp % SH * SW) * plane + hp // SH * Wh
             for q in range(SW):                 # the columns of phase q: every SW-th, from w0
                 w0 = (q - PW) % SW
                 d = row + q * plane + (w0 + PW) // SW
@@ -157,7 +160,7 @@ def _tiled_conv2d(lo, hi, xs, C, H, W, Wm, off, PH, PW, SH, SW, Wp, plane, lengt
     yw = np.empty(K * Qs, dtype=np.float32)      # the wide output, K rows of Qs
     Wf = Wm.ravel()
     for n in range(lo, hi):  # this thread's part of range(N)
-        _copy_into_wide(xs, n, C, H, W, xf, PH, PW, SH, SW, Wp, plane)
+        _copy_into_wide(xs, n, C, H, W, xf, 0, PH, PW, SH, SW, Wp, plane)
         for m0 in range(0, K, rows):
             r = min(rows, K - m0)
             # the tile's weight rows; past the last channel they repeat it (computed, not stored)
@@ -183,42 +186,46 @@ def _tiled_conv2d(lo, hi, xs, C, H, W, Wm, off, PH, PW, SH, SW, Wp, plane, lengt
 
 
 @njit(cache=True, fastmath=True, nogil=True)
-def _tiled_conv2d_grad_weight(lo, hi, xs, C, H, W, gs, K, OH, OW, off, PH, PW, SH, SW, Wp, plane, length, KK):
-    # The sums of gW (K, KK) over images lo:hi, in float64: one image at a time, x[n] and gy[n] copied into
-    # wide planes (gy's with zeros past OW, each row of Q8 = OH*Wp rounded up to 8), then every 4 x 3 tile
-    # of (k, weight) sums read from them, the image's sums in float32 lanes.
+def _tiled_conv2d_grad_weight(lo, hi, G, xs, C, H, W, gs, K, OH, OW, off, PH, PW, SH, SW, Wp, plane, length, KK):
+    # The sums of gW (K, KK) over images lo:hi, in float64: a group of G images at a time, each x[n] and
+    # gy[n] copied into wide planes (gy's with zeros past OW, each row of Q8 = OH*Wp rounded up to 8), then
+    # every 4 x 3 tile of (k, weight) sums read from them, the group's sums in float32 lanes (see
+    # images_per_group).
     Q8 = -(-(OH * Wp) // 8) * 8
     J = -(-KK // 3)
-    xf = np.zeros(length, dtype=np.float32)
-    gf = np.zeros(K * Q8, dtype=np.float32)
+    xf = np.zeros(G * length, dtype=np.float32)
+    gf = np.zeros(G * K * Q8, dtype=np.float32)
     s = np.zeros((-(-K // 4) * J, 4, 3), dtype=np.float64)
-    for n in range(lo, hi):  # this thread's part of range(N)
-        _copy_into_wide(xs, n, C, H, W, xf, PH, PW, SH, SW, Wp, plane)
-        _copy_into_wide(gs, n, K, OH, OW, gf, 0, 0, 1, 1, Wp, Q8)
+    for n0 in range(lo, hi, G):  # this thread's part of range(N), G images at a time
+        group = min(G, hi - n0)
+        for g in range(group):
+            _copy_into_wide(xs, n0 + g, C, H, W, xf, g * length, PH, PW, SH, SW, Wp, plane)
+            _copy_into_wide(gs, n0 + g, K, OH, OW, gf, g * K * Q8, 0, 0, 1, 1, Wp, Q8)
         for t in range(s.shape[0]):
             k0, j0 = (t // J) * 4, (t % J) * 3
             ks = min(4, K - k0)
             js = min(3, KK - j0)
-            g0 = k0 * Q8
-            g1 = g0 + Q8 * min(1, ks - 1)
-            g2 = g0 + Q8 * min(2, ks - 1)
-            g3 = g0 + Q8 * min(3, ks - 1)
-            o0 = at(off, j0)
-            o1 = at(off, j0 + min(1, js - 1))
-            o2 = at(off, j0 + min(2, js - 1))
             c00 = c01 = c02 = c10 = c11 = c12 = c20 = c21 = c22 = c30 = c31 = c32 = vzero()
-            for q in range(0, Q8, 8):
-                b0 = vload(xf, o0 + q)
-                b1 = vload(xf, o1 + q)
-                b2 = vload(xf, o2 + q)
-                a = vload(gf, g0 + q)
-                c00, c01, c02 = vfma(a, b0, c00), vfma(a, b1, c01), vfma(a, b2, c02)
-                a = vload(gf, g1 + q)
-                c10, c11, c12 = vfma(a, b0, c10), vfma(a, b1, c11), vfma(a, b2, c12)
-                a = vload(gf, g2 + q)
-                c20, c21, c22 = vfma(a, b0, c20), vfma(a, b1, c21), vfma(a, b2, c22)
-                a = vload(gf, g3 + q)
-                c30, c31, c32 = vfma(a, b0, c30), vfma(a, b1, c31), vfma(a, b2, c32)
+            for g in range(group):
+                g0 = g * K * Q8 + k0 * Q8
+                g1 = g0 + Q8 * min(1, ks - 1)
+                g2 = g0 + Q8 * min(2, ks - 1)
+                g3 = g0 + Q8 * min(3, ks - 1)
+                o0 = g * length + at(off, j0)
+                o1 = g * length + at(off, j0 + min(1, js - 1))
+                o2 = g * length + at(off, j0 + min(2, js - 1))
+                for q in range(0, Q8, 8):
+                    b0 = vload(xf, o0 + q)
+                    b1 = vload(xf, o1 + q)
+                    b2 = vload(xf, o2 + q)
+                    a = vload(gf, g0 + q)
+                    c00, c01, c02 = vfma(a, b0, c00), vfma(a, b1, c01), vfma(a, b2, c02)
+                    a = vload(gf, g1 + q)
+                    c10, c11, c12 = vfma(a, b0, c10), vfma(a, b1, c11), vfma(a, b2, c12)
+                    a = vload(gf, g2 + q)
+                    c20, c21, c22 = vfma(a, b0, c20), vfma(a, b1, c21), vfma(a, b2, c22)
+                    a = vload(gf, g3 + q)
+                    c30, c31, c32 = vfma(a, b0, c30), vfma(a, b1, c31), vfma(a, b2, c32)
             c = (c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32)
             for i in range(12):
                 s[t, i // 3, i % 3] += vsum(c[i])
@@ -229,6 +236,14 @@ def _tiled_conv2d_grad_weight(lo, hi, xs, C, H, W, gs, K, OH, OW, off, PH, PW, S
             for b in range(min(3, KK - j0)):
                 gW[k0 + a, j0 + b] = s[t, a, b]
     return gW
+
+
+def images_per_group(Q):
+    """How many images the filter gradient sums in float32 lanes before adding into float64: each lane then
+    sums about LANE_TERMS terms (one image of Q wide outputs, Q / 8 a lane, at least). Small planes take
+    several: LeNet-5's C3 (Q = 140) 7, ResNet-20's 32-channel layers (288) 3, its 16-channel ones 1; the
+    twelve sums' reduction after C3's 18 steps of one image had taken as long as the steps."""
+    return max(1, LANE_TERMS // max(1, -(-Q // 8)))
 
 
 def _flat(a):
@@ -265,14 +280,15 @@ def tiled_conv2d_grad_weight(x, gy, KH, KW, PH, PW, SH=1, SW=1):
     off = offsets(C, KH, KW, Hh * Wh, Wh, SH, SW)
     length = wide_length(off, OH * Wh, 8, C * SH * SW * Hh * Wh)
     xs, gs = _flat(x), _flat(gy)
+    G = images_per_group(OH * Wh)
 
-    def part(lo, hi):
-        return _tiled_conv2d_grad_weight(lo, hi, xs, C, H, W_in, gs, K, OH, OW, off, PH, PW, SH, SW, Wh, Hh * Wh,
-                                         length, KK)
+    def part(lo, hi):   # groups lo:hi: the groups do not depend on the thread count, nor do their sums
+        return _tiled_conv2d_grad_weight(lo * G, min(hi * G, N), G, xs, C, H, W_in, gs, K, OH, OW, off, PH, PW,
+                                         SH, SW, Wh, Hh * Wh, length, KK)
     if gy.size * KK >= MIN_PARALLEL_MACS:
-        gW = sum_parts(parallel_map(part, N, partial_elements=K * KK))
+        gW = sum_parts(parallel_map(part, -(-N // G), partial_elements=K * KK))
     else:
-        gW = part(0, N)
+        gW = part(0, -(-N // G))
     return gW.astype(np.float32).reshape(K, C, KH, KW)
 
 
