@@ -1,4 +1,4 @@
-"""Register-tiled direct convolution in float32 (stride 1, no dilation, one group), and its filter gradient.
+"""Register-tiled direct convolution in float32 (any stride, no dilation, one group), and its filter gradient.
 
 The layers with few channels (LeNet-5's C1 and C3, ResNet-20's 16-channel stage) make im2col + GEMM a
 thin product, 6 or 16 rows by 25-150 deep, that BLAS runs at 40-50 GFLOP/s on this machine after an
@@ -18,10 +18,18 @@ The image is read "wide", as in ``kernels/cpu/direct.py``: each padded plane (Hp
 q + c*Hp*Wp + i*Wp + j: consecutive q are consecutive inputs. The KW - 1 columns past OW of
 each output row are computed and dropped (the wide flat output is cropped).
 
+With a stride the padded plane is first split into SH*SW phase planes of Hh x Wh (Hh = ceil(Hp / SH)):
+padded pixel (h, w) goes to phase (h % SH, w % SW), row h // SH, column w // SW. Output (oh, ow) reads
+padded pixel (oh*SH + i, ow*SW + j), which is row oh + i // SH, column ow + j // SW of phase (i % SH,
+j % SW): the same walk over the phase planes, with q = oh*Wh + ow and the offsets of ``offsets``. Every
+multiply-add is one the convolution needs (a space-to-depth rewrite into a stride-1 convolution would pad
+a 3x3 stride-2 kernel to 2x2 on 4C channels, 16 taps for 9).
+
 The filter gradient is the same walk with the roles turned: dW[k, c, i, j] = sum over n and q of
-dY[n, k, q] x[n, c, i*Wp + j + q] (dY wide, with zeros past OW), a 4 x 3 tile of (k, offset) sums in
-registers, 8 q at a time. The input gradient is this forward on dY padded by KH-1-PH, KW-1-PW with the
-filters flipped and their channels swapped (``kernels.conv``). Measured: benchmarks/README.md.
+dY[n, k, q] x[n, c, off(c, i, j) + q] (dY wide, with zeros past OW), a 4 x 3 tile of (k, offset) sums in
+registers, 8 q at a time, over a group of images (``images_per_group``). The input gradient (stride 1) is
+this forward on dY padded by KH-1-PH, KW-1-PW with the filters flipped and their channels swapped
+(``kernels.conv``; with a stride it is im2col's). Measured: benchmarks/README.md.
 """
 import numpy as np
 from numba import njit
