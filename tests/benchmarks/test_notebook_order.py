@@ -42,3 +42,20 @@ def test_one_configuration_runs_and_writes_json(tmp_path, capsys):
     assert run["thread_policy"] == {"blas_threads": 1, "num_threads": 1}
     assert len(run["models"]["lenet5"]["minidl_s"]) == 2 and saved["summary"][0]["lenet5"]["ratio"] > 0
     assert "| notebook | 1 | auto | lenet5/64 |" in capsys.readouterr().out
+
+
+def test_inference_passes_are_timed_with_infer(tmp_path, capsys):
+    pytest.importorskip("torch")
+    out = tmp_path / "nb.json"
+    notebook_order.main(["--quick", "--infer", "--rounds", "2", "--repeat", "1", "--configs", "minidl-first:1:auto",
+                         "--out", str(out)])
+    run, = json.loads(out.read_text())["runs"]
+    assert "error" not in run, run
+    assert run["spec"]["task"] == "infer" and len(run["models"]["lenet5"]["torch_s"]) == 2
+    assert "| minidl ms/pass | torch ms/pass |" in capsys.readouterr().out
+
+
+def test_the_table_names_what_was_timed():
+    rows = notebook_order.table([fake("notebook", 1, [0.01], [0.02])], "infer").splitlines()
+    assert "ms/pass" in rows[0] and "ms/step" not in rows[0]
+    assert "ms/step" in notebook_order.table([fake("notebook", 1, [0.01], [0.02])]).splitlines()[0]
