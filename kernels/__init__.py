@@ -244,8 +244,8 @@ KERNELS = ("im2col", "col2im", "max_pool2d_forward", "max_pool2d_backward", "avg
 GEMM_LAYOUT_KERNELS = ("im2col_gemm", "col2im_gemm")
 # Depthwise convolution with stride 1: CPU kernels; kernels.conv asks has_kernel(), else runs the grouped GEMM.
 DEPTHWISE_KERNELS = ("depthwise_conv2d", "depthwise_conv2d_grad_weight")
-# Direct convolution, stride 1, one group, for layers with few channels: CPU kernels (kernels/conv.py asks
-# has_kernel(), else runs im2col + GEMM).
+# Direct convolution, one group, for layers with few channels (stride 1; in float32 also strided layers and
+# first layers, register-tiled): CPU kernels (kernels/conv.py asks has_kernel(), else runs im2col + GEMM).
 DIRECT_KERNELS = ("direct_conv2d", "direct_conv2d_grad_input", "direct_conv2d_grad_weight")
 # tanh, ReLU and their gradients: CPU kernels (float32 tanh by a rational function, NumPy's is ~5x slower
 # here; ReLU by selects, 2.5-6x NumPy's maximum and mask product); minidl.functions' tanh and relu ask
