@@ -118,10 +118,11 @@ def _tile_6x16(xf, Wf, off, KK, w0, w1, w2, w3, w4, w5, q0):
     return c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _copy_rows(src, s0, s_stride, dst, d0, d_stride, rows, width):
     """dst[d0 + r*d_stride:][:width] = src[s0 + r*s_stride:][:width] for r < rows, eight lanes at a time (1-D
-    float32 arrays; an element loop with Numba's index wraparound took a third of a 16-channel layer)."""
+    float32 arrays; an element loop with Numba's index wraparound took a third of a 16-channel layer). Not
+    inlined by Numba: its four inlined copies made the kernels compile 1.5-2x slower, and ran no faster."""
     for r in range(rows):
         s, d = s0 + r * s_stride, d0 + r * d_stride
         w = 0
