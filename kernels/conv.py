@@ -206,23 +206,21 @@ def conv2d_backward(x, W, gy, algorithm, stride, padding, dilation, groups, need
 
 
 def direct_backward(x, W, gy, stride, padding, need_gx=True):
-    """(gx or None, gW) of kernels.direct_conv2d: both by the direct kernels where _direct_both_ways; else
-    gW by them with at most DIRECT_GRAD_WEIGHT_MAX_CHANNELS input channels, and gx by them at stride 1, by
-    im2col's gemm_backward with a stride (see DIRECT_STRIDED_MAX_CHANNELS)."""
+    """(gx or None, gW) of kernels.direct_conv2d. Stride 1 (_direct_both_ways, or a first layer of at most
+    DIRECT_GRAD_WEIGHT_MAX_CHANNELS input channels): both by the direct kernels. With a stride: gW by them
+    with at most DIRECT_GRAD_WEIGHT_MAX_CHANNELS input channels, gx by im2col's gemm_backward (with more
+    input channels both by gemm_backward; see DIRECT_STRIDED_MAX_CHANNELS)."""
     KH, KW = W.shape[2:]
-    unit = tuple(stride) == (1, 1)
-    if _direct_both_ways(x, W, stride) or (unit and x.shape[1] <= DIRECT_GRAD_WEIGHT_MAX_CHANNELS):
+    few = x.shape[1] <= DIRECT_GRAD_WEIGHT_MAX_CHANNELS
+    if tuple(stride) == (1, 1) and (few or _direct_both_ways(x, W, stride)):
         gx = kernels.direct_conv2d_grad_input(gy, W, *x.shape[2:], *padding) if need_gx else None
         return gx, kernels.direct_conv2d_grad_weight(x, gy, KH, KW, *padding)
-    if x.shape[1] > DIRECT_GRAD_WEIGHT_MAX_CHANNELS:
+    if not few:
         gx, gW, _ = gemm_backward(x, W, gy, stride, padding, (1, 1), 1, need_gx, need_gb=False)
         return gx, gW
     gW = kernels.direct_conv2d_grad_weight(x, gy, KH, KW, *padding, *stride)
-    if not need_gx:
-        return None, gW
-    if unit:
-        return kernels.direct_conv2d_grad_input(gy, W, *x.shape[2:], *padding), gW
-    return gemm_backward(x, W, gy, stride, padding, (1, 1), 1, need_gb=False, need_gw=False)[0], gW
+    gx = gemm_backward(x, W, gy, stride, padding, (1, 1), 1, need_gb=False, need_gw=False)[0] if need_gx else None
+    return gx, gW
 
 
 def depthwise_backward(x, W, gy, padding, need_gx=True):

@@ -280,8 +280,8 @@ def tiled_conv2d(x, W, PH, PW, SH=1, SW=1):
 
 def tiled_conv2d_grad_weight(x, gy, KH, KW, PH, PW, SH=1, SW=1):
     """float32 filter gradient of tiled_conv2d: x (N, C, H, W), gy (N, K, OH, OW) -> gW (K, C, KH, KW). The
-    images are cut into parts, one set of float64 sums a part, added in the parts' order (an empty batch is
-    one part, of zero sums)."""
+    batch is cut into groups of images (images_per_group), the groups into parts, one set of float64 sums a
+    part, added in the parts' order (an empty batch is one part, of zero sums)."""
     N, C, H, W_in = x.shape
     K = gy.shape[1]
     OH, OW, Hh, Wh = planes(H, W_in, KH, KW, SH, SW, PH, PW)

@@ -129,25 +129,26 @@ def test_strided_forward_and_filter_gradient_match_the_float64_reference(x_shape
     assert _relative_error(gW, ref.direct_conv2d_grad_weight(*_f64(x, gy), KH, KW, *padding, *stride)) < 1e-6
 
 
-def test_a_strided_layer_by_the_tiled_kernels_has_the_gradients_of_im2col():
-    # ResNet-20's 16 -> 32 stride-2 layer shape (smaller) takes "direct": gW tiled, gx by im2col's gemm_backward
-    # without its filter gradient; both against the float64 im2col path, and the 32 -> 64 layer (gW by GEMM).
+@pytest.mark.parametrize("C, K, stride", [(16, 32, (2, 2)), (32, 64, (2, 2)), (3, 40, (1, 1))])
+def test_a_layer_by_the_tiled_kernels_has_the_gradients_of_im2col(C, K, stride):
+    # "direct" beyond the few-channel stride-1 layers, each backward branch: ResNet-20's 16 -> 32 stride-2
+    # layer (smaller: gW tiled, gx by im2col's gemm_backward without its filter gradient), its 32 -> 64 (both by
+    # gemm_backward), a first layer of 3 -> 40 channels at stride 1 (both tiled); against the float64 im2col path.
     from minidl.kernels import conv
     rng = np.random.default_rng(4)
-    for C, K in ((16, 32), (32, 64)):
-        x = rng.standard_normal((3, C, 10, 10)).astype(F32)
-        W = rng.standard_normal((K, C, 3, 3)).astype(F32)
-        assert conv.choose(x, W, (2, 2), (1, 1), (1, 1), 1) == "direct"
-        y, algorithm = conv.conv2d_forward(x, W, (2, 2), (1, 1), (1, 1), 1)
-        gy = rng.standard_normal(y.shape).astype(F32)
-        gx, gW, gb = conv.conv2d_backward(x, W, gy, algorithm, (2, 2), (1, 1), (1, 1), 1)
-        x64, W64, gy64 = _f64(x, W, gy)
-        gx_ref, gW_ref, gb_ref = conv.gemm_backward(x64, W64, gy64, (2, 2), (1, 1), (1, 1), 1)
-        assert _relative_error(y, conv.gemm_forward(x64, W64, (2, 2), (1, 1), (1, 1), 1)) < 1e-6
-        assert _relative_error(gx, gx_ref) < 1e-6 and _relative_error(gW, gW_ref) < 1e-6
-        assert _relative_error(gb, gb_ref) < 1e-6
-        gx, gW, gb = conv.conv2d_backward(x, W, gy, algorithm, (2, 2), (1, 1), (1, 1), 1, need_gx=False, need_gb=False)
-        assert gx is None and gb is None and _relative_error(gW, gW_ref) < 1e-6
+    x = rng.standard_normal((3, C, 10, 10)).astype(F32)
+    W = rng.standard_normal((K, C, 3, 3)).astype(F32)
+    assert conv.choose(x, W, stride, (1, 1), (1, 1), 1) == "direct"
+    y, algorithm = conv.conv2d_forward(x, W, stride, (1, 1), (1, 1), 1)
+    gy = rng.standard_normal(y.shape).astype(F32)
+    gx, gW, gb = conv.conv2d_backward(x, W, gy, algorithm, stride, (1, 1), (1, 1), 1)
+    x64, W64, gy64 = _f64(x, W, gy)
+    gx_ref, gW_ref, gb_ref = conv.gemm_backward(x64, W64, gy64, stride, (1, 1), (1, 1), 1)
+    assert _relative_error(y, conv.gemm_forward(x64, W64, stride, (1, 1), (1, 1), 1)) < 1e-6
+    assert _relative_error(gx, gx_ref) < 1e-6 and _relative_error(gW, gW_ref) < 1e-6
+    assert _relative_error(gb, gb_ref) < 1e-6
+    gx, gW, gb = conv.conv2d_backward(x, W, gy, algorithm, stride, (1, 1), (1, 1), 1, need_gx=False, need_gb=False)
+    assert gx is None and gb is None and _relative_error(gW, gW_ref) < 1e-6
 
 
 def test_a_stride_needs_float32():
