@@ -28,7 +28,8 @@ single item, runs on the calling thread alone, and work is cut finer than one pa
 :data:`FINE_WORK` elements. The pool is one per process, used by one launch at a time: a second Python
 thread that launches while it is busy runs every part of its kernel on its own thread, in order, and so
 does a kernel launched from inside a part. After ``fork`` the child starts a pool of its own when it first
-needs one.
+needs one. :func:`beside` runs two independent pieces of work at once, one on a pool thread: a small
+layer's two gradients, each about a launch long, whose halves would each pay a launch.
 """
 import itertools
 import os
@@ -38,7 +39,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "parallel_map", "map_chunks", "sum_parts",
+__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "parallel_map", "beside", "map_chunks", "sum_parts",
            "batch_chunks", "elementwise", "matmul", "MIN_WORK", "MIN_ELEMENTWISE", "MIN_GEMM_FLOPS", "FINE_WORK",
            "PARTS_PER_THREAD", "PARTIAL_SUM_ELEMENTS", "THREAD_VARIABLES"]
 
@@ -206,15 +207,34 @@ def _bounds(total, parts):
     return [total * i // parts for i in range(parts + 1)]
 
 
+class _Local(threading.local):
+    serial = False      # this thread runs every part of its launches itself, in order (beside's side job)
+    owner = False       # this thread holds the pool for beside: its launches use the pool without the lock
+
+
+_local = _Local()
+
+
+def _get_pool():
+    global _pool
+    if _pool is None:
+        _pool = _Pool()
+    return _pool
+
+
 def _launch(kernel, bounds, args):
     """Every part of ``bounds`` on this thread and the pool's; all on this thread, in order, if the pool is
     busy (another Python thread's launch, or this is a launch from inside a part): the same parts either way,
     so the same results."""
-    global _pool
-    pool = _pool
-    if pool is None:
-        pool = _pool = _Pool()
-    if not pool.lock.acquire(blocking=False):
+    pool = _get_pool()
+    if _local.owner:            # beside()'s calling thread: the pool is held for it
+        _local.owner = False    # (a launch from inside one of these parts runs serially)
+        try:
+            pool.run(kernel, bounds, args, get_num_threads() - 1)
+        finally:
+            _local.owner = True
+        return
+    if _local.serial or not pool.lock.acquire(blocking=False):
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             kernel(lo, hi, *args)
         return
@@ -222,6 +242,47 @@ def _launch(kernel, bounds, args):
         pool.run(kernel, bounds, args, get_num_threads() - 1)
     finally:
         pool.lock.release()
+
+
+def beside(main, side):
+    """``(main(), side())``, with ``side`` run on a pool thread while ``main`` runs on this one.
+
+    For two independent pieces of work of about a launch's length each (a small convolution's input and
+    filter gradients): one launch for both, instead of one for each half of each. ``side`` runs every part
+    of its kernels on its own thread, in order; ``main``'s kernels are split as usual, and the pool thread
+    claims what is left of them once ``side`` is done. The parts are the same as ever, so are the results.
+    With one thread, or the pool busy (another Python thread's launch, a call from inside a part), both run
+    here, ``main`` first.
+    """
+    pool = _get_pool()
+    if get_num_threads() <= 1 or _local.serial or _local.owner or not pool.lock.acquire(blocking=False):
+        return main(), side()
+    try:
+        pool.grow(1)
+        result, done = [None, None], threading.Event()
+
+        def job():
+            _local.serial = True
+            try:
+                result[1] = (True, side())
+            except BaseException as error:      # raised on the calling thread
+                result[1] = (False, error)
+            finally:
+                _local.serial = False
+                done.set()
+        pool.inboxes[0].put(job)
+        _local.owner = True
+        try:
+            result[0] = main()
+        finally:
+            _local.owner = False
+            done.wait()
+    finally:
+        pool.lock.release()
+    ok, value = result[1]
+    if not ok:
+        raise value
+    return result[0], value
 
 
 def parallel_for(kernel, total, *args, min_work=None):

@@ -148,14 +148,15 @@ def _traverse(roots, root_grads, retain_graph, create_graph, inputs):
         send(root, root_grad)
     while heap:
         _, _, func = heapq.heappop(heap)
-        if func.inputs is None:
+        inputs = func.inputs     # a list built on each read (stand-ins for freed outputs): read it once
+        if inputs is None:
             raise RuntimeError(
                 f"backward: the graph through {func.name} was already freed by an earlier backward(); "
                 "call backward(retain_graph=True) the first time to backpropagate twice")
         func.check_versions()
-        outputs = [func.output(i, create=False) for i in range(len(func.outputs))]
         gys = []
-        for i, out in enumerate(outputs):
+        for i in range(len(func.outputs)):
+            out = func.output(i, create=False)
             entry = grads.pop(id(out), None) if out is not None else None
             gy = entry[1] if entry is not None else None
             if gy is None:
@@ -166,10 +167,10 @@ def _traverse(roots, root_grads, retain_graph, create_graph, inputs):
         gxs = func.backward_graph(*gys) if create_graph else func.backward(*gys)
         if not isinstance(gxs, tuple):
             gxs = (gxs,)
-        if len(gxs) != len(func.inputs):
+        if len(gxs) != len(inputs):
             which = "backward_graph" if create_graph else "backward"
-            raise RuntimeError(f"{func.name}.{which} returned {len(gxs)} gradients for {len(func.inputs)} inputs")
-        for x, gx in zip(func.inputs, gxs):
+            raise RuntimeError(f"{func.name}.{which} returned {len(gxs)} gradients for {len(inputs)} inputs")
+        for x, gx in zip(inputs, gxs):
             if gx is None or not x.requires_grad:
                 continue
             if gx.shape != x.shape:

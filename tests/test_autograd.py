@@ -179,7 +179,9 @@ def test_relu_and_add_do_not_keep_the_tensors_they_read():
     assert h_ref() is None and array_ref() is None
     relu = y.creator.inputs[0].creator
     assert relu.inputs[0] is y.creator.inputs[1]              # one stand-in for the freed output, shared
-    assert relu.inputs[0].data.strides == (0, 0)              # no memory behind it
+    standin = relu.inputs[0].data
+    assert standin.strides == (0, 0) and standin.shape == (2, 3) and standin.dtype == x.dtype  # no memory behind it
+    assert not standin.any() and not standin.flags.writeable
     y.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), 2 * ((x.numpy() > 0) + 1.0))
 

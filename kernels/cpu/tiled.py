@@ -31,6 +31,8 @@ registers, 8 q at a time, over a group of images (``images_per_group``). The inp
 this forward on dY padded by KH-1-PH, KW-1-PW with the filters flipped and their channels swapped
 (``kernels.conv``; with a stride it is im2col's). Measured: benchmarks/README.md.
 """
+import functools
+
 import numpy as np
 from numba import njit
 
@@ -64,6 +66,16 @@ def wide_length(off, Q, step, planes):
     and every read of the last tile (up to Q rounded up to ``step`` past the largest offset), in zeros past
     the last plane."""
     return max(planes, (int(off.max()) if off.size else 0) + -(-Q // step) * step)
+
+
+@functools.lru_cache(maxsize=256)
+def layout(C, H, W, KH, KW, SH, SW, PH, PW, step):
+    """(OH, OW, Hh, Wh, off, length) of a layer (planes, offsets, wide_length), kept for the next call with the
+    same arguments: building them took ~0.1 ms, a tenth of a small layer. ``off`` is shared, so never written
+    to (not flagged read-only: Numba would compile the kernels again for read-only arrays)."""
+    OH, OW, Hh, Wh = planes(H, W, KH, KW, SH, SW, PH, PW)
+    off = offsets(C, KH, KW, Hh * Wh, Wh, SH, SW)
+    return OH, OW, Hh, Wh, off, wide_length(off, OH * Wh, step, C * SH * SW * Hh * Wh)
 
 
 @njit(cache=True, inline="always")
@@ -264,13 +276,11 @@ def tiled_conv2d(x, W, PH, PW, SH=1, SW=1):
     """float32 direct convolution: x (N, C, H, W), W (K, C, KH, KW) -> y (N, K, OH, OW), stride SH, SW."""
     N, C, H, W_in = x.shape
     K, _, KH, KW = W.shape
-    OH, OW, Hh, Wh = planes(H, W_in, KH, KW, SH, SW, PH, PW)
-    y = np.empty((N, K, OH, OW), dtype=np.float32)
     # Tiles of 4 channels x 24 outputs (twelve accumulators, three loads and a broadcast: all 16 registers),
     # or of 6 x 16 where fewer rows go to waste (6 channels: 8 rows of 4-channel tiles for 6)
     rows = 6 if -(-K // 6) * 6 < -(-K // 4) * 4 else 4
-    off = offsets(C, KH, KW, Hh * Wh, Wh, SH, SW)
-    length = wide_length(off, OH * Wh, 24 if rows == 4 else 16, C * SH * SW * Hh * Wh)
+    OH, OW, Hh, Wh, off, length = layout(C, H, W_in, KH, KW, SH, SW, PH, PW, 24 if rows == 4 else 16)
+    y = np.empty((N, K, OH, OW), dtype=np.float32)
     parallel_for(_tiled_conv2d, N, _flat(x), C, H, W_in,
                  np.ascontiguousarray(W, dtype=np.float32).reshape(K, C * KH * KW), off, PH, PW, SH, SW, Wh,
                  Hh * Wh, length, rows, y.reshape(-1), OH, OW,
@@ -284,10 +294,8 @@ def tiled_conv2d_grad_weight(x, gy, KH, KW, PH, PW, SH=1, SW=1):
     part, added in the parts' order (an empty batch is one part, of zero sums)."""
     N, C, H, W_in = x.shape
     K = gy.shape[1]
-    OH, OW, Hh, Wh = planes(H, W_in, KH, KW, SH, SW, PH, PW)
+    OH, OW, Hh, Wh, off, length = layout(C, H, W_in, KH, KW, SH, SW, PH, PW, 8)
     KK = C * KH * KW
-    off = offsets(C, KH, KW, Hh * Wh, Wh, SH, SW)
-    length = wide_length(off, OH * Wh, 8, C * SH * SW * Hh * Wh)
     xs, gs = _flat(x), _flat(gy)
     G = images_per_group(OH * Wh)
 

@@ -136,6 +136,51 @@ def test_direct_matches_the_definition(x_shape, W_shape, padding):
     assert_stride1_algorithm_matches_the_definition("direct", x, W, padding, 1)
 
 
+@pytest.mark.parametrize("x_shape, W_shape", [
+    ((3, 16, 5, 5), (7, 16, 5, 5)),                  # LeNet-5's C5, smaller
+    ((2, 3, 1, 1), (4, 3, 1, 1)),                    # 1x1 on 1x1 maps
+    ((2, 2, 3, 4), (5, 2, 3, 4)),                    # an uneven window
+])
+def test_dense_matches_the_definition(x_shape, W_shape):
+    x, W = layer(np.random.default_rng(8), x_shape, W_shape)
+    assert_stride1_algorithm_matches_the_definition("dense", x, W, (0, 0), 1)
+
+
+def test_dense_with_a_stride_and_in_float32():
+    """The stride does not matter with one output pixel; float32 matches the float64 definition."""
+    x, W = layer(np.random.default_rng(9), (4, 6, 5, 5), (3, 6, 5, 5))
+    gy = np.random.default_rng(10).standard_normal((4, 3, 1, 1))
+    y_ref, gx_ref, gW_ref, gb_ref = reference_conv(x, W, gy, (1, 1), (0, 0), (1, 1), 1)
+    x32, W32, gy32 = x.astype(np.float32), W.astype(np.float32), gy.astype(np.float32)
+    y, algorithm = conv.conv2d_forward(x32, W32, (3, 2), (0, 0), (1, 1), 1)
+    assert algorithm == "dense" and y.shape == (4, 3, 1, 1) and y.dtype == np.float32
+    np.testing.assert_allclose(y, y_ref, rtol=1e-4, atol=1e-4)
+    gx, gW, gb = conv.conv2d_backward(x32, W32, gy32, algorithm, (3, 2), (0, 0), (1, 1), 1)
+    for got, want in ((gx, gx_ref), (gW, gW_ref), (gb, gb_ref)):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_dense_on_an_empty_batch():
+    x, W = np.zeros((0, 4, 3, 3), np.float32), np.ones((5, 4, 3, 3), np.float32)
+    y, algorithm = conv.conv2d_forward(x, W, (1, 1), (0, 0), (1, 1), 1)
+    assert algorithm == "dense" and y.shape == (0, 5, 1, 1)
+    gx, gW, gb = conv.conv2d_backward(x, W, y, algorithm, (1, 1), (0, 0), (1, 1), 1)
+    assert gx.shape == x.shape and not gW.any() and gW.shape == W.shape and gb.tolist() == [0.0] * 5
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 5, 6), (1, 1, 1, 1), (0, 3, 4, 4), (2, 3, 0, 4), (64, 16, 10, 10)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_channel_sums_are_the_sums_over_images_and_pixels(shape, dtype):
+    gy = np.random.default_rng(11).standard_normal(shape).astype(dtype)
+    got = conv.channel_sums(gy)
+    assert got.dtype == dtype and got.shape == (shape[1],)
+    np.testing.assert_allclose(got, gy.astype(np.float64).sum(axis=(0, 2, 3)), rtol=1e-5 if dtype == np.float32
+                               else 1e-12, atol=1e-4 if dtype == np.float32 else 1e-12)
+    strided = np.random.default_rng(12).standard_normal((3, 4, 6, 6)).astype(dtype)[:, :, ::2]  # not contiguous
+    np.testing.assert_allclose(conv.channel_sums(strided), strided.sum(axis=(0, 2, 3)), rtol=1e-6)
+
+
 def test_direct_on_an_empty_batch():
     x, W = np.zeros((0, 1, 8, 8)), np.ones((6, 1, 5, 5))
     y, algorithm = conv.conv2d_forward(x, W, (1, 1), (0, 0), (1, 1), 1)
@@ -163,7 +208,11 @@ def test_direct_on_an_empty_batch():
     ((128, 3, 32, 32), (16, 3, 3, 3), (1, 1), (1, 1), 1, "direct", "float32"),
     ((64, 6, 14, 14), (16, 6, 5, 5), (1, 1), (0, 0), 1, "chunks", "float64"),   # LeNet C3 at batch 64: 1.9M columns
     ((64, 6, 14, 14), (16, 6, 5, 5), (1, 1), (0, 0), 1, "direct", "float32"),
-    ((64, 16, 5, 5), (120, 16, 5, 5), (1, 1), (0, 0), 1, None, "float32"),  # LeNet C5: 25,600 columns, kept
+    ((64, 16, 5, 5), (120, 16, 5, 5), (1, 1), (0, 0), 1, "dense", "float32"),  # LeNet C5: a window of the whole input
+    ((64, 16, 5, 5), (120, 16, 5, 5), (2, 2), (0, 0), 1, "dense", "float64"),  # any stride, any dtype
+    ((64, 16, 5, 5), (120, 16, 5, 5), (1, 1), (1, 1), 1, None, "float32"),     # padded: 3x3 outputs
+    ((64, 16, 5, 5), (120, 8, 5, 5), (1, 1), (0, 0), 2, None, "float32"),      # grouped: not dense
+    ((4, 8, 1, 1), (5, 8, 1, 1), (1, 1), (0, 0), 1, "dense", "float32"),       # 1x1 on 1x1 maps
     ((2, 8, 6, 6), (5, 8, 1, 1), (1, 1), (0, 0), 1, "chunks", "float32"),   # 1x1: no im2col, any size
     ((8, 32, 20, 20), (32, 1, 3, 3), (1, 1), (1, 1), 32, "depthwise", "float32"),
     ((32, 32, 20, 20), (32, 1, 3, 3), (2, 2), (1, 1), 32, "chunks", "float32"),  # strided depthwise: grouped GEMM
@@ -182,6 +231,6 @@ def test_which_algorithm(monkeypatch, x_shape, W_shape, stride, padding, groups,
 
 def test_an_unknown_algorithm_is_named():
     x, W = layer(np.random.default_rng(6), (1, 2, 4, 4), (2, 2, 3, 3))
-    with pytest.raises(ValueError, match="conv2d_backward: algorithm must be 'winograd', 'depthwise', 'direct' "
-                                         "or 'chunks', got 'fft'"):
+    with pytest.raises(ValueError, match="conv2d_backward: algorithm must be 'dense', 'winograd', 'depthwise', "
+                                         "'direct' or 'chunks', got 'fft'"):
         conv.conv2d_backward(x, W, x, "fft", (1, 1), (1, 1), (1, 1), 1)

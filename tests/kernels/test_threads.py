@@ -320,3 +320,79 @@ def test_relu_and_add_on_split_threads_match_one_thread(split_everything):
     y.backward(minidl.tensor(np.ones(y.shape)))
     np.testing.assert_array_equal(y.numpy(), np.maximum(x.numpy(), 0) + x.numpy())
     np.testing.assert_array_equal(x.grad.numpy(), (x.numpy() > 0) + 1.0)
+
+
+def test_beside_runs_the_side_work_on_a_pool_thread_at_once_with_the_main_work(split_everything):
+    """Each waits for the other: it passes only if both run at the same time, on two threads."""
+    barrier = threading.Barrier(2, timeout=20)
+
+    def work(name):
+        barrier.wait()
+        return name, threading.get_ident()
+
+    (main, main_thread), (side, side_thread) = threads.beside(lambda: work("main"), lambda: work("side"))
+    assert (main, side) == ("main", "side")
+    assert main_thread == threading.get_ident() and side_thread != main_thread
+
+
+def test_beside_runs_both_here_in_order_with_one_thread_or_from_inside_a_part(split_everything, monkeypatch):
+    order = []
+
+    def work(name):
+        order.append((name, threading.get_ident()))
+        return name
+
+    def kernel(lo, hi, _):          # the pool is busy with this launch: each part runs both itself
+        results.append((threads.beside(lambda: work("main"), lambda: work("side")), threading.get_ident()))
+    results = []
+    threads.parallel_for(kernel, 3, np.zeros(3))
+    assert [result for result, _ in results] == [("main", "side")] * 3
+    by_thread = {}      # each part's pair on the part's own thread, main first
+    for name, ident in order:
+        by_thread.setdefault(ident, []).append(name)
+    assert all(names == ["main", "side"] * (len(names) // 2) for names in by_thread.values())
+
+    order.clear()
+    monkeypatch.setattr(threads, "_num_threads", 1)
+    assert threads.beside(lambda: work("main"), lambda: work("side")) == ("main", "side")
+    assert order == [("main", threading.get_ident()), ("side", threading.get_ident())]
+
+    order.clear()
+    monkeypatch.setattr(threads, "_num_threads", 3)
+
+    def side_that_nests():   # a beside inside the side work: both on the side's thread, in order
+        return threads.beside(lambda: work("inner-main"), lambda: work("inner-side"))
+    assert threads.beside(lambda: "main", side_that_nests) == ("main", ("inner-main", "inner-side"))
+    assert [name for name, _ in order] == ["inner-main", "inner-side"] and len({t for _, t in order}) == 1
+    assert order[0][1] != threading.get_ident()
+
+
+def test_the_side_works_launches_run_on_its_own_thread_in_the_usual_parts(split_everything):
+    """Inside the side work every launch runs all its parts on the side's thread, in order, cut as any launch
+    is (so results do not depend on who runs them); the main work's launches still use the pool."""
+    side_kernel, side_seen = recorder()
+    main_kernel, main_seen = recorder()
+    side_marks, main_marks = np.zeros(50, dtype=np.int64), np.zeros(50, dtype=np.int64)
+    threads.beside(lambda: threads.parallel_for(main_kernel, 50, main_marks),
+                   lambda: threads.parallel_for(side_kernel, 50, side_marks))
+    assert side_marks.tolist() == [1] * 50 and main_marks.tolist() == [1] * 50
+    assert len({ident for _, _, ident in side_seen}) == 1 and side_seen[0][2] != threading.get_ident()
+    assert [(lo, hi) for lo, hi, _ in side_seen] == list(zip(threads._bounds(50, 3 * threads.PARTS_PER_THREAD)[:-1],
+                                                           threads._bounds(50, 3 * threads.PARTS_PER_THREAD)[1:]))
+    assert sorted((lo, hi) for lo, hi, _ in main_seen) == [(lo, hi) for lo, hi, _ in side_seen]
+
+
+def test_an_error_in_the_side_work_is_raised_here_after_the_main_work(split_everything):
+    done = []
+
+    def side():
+        raise ValueError("side failed")
+    with pytest.raises(ValueError, match="side failed"):
+        threads.beside(lambda: done.append("main"), side)
+    assert done == ["main"]
+    with pytest.raises(KeyError):   # an error in the main work: raised once the side work has finished
+        threads.beside(lambda: {}["missing"], lambda: done.append("side"))
+    assert done == ["main", "side"]
+    marks = np.zeros(10, dtype=np.int64)       # the pool is free again
+    threads.parallel_for(recorder()[0], 10, marks)
+    assert marks.tolist() == [1] * 10

@@ -103,6 +103,35 @@ def test_two_threads_give_the_one_thread_results():
     np.testing.assert_allclose(results[1][2], results[2][2], rtol=1e-6)
 
 
+def test_a_layers_two_gradients_side_by_side_are_those_computed_one_after_the_other(monkeypatch):
+    """At two threads a stride-1 direct layer's filter gradient runs on a pool thread while its input gradient
+    runs here (threads.beside): the same kernels and parts, so bit for bit the gradients of one after the other."""
+    from minidl.kernels import conv
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((64, 6, 14, 14)).astype(F32)        # LeNet-5's C3: large enough to split
+    W = rng.standard_normal((16, 6, 5, 5)).astype(F32)
+    gy = rng.standard_normal((64, 16, 10, 10)).astype(F32)
+    calls = []
+    beside = threads.beside
+    monkeypatch.setattr(threads, "_num_threads", 2)
+    monkeypatch.setattr(threads, "beside", lambda main, side: calls.append(1) or beside(main, side))
+    together = conv.direct_backward(x, W, gy, (1, 1), (0, 0))
+    assert calls == [1]
+    monkeypatch.setattr(threads, "beside", lambda main, side: (main(), side()))
+    apart = conv.direct_backward(x, W, gy, (1, 1), (0, 0))
+    for got, want in zip(together, apart):
+        np.testing.assert_array_equal(got, want)
+    gx, gW = conv.direct_backward(x, W, gy, (1, 1), (0, 0), need_gx=False)       # a first layer: gW alone
+    assert gx is None
+    np.testing.assert_array_equal(gW, apart[1])
+    calls.clear()
+    monkeypatch.setattr(threads, "beside", lambda main, side: calls.append(1) or beside(main, side))
+    monkeypatch.setattr(conv, "BESIDE_MAX_MACS", gy.size * W[0].size - 1)        # a larger layer: in turn
+    for got, want in zip(conv.direct_backward(x, W, gy, (1, 1), (0, 0)), apart):
+        np.testing.assert_array_equal(got, want)
+    assert calls == []
+
+
 STRIDED = [   # (N, C, H, W), (K, KH, KW), (SH, SW), (PH, PW)
     ((2, 16, 12, 12), (32, 3, 3), (2, 2), (1, 1)),     # ResNet-20's 16 -> 32, smaller
     ((2, 3, 23, 23), (7, 11, 11), (4, 4), (0, 0)),     # AlexNet's first layer, smaller: phases the kernel skips
