@@ -82,6 +82,46 @@ def test_nan_and_inf_reach_only_the_outputs_that_read_them():
     np.testing.assert_allclose(y[finite], y_ref[finite], atol=1e-6)
 
 
+@pytest.mark.parametrize("x_shape, kernel, stride, padding", [
+    ((3, 16, 10, 10), (6, 5, 5), (1, 1), (4, 4)),     # LeNet-5's C3 input gradient: 29% of the rows padding
+    ((2, 2, 5, 6), (3, 3, 5), (1, 1), (2, 0)),
+    ((2, 4, 9, 11), (6, 3, 5), (3, 2), (2, 1)),       # strided: 25%
+    ((2, 1, 1, 1), (2, 3, 3), (1, 1), (1, 1)),        # a 1 x 1 image: only the middle kernel row reads it
+    ((1, 3, 2, 30), (5, 5, 3), (1, 1), (3, 1)),       # a tile spans several output rows
+])
+def test_skipping_the_padding_rows_changes_no_result(monkeypatch, x_shape, kernel, stride, padding):
+    """The forward skips the kernel rows that read only padding rows where they are SKIP_PADDING_SHARE of the
+    work: the same outputs, bit for bit, as with every row computed, and the float64 reference's."""
+    from minidl.kernels.cpu import tiled
+    assert tiled.padding_share(x_shape[2], kernel[1], stride[0], padding[0],
+                               (x_shape[2] + 2 * padding[0] - kernel[1]) // stride[0] + 1) >= tiled.SKIP_PADDING_SHARE
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(x_shape).astype(F32)
+    W = rng.standard_normal((kernel[0], x_shape[1]) + kernel[1:]).astype(F32)
+    y = kernels.direct_conv2d(x, W, *padding, *stride)
+    monkeypatch.setattr(tiled, "SKIP_PADDING_SHARE", 2.0)      # never skip
+    tiled.layout.cache_clear()
+    try:
+        np.testing.assert_array_equal(y, kernels.direct_conv2d(x, W, *padding, *stride))
+    finally:
+        tiled.layout.cache_clear()
+    y_ref = ref.direct_conv2d(*_f64(x, W), *padding, *stride)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-4)
+
+
+def test_an_inf_weight_times_the_padding_is_nan_as_in_pytorch():
+    """0 * inf is NaN: with an infinite weight no padding row is skipped, so every output whose window puts
+    it on a padding zero is NaN, as in the reference and in PyTorch."""
+    x = np.ones((1, 16, 10, 10), F32)
+    W = np.ones((6, 16, 5, 5), F32)
+    W[:, :, 0, :] = np.inf
+    y = kernels.direct_conv2d(x, W, 4, 4)
+    y_ref = ref.direct_conv2d(*_f64(x, W), 4, 4)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(y_ref))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(y_ref))
+    assert np.isnan(y[0, 0, :4]).all()          # the top rows see the padding through the infinite kernel row
+
+
 def test_two_threads_give_the_one_thread_results():
     # Images are split between threads: the forward and input gradient are image by image, so bit for bit the
     # same; the filter gradient's per-part float64 sums are added in the parts' order.
