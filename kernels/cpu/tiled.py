@@ -106,23 +106,6 @@ def _store3(out, i, v0, v1, v2):
 
 
 @njit(cache=True, inline="always")
-def _step_4x24(xf, Wf, o, k, w0, w1, w2, w3, c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32):
-    """One weight k of a 4 x 24 tile: three 8-lane loads of the input at o, four broadcasts, twelve FMAs."""
-    b0 = vload(xf, o)
-    b1 = vload(xf, o + 8)
-    b2 = vload(xf, o + 16)
-    a = vbroadcast(Wf, w0 + k)
-    c00, c01, c02 = vfma(a, b0, c00), vfma(a, b1, c01), vfma(a, b2, c02)
-    a = vbroadcast(Wf, w1 + k)
-    c10, c11, c12 = vfma(a, b0, c10), vfma(a, b1, c11), vfma(a, b2, c12)
-    a = vbroadcast(Wf, w2 + k)
-    c20, c21, c22 = vfma(a, b0, c20), vfma(a, b1, c21), vfma(a, b2, c22)
-    a = vbroadcast(Wf, w3 + k)
-    c30, c31, c32 = vfma(a, b0, c30), vfma(a, b1, c31), vfma(a, b2, c32)
-    return c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32
-
-
-@njit(cache=True, inline="always")
 def _tile_4x24(xf, Wf, off, KK, per_c, k0, k1, w0, w1, w2, w3, q0):
     """The sums of a tile of 4 output channels (weight rows at w0..w3 of Wf) x 24 wide outputs from q0, over
     the weights k0:k1 of each block of per_c: per_c = KK (0:KK, one loop over all weights) or a channel's
@@ -130,30 +113,19 @@ def _tile_4x24(xf, Wf, off, KK, per_c, k0, k1, w0, w1, w2, w3, q0):
     c00 = c01 = c02 = c10 = c11 = c12 = c20 = c21 = c22 = c30 = c31 = c32 = vzero()
     for c in range(0, KK, per_c):
         for k in range(c + k0, c + k1):
-            c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32 = _step_4x24(
-                xf, Wf, at(off, k) + q0, k, w0, w1, w2, w3,
-                c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32)
+            o = at(off, k) + q0
+            b0 = vload(xf, o)
+            b1 = vload(xf, o + 8)
+            b2 = vload(xf, o + 16)
+            a = vbroadcast(Wf, w0 + k)
+            c00, c01, c02 = vfma(a, b0, c00), vfma(a, b1, c01), vfma(a, b2, c02)
+            a = vbroadcast(Wf, w1 + k)
+            c10, c11, c12 = vfma(a, b0, c10), vfma(a, b1, c11), vfma(a, b2, c12)
+            a = vbroadcast(Wf, w2 + k)
+            c20, c21, c22 = vfma(a, b0, c20), vfma(a, b1, c21), vfma(a, b2, c22)
+            a = vbroadcast(Wf, w3 + k)
+            c30, c31, c32 = vfma(a, b0, c30), vfma(a, b1, c31), vfma(a, b2, c32)
     return c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32
-
-
-@njit(cache=True, inline="always")
-def _step_6x16(xf, Wf, o, k, w0, w1, w2, w3, w4, w5, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51):
-    """One weight k of a 6 x 16 tile: two loads, six broadcasts, twelve FMAs."""
-    b0 = vload(xf, o)
-    b1 = vload(xf, o + 8)
-    a = vbroadcast(Wf, w0 + k)
-    c00, c01 = vfma(a, b0, c00), vfma(a, b1, c01)
-    a = vbroadcast(Wf, w1 + k)
-    c10, c11 = vfma(a, b0, c10), vfma(a, b1, c11)
-    a = vbroadcast(Wf, w2 + k)
-    c20, c21 = vfma(a, b0, c20), vfma(a, b1, c21)
-    a = vbroadcast(Wf, w3 + k)
-    c30, c31 = vfma(a, b0, c30), vfma(a, b1, c31)
-    a = vbroadcast(Wf, w4 + k)
-    c40, c41 = vfma(a, b0, c40), vfma(a, b1, c41)
-    a = vbroadcast(Wf, w5 + k)
-    c50, c51 = vfma(a, b0, c50), vfma(a, b1, c51)
-    return c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51
 
 
 @njit(cache=True, inline="always")
@@ -163,9 +135,21 @@ def _tile_6x16(xf, Wf, off, KK, per_c, k0, k1, w0, w1, w2, w3, w4, w5, q0):
     c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = vzero()
     for c in range(0, KK, per_c):
         for k in range(c + k0, c + k1):
-            c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 = _step_6x16(
-                xf, Wf, at(off, k) + q0, k, w0, w1, w2, w3, w4, w5,
-                c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51)
+            o = at(off, k) + q0
+            b0 = vload(xf, o)
+            b1 = vload(xf, o + 8)
+            a = vbroadcast(Wf, w0 + k)
+            c00, c01 = vfma(a, b0, c00), vfma(a, b1, c01)
+            a = vbroadcast(Wf, w1 + k)
+            c10, c11 = vfma(a, b0, c10), vfma(a, b1, c11)
+            a = vbroadcast(Wf, w2 + k)
+            c20, c21 = vfma(a, b0, c20), vfma(a, b1, c21)
+            a = vbroadcast(Wf, w3 + k)
+            c30, c31 = vfma(a, b0, c30), vfma(a, b1, c31)
+            a = vbroadcast(Wf, w4 + k)
+            c40, c41 = vfma(a, b0, c40), vfma(a, b1, c41)
+            a = vbroadcast(Wf, w5 + k)
+            c50, c51 = vfma(a, b0, c50), vfma(a, b1, c51)
     return c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51
 
 
