@@ -91,9 +91,10 @@ DIRECT_FEW_INPUT_CHANNELS = 4
 DIRECT_GRAD_WEIGHT_MAX_CHANNELS = 16
 # A stride-1 direct layer of at most this many multiply-adds a gradient computes its filter gradient on a pool
 # thread while its input gradient runs here (threads.beside), instead of each split over both threads in
-# turn: LeNet-5's C3 at batch 64 (15.4M each; ~1.2 and ~1.5 ms on one thread) 2.28 -> 2.05 ms in a step at
-# two threads. Larger layers keep the split: the side work runs on one thread, and ResNet-20's 16-channel
-# layers at batch 128 (302M) took 2% longer a step side by side.
+# turn: LeNet-5's C3 at batch 64 (15.4M each; its filter and input gradients then 1.15 and 1.46 ms on one
+# thread, before the padding-row skip) 2.28 -> 2.05 ms in a step at two threads. Larger layers keep the
+# split: the side work runs on one thread, and ResNet-20's 16-channel layers at batch 128 (302M) took 2%
+# longer a step side by side.
 BESIDE_MAX_MACS = 2 ** 25
 
 

@@ -148,8 +148,8 @@ def _traverse(roots, root_grads, retain_graph, create_graph, inputs):
         send(root, root_grad)
     while heap:
         _, _, func = heapq.heappop(heap)
-        inputs = func.inputs     # a list built on each read (stand-ins for freed outputs): read it once
-        if inputs is None:
+        func_inputs = func.inputs    # a list built on each read (stand-ins for freed outputs): read once
+        if func_inputs is None:
             raise RuntimeError(
                 f"backward: the graph through {func.name} was already freed by an earlier backward(); "
                 "call backward(retain_graph=True) the first time to backpropagate twice")
@@ -167,10 +167,10 @@ def _traverse(roots, root_grads, retain_graph, create_graph, inputs):
         gxs = func.backward_graph(*gys) if create_graph else func.backward(*gys)
         if not isinstance(gxs, tuple):
             gxs = (gxs,)
-        if len(gxs) != len(inputs):
+        if len(gxs) != len(func_inputs):
             which = "backward_graph" if create_graph else "backward"
-            raise RuntimeError(f"{func.name}.{which} returned {len(gxs)} gradients for {len(inputs)} inputs")
-        for x, gx in zip(inputs, gxs):
+            raise RuntimeError(f"{func.name}.{which} returned {len(gxs)} gradients for {len(func_inputs)} inputs")
+        for x, gx in zip(func_inputs, gxs):
             if gx is None or not x.requires_grad:
                 continue
             if gx.shape != x.shape:
