@@ -6,11 +6,19 @@
     python -m benchmarks.notebook_order --models lenet5 --rounds 30 --gemm-share
     python -m benchmarks.notebook_order --models resnet20 --configs notebook:default:auto,notebook:default:layer
     python -m benchmarks.notebook_order --infer         # inference passes (eval mode, no_grad) instead of steps
+    python -m benchmarks.notebook_order --steps 1       # single steps alternating (each in the other's shadow)
 
 Each configuration is one Python process that trains minidl and PyTorch models of the same shapes,
-alternating them step by step (who goes first alternates round by round) and reporting the ratio
-minidl / PyTorch of training throughput (> 1: minidl is faster), the median over rounds; with ``--infer``,
-of inference throughput (each model in eval mode under no_grad, one forward pass a step):
+alternating them round by round (who goes first alternates too) and reporting the ratio minidl / PyTorch
+of training throughput (> 1: minidl is faster), the median over rounds; with ``--infer``, of inference
+throughput (each model in eval mode under no_grad, one forward pass a step). A round is one step of the
+larger models, and of the LeNet models as many as take ~0.25 s, counted on a warm step (``--steps N``: N
+for every model; ``--steps 1`` puts every step of one framework right after one of the other's, inside
+the ~10 ms that PyTorch's OpenMP threads spin after each of its steps). Until the seventh session of issue
+15 the count was taken on the first step, which loads or compiles the kernels, so the first LeNet model of
+a run (``lenet5``) alternated single steps and the second (``lenet5_paper``) rounds of 5-10.
+
+The configurations:
 
     order         notebook: ``import numpy, torch`` first, then minidl (what a notebook does);
                   minidl-first: ``import minidl`` before numpy and torch.
@@ -85,14 +93,13 @@ def _worker(spec):
         m.train_step()
         first = time.perf_counter() - start
         t.train_step()
-        once = first
+        run_m, run_t = (m.infer, t.infer) if spec.get("task") == "infer" else (m.train_step, t.train_step)
         if spec.get("task") == "infer":
             m.infer(), t.infer()                    # compile the eval-mode kernels outside the rounds
-            start = time.perf_counter()
-            m.infer()
-            once = time.perf_counter() - start
-        run_m, run_t = (m.infer, t.infer) if spec.get("task") == "infer" else (m.train_step, t.train_step)
-        steps = max(1, round(0.25 / max(once, 1e-3))) if name.startswith("lenet") else 1
+        start = time.perf_counter()                 # a warm step (the first loads or compiles the kernels)
+        run_m()
+        once = time.perf_counter() - start
+        steps = spec.get("steps") or (max(1, round(0.25 / max(once, 1e-3))) if name.startswith("lenet") else 1)
         times = {"minidl": [], "torch": []}
         for r in range(spec["rounds"]):
             order = (("minidl", run_m), ("torch", run_t)) if r % 2 == 0 else (("torch", run_t), ("minidl", run_m))
@@ -242,10 +249,15 @@ def main(argv=None):
     p.add_argument("--gemm-share", action="store_true", help="also perf-sample minidl's steps for the BLAS share")
     p.add_argument("--quick", action="store_true", help="LeNet-5 only, 5 rounds")
     p.add_argument("--infer", action="store_true", help="time inference passes (eval, no_grad), not training steps")
+    p.add_argument("--steps", type=int, default=None,
+                   help="steps (or passes) a round for every model (default: the LeNet models as many as take "
+                        "~0.25 s on a warm step, the others 1); 1 alternates single steps")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/notebook_order-<date>.json)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--gemm-worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.steps is not None and args.steps < 1:
+        p.error(f"--steps: expected an int >= 1, got {args.steps}")
     if args.worker:
         return _worker(json.loads(args.worker))
     if args.gemm_worker:
@@ -266,7 +278,7 @@ def main(argv=None):
     for repeat in range(max(1, args.repeat)):
         for order, threads, policy in chosen:
             spec = {"order": order, "threads": threads, "policy": policy, "models": models, "rounds": rounds,
-                    "task": "infer" if args.infer else "train"}
+                    "task": "infer" if args.infer else "train", "steps": args.steps}
             print(f"  {order}, threads {threads}, policy {policy} (run {repeat + 1}) ...", file=sys.stderr, flush=True)
             results.append(run_process(spec, timeout=900))
     report = {"command": "python -m benchmarks.notebook_order " + " ".join(argv if argv is not None else sys.argv[1:]),

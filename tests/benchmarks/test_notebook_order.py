@@ -44,6 +44,28 @@ def test_one_configuration_runs_and_writes_json(tmp_path, capsys):
     assert "| notebook | 1 | auto | lenet5/64 |" in capsys.readouterr().out
 
 
+def test_steps_a_round_are_counted_on_a_warm_step_or_given(tmp_path):
+    """Rounds of ~0.25 s for the LeNet models, counted on a warm step (the first step loads or compiles the
+    kernels: counted on it, the first LeNet model of a run alternated single steps); ``--steps`` sets it."""
+    pytest.importorskip("torch")
+    out = tmp_path / "nb.json"
+    notebook_order.main(["--quick", "--rounds", "1", "--repeat", "1", "--configs", "notebook:1:auto", "--out", str(out)])
+    auto, = json.loads(out.read_text())["runs"]
+    assert "error" not in auto, auto
+    first, steps = auto["models"]["lenet5"]["minidl_first_step_s"], auto["models"]["lenet5"]["steps_per_round"]
+    assert steps > 1 and (steps > round(0.25 / first) or first < 0.125)
+    notebook_order.main(["--quick", "--rounds", "1", "--repeat", "1", "--configs", "notebook:1:auto", "--steps", "3",
+                         "--out", str(out)])
+    given, = json.loads(out.read_text())["runs"]
+    assert given["spec"]["steps"] == 3 and given["models"]["lenet5"]["steps_per_round"] == 3
+
+
+def test_a_bad_steps_count_is_refused_in_one_line(capsys):
+    with pytest.raises(SystemExit):
+        notebook_order.main(["--steps", "0"])
+    assert "--steps: expected an int >= 1, got 0" in capsys.readouterr().err
+
+
 def test_inference_passes_are_timed_with_infer(tmp_path, capsys):
     pytest.importorskip("torch")
     out = tmp_path / "nb.json"
