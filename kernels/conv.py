@@ -408,7 +408,7 @@ def same_padding_backward(x, W, gy, padding, need_gb=True):
         for n0, n1 in chunks:
             n = n1 - n0
             if need_gb:
-                gb += gy[n0:n1].sum(axis=(0, 2, 3))
+                gb += channel_sums(gy[n0:n1])
             col_gy = kernels.im2col_gemm(gy[n0:n1], KH, KW, 1, 1, PH, PW).reshape(K * KH * KW, n * H * W_in)
             x_t = xp.ascontiguousarray(x[n0:n1].transpose(1, 0, 2, 3)).reshape(C, n * H * W_in)
             gW_flipped += kernels.matmul(col_gy, x_t.T)   # (K*KH*KW, C); not x_t @ col_gy.T: BLAS runs it faster

@@ -11,7 +11,7 @@ How to compute it fast (in chunks of images, Winograd, depthwise, direct, 1x1) i
 """
 from minidl import kernels
 from minidl.functions._checks import as_input, check_ndim, check_same_device, pair
-from minidl.kernels.conv import conv2d_backward, conv2d_forward, grouped_matmul
+from minidl.kernels.conv import channel_sums, conv2d_backward, conv2d_forward, grouped_matmul
 from minidl.tensor import Function
 
 
@@ -234,7 +234,7 @@ class ConvTranspose2d(Function):
         gW = (xg @ col.swapaxes(-1, -2)).sum(axis=0).reshape(self.W.shape)
         if len(self.inputs) == 2:
             return gx, gW
-        return gx, gW, gy.sum(axis=(0, 2, 3))
+        return gx, gW, channel_sums(gy)
 
     def backward_graph(self, gy):
         """Second order: dX = conv2d(dY, W), dW = a convolution of dY with x (minidl.functions.conv_grad)."""

@@ -32,31 +32,30 @@ def test_bad_configs_are_refused_in_one_line(capsys):
     assert "--configs: 'notebook:3:auto' is not ORDER:THREADS:POLICY" in capsys.readouterr().err
 
 
-def test_one_configuration_runs_and_writes_json(tmp_path, capsys):
+def run_quick(tmp_path, *extra):
+    """``--quick`` with ``extra`` arguments, one process: (the saved report, its one run)."""
     pytest.importorskip("torch")
     out = tmp_path / "nb.json"
-    notebook_order.main(["--quick", "--rounds", "2", "--repeat", "1", "--configs", "notebook:1:auto", "--out", str(out)])
+    notebook_order.main(["--quick", "--repeat", "1", *extra, "--out", str(out)])
     saved = json.loads(out.read_text())
     run, = saved["runs"]
     assert "error" not in run, run
+    return saved, run
+
+
+def test_one_configuration_runs_and_writes_json(tmp_path, capsys):
+    saved, run = run_quick(tmp_path, "--rounds", "2", "--configs", "notebook:1:auto")
     assert run["thread_policy"] == {"blas_threads": 1, "num_threads": 1}
     assert len(run["models"]["lenet5"]["minidl_s"]) == 2 and saved["summary"][0]["lenet5"]["ratio"] > 0
     assert "| notebook | 1 | auto | lenet5/64 |" in capsys.readouterr().out
 
 
 def test_steps_a_round_are_counted_on_a_warm_step_or_given(tmp_path):
-    """Rounds of ~0.25 s for the LeNet models, counted on a warm step (the first step loads or compiles the
-    kernels: counted on it, the first LeNet model of a run alternated single steps); ``--steps`` sets it."""
-    pytest.importorskip("torch")
-    out = tmp_path / "nb.json"
-    notebook_order.main(["--quick", "--rounds", "1", "--repeat", "1", "--configs", "notebook:1:auto", "--out", str(out)])
-    auto, = json.loads(out.read_text())["runs"]
-    assert "error" not in auto, auto
-    first, steps = auto["models"]["lenet5"]["minidl_first_step_s"], auto["models"]["lenet5"]["steps_per_round"]
-    assert steps > 1 and (steps > round(0.25 / first) or first < 0.125)
-    notebook_order.main(["--quick", "--rounds", "1", "--repeat", "1", "--configs", "notebook:1:auto", "--steps", "3",
-                         "--out", str(out)])
-    given, = json.loads(out.read_text())["runs"]
+    """Rounds of ~0.25 s for the LeNet models, counted on a warm step: counted on the first step (which loads
+    or compiles the kernels, ~1 s), the first LeNet model of a run alternated single steps. ``--steps`` sets it."""
+    _, auto = run_quick(tmp_path, "--rounds", "1", "--configs", "notebook:1:auto")
+    assert auto["models"]["lenet5"]["steps_per_round"] > 1
+    _, given = run_quick(tmp_path, "--rounds", "1", "--configs", "notebook:1:auto", "--steps", "3")
     assert given["spec"]["steps"] == 3 and given["models"]["lenet5"]["steps_per_round"] == 3
 
 
@@ -67,12 +66,7 @@ def test_a_bad_steps_count_is_refused_in_one_line(capsys):
 
 
 def test_inference_passes_are_timed_with_infer(tmp_path, capsys):
-    pytest.importorskip("torch")
-    out = tmp_path / "nb.json"
-    notebook_order.main(["--quick", "--infer", "--rounds", "2", "--repeat", "1", "--configs", "minidl-first:1:auto",
-                         "--out", str(out)])
-    run, = json.loads(out.read_text())["runs"]
-    assert "error" not in run, run
+    _, run = run_quick(tmp_path, "--infer", "--rounds", "2", "--configs", "minidl-first:1:auto")
     assert run["spec"]["task"] == "infer" and len(run["models"]["lenet5"]["torch_s"]) == 2
     assert "| minidl ms/pass | torch ms/pass |" in capsys.readouterr().out
 
