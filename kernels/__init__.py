@@ -132,9 +132,9 @@ def depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     return _backend_for(x, "depthwise_conv2d_grad_weight").depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW)
 
 
-def direct_conv2d(x, W, PH, PW, SH=1, SW=1):
-    _checks.direct_conv2d(x, W, PH, PW, SH, SW)
-    return _backend_for(x, "direct_conv2d").direct_conv2d(x, W, PH, PW, SH, SW)
+def direct_conv2d(x, W, PH, PW, SH=1, SW=1, b=None):
+    _checks.direct_conv2d(x, W, PH, PW, SH, SW, b)
+    return _backend_for(x, "direct_conv2d").direct_conv2d(x, W, PH, PW, SH, SW, b)
 
 
 def direct_conv2d_grad_input(gy, W, H, Wd, PH, PW):
@@ -145,6 +145,15 @@ def direct_conv2d_grad_input(gy, W, H, Wd, PH, PW):
 def direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW, SH=1, SW=1):
     _checks.direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW, SH, SW)
     return _backend_for(x, "direct_conv2d_grad_weight").direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW, SH, SW)
+
+
+def direct_conv2d_grad_weight_parts(x, gy, KH, KW, PH, PW, SH=1, SW=1):
+    """direct_conv2d_grad_weight as ``(part, groups, partial_elements, finish)``: gW is
+    ``finish(threads.sum_parts(threads.parallel_map(part, groups, partial_elements)))``, for a caller that
+    runs the parts beside other work (kernels.conv.direct_backward). CPU kernel set, float32 x only."""
+    _checks.direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW, SH, SW)
+    backend = _backend_for(x, "direct_conv2d_grad_weight_parts")
+    return backend.direct_conv2d_grad_weight_parts(x, gy, KH, KW, PH, PW, SH, SW)
 
 
 def tanh_forward(x, outer=1.0, inner=1.0):
@@ -262,5 +271,6 @@ del _name
 
 __all__ = ["ACTIVATION_KERNELS", "DEPTHWISE_KERNELS", "DIRECT_KERNELS", "GEMM_LAYOUT_KERNELS", "KERNELS",
            "WINOGRAD_KERNELS", "array_module", "conv_output_size", "cpu",
-           "has_kernel", "matmul", "numpy_kernels", "reference", "threads", *KERNELS, *GEMM_LAYOUT_KERNELS, *DEPTHWISE_KERNELS,
+           "direct_conv2d_grad_weight_parts", "has_kernel", "matmul", "numpy_kernels", "reference", "threads",
+           *KERNELS, *GEMM_LAYOUT_KERNELS, *DEPTHWISE_KERNELS,
            *DIRECT_KERNELS, *WINOGRAD_KERNELS, *ACTIVATION_KERNELS, "window_count"]

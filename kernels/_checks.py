@@ -156,14 +156,16 @@ def depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     check_same_shape(op, "gy", gy, "the output", expected)
 
 
-def direct_conv2d(x, W, PH, PW, SH=1, SW=1):
+def direct_conv2d(x, W, PH, PW, SH=1, SW=1, b=None):
     """x (N, C, H, W) and filters W (K, C, KH, KW) over all C channels (one group), stride SH, SW (a stride
-    other than 1 needs float32: the register-tiled kernel)."""
+    other than 1 needs float32: the register-tiled kernel); b None or (K,)."""
     op = "direct_conv2d"
     N, C, H, Wd = check_array(op, "x", x, 4).shape
     check_array(op, "W", W, 4)
     if W.shape[1] != C:
         raise ValueError(f"{op}: W must be K x C x KH x KW with C = {C} (one group), got shape {W.shape}")
+    if b is not None:
+        check_same_shape(op, "b", check_array(op, "b", b, 1), "W's output channels", (W.shape[0],))
     window_geometry(op, H, Wd, W.shape[2], W.shape[3], SH, SW, PH, PW)
     _unit_stride_unless_float32(op, x, SH, SW)
 

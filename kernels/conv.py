@@ -89,12 +89,13 @@ DIRECT_MAX_CHANNELS_FLOAT32 = 32
 DIRECT_STRIDED_MAX_CHANNELS = 64
 DIRECT_FEW_INPUT_CHANNELS = 4
 DIRECT_GRAD_WEIGHT_MAX_CHANNELS = 16
-# A stride-1 direct layer of at most this many multiply-adds a gradient computes its filter gradient on a pool
-# thread while its input gradient runs here (threads.beside), instead of each split over both threads in
-# turn: LeNet-5's C3 at batch 64 (15.4M each; its filter and input gradients then 1.15 and 1.46 ms on one
-# thread, before the padding-row skip) 2.28 -> 2.05 ms in a step at two threads. Larger layers keep the
-# split: the side work runs on one thread, and ResNet-20's 16-channel layers at batch 128 (302M) took 2%
-# longer a step side by side.
+# A stride-1 direct layer of at most this many multiply-adds a gradient starts its filter gradient's parts on
+# the pool's threads while its input gradient runs here, and this thread then takes the parts left
+# (threads.beside_map; float64: the whole filter gradient on a pool thread, threads.beside), instead of each
+# split over both threads in turn: LeNet-5's C3 at batch 64 (15.4M each) 2.28 -> 2.05 ms in a step at two
+# threads side by side (beside), 2.19 -> 1.78 ms with the parts shared (beside_map; a LeNet-5 step 9.26 ->
+# 8.74 ms, alternating in one process). Larger layers keep the split: ResNet-20's 16-channel layers at batch
+# 128 (302M) took 2% longer a step with beside, and the same with beside_map (529 vs 526 ms).
 BESIDE_MAX_MACS = 2 ** 25
 
 
@@ -191,23 +192,27 @@ def choose(x, W, stride, padding, dilation, groups):
     return None
 
 
-def conv2d_forward(x, W, stride, padding, dilation, groups, kept=None):
-    """(y without the bias, the algorithm) if a faster algorithm than the plain path applies, else None.
-    ``kept``: a dict that a chunked layer small enough (CHUNK_KEEP_ELEMENTS) fills with its columns, for
-    conv2d_backward."""
+def conv2d_forward(x, W, stride, padding, dilation, groups, kept=None, b=None):
+    """(y, the algorithm) if a faster algorithm than the plain path applies, else None; y has the bias b
+    (K,) added if given (the direct kernels add it as they store y). ``kept``: a dict that a chunked layer
+    small enough (CHUNK_KEEP_ELEMENTS) fills with its columns, for conv2d_backward."""
     algorithm = choose(x, W, stride, padding, dilation, groups)
+    if algorithm is None:
+        return None
+    if algorithm == "direct":
+        return kernels.direct_conv2d(x, W, *padding, *stride, b), algorithm
     if algorithm == "dense":
         N, K, CKK = x.shape[0], W.shape[0], W[0].size
-        return kernels.matmul(x.reshape(N, CKK), W.reshape(K, CKK).T).reshape(N, K, 1, 1), algorithm
-    if algorithm == "winograd":
-        return winograd.conv3x3_forward(x, W), algorithm
-    if algorithm == "depthwise":
-        return kernels.depthwise_conv2d(x, W, *padding), algorithm
-    if algorithm == "direct":
-        return kernels.direct_conv2d(x, W, *padding, *stride), algorithm
-    if algorithm == "chunks":
-        return gemm_forward(x, W, stride, padding, dilation, groups, kept), algorithm
-    return None
+        y = kernels.matmul(x.reshape(N, CKK), W.reshape(K, CKK).T).reshape(N, K, 1, 1)
+    elif algorithm == "winograd":
+        y = winograd.conv3x3_forward(x, W)
+    elif algorithm == "depthwise":
+        y = kernels.depthwise_conv2d(x, W, *padding)
+    else:
+        y = gemm_forward(x, W, stride, padding, dilation, groups, kept)
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return y, algorithm
 
 
 def conv2d_backward(x, W, gy, algorithm, stride, padding, dilation, groups, need_gx=True, need_gb=True,
@@ -257,9 +262,15 @@ def direct_backward(x, W, gy, stride, padding, need_gx=True):
         grad_weight = lambda: kernels.direct_conv2d_grad_weight(x, gy, KH, KW, *padding)  # noqa: E731
         if not need_gx:
             return None, grad_weight()
+        grad_input = lambda: kernels.direct_conv2d_grad_input(gy, W, *x.shape[2:], *padding)  # noqa: E731
         if isinstance(x, numpy.ndarray) and gy.size * W[0].size <= BESIDE_MAX_MACS:
-            return threads.beside(lambda: kernels.direct_conv2d_grad_input(gy, W, *x.shape[2:], *padding), grad_weight)
-        return kernels.direct_conv2d_grad_input(gy, W, *x.shape[2:], *padding), grad_weight()
+            if x.dtype == numpy.float32 and kernels.has_kernel(x, "direct_conv2d_grad_weight_parts"):
+                part, groups, partial_elements, finish = kernels.direct_conv2d_grad_weight_parts(x, gy, KH, KW,
+                                                                                                 *padding)
+                gx, sums = threads.beside_map(grad_input, part, groups, partial_elements)
+                return gx, finish(threads.sum_parts(sums))
+            return threads.beside(grad_input, grad_weight)
+        return grad_input(), grad_weight()
     if not few:
         gx, gW, _ = gemm_backward(x, W, gy, stride, padding, (1, 1), 1, need_gx, need_gb=False)
         return gx, gW

@@ -106,17 +106,21 @@ def depthwise_conv2d_grad_weight(x, gy, KH, KW, PH, PW):
     return np.ascontiguousarray(gW[:, None])
 
 
-def direct_conv2d(x, W, PH, PW, SH=1, SW=1):
+def direct_conv2d(x, W, PH, PW, SH=1, SW=1, b=None):
     """Convolution (cross-correlation, as every framework's conv2d), no dilation, one group:
 
-        y[n, k, oh, ow] = sum over c, i, j of W[k, c, i, j] * xpad[n, c, oh*SH + i, ow*SW + j]
+        y[n, k, oh, ow] = sum over c, i, j of W[k, c, i, j] * xpad[n, c, oh*SH + i, ow*SW + j]  (+ b[k])
 
-    x (N, C, H, W), W (K, C, KH, KW) -> y (N, K, OH, OW). The CPU set computes it plane by plane, for layers
-    with few channels (LeNet-5's C1), whose im2col + GEMM is a thin product that BLAS runs slowly.
+    x (N, C, H, W), W (K, C, KH, KW), b (K,) or None -> y (N, K, OH, OW). The CPU set computes it plane by
+    plane, for layers with few channels (LeNet-5's C1), whose im2col + GEMM is a thin product that BLAS runs
+    slowly, and adds the bias as it stores each row (one rounding: the sum, then the sum plus b[k]).
     """
     KH, KW = W.shape[2:]
     col = im2col(x, KH, KW, SH, SW, PH, PW)                             # N C KH KW OH OW
-    return np.ascontiguousarray(np.einsum("ncijhw,kcij->nkhw", col, W.astype(x.dtype)))
+    y = np.ascontiguousarray(np.einsum("ncijhw,kcij->nkhw", col, W.astype(x.dtype)))
+    if b is not None:
+        y += b.astype(x.dtype).reshape(1, -1, 1, 1)
+    return y
 
 
 def direct_conv2d_grad_input(gy, W, H, Wd, PH, PW):

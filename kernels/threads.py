@@ -28,8 +28,10 @@ single item, runs on the calling thread alone, and work is cut finer than one pa
 :data:`FINE_WORK` elements. The pool is one per process, used by one launch at a time: a second Python
 thread that launches while it is busy runs every part of its kernel on its own thread, in order, and so
 does a kernel launched from inside a part. After ``fork`` the child starts a pool of its own when it first
-needs one. :func:`beside` runs two independent pieces of work at once, one on a pool thread: a small
-layer's two gradients, each about a launch long, whose halves would each pay a launch.
+needs one. :func:`beside` runs two independent pieces of work at once, one on a pool thread, and
+:func:`beside_map` a piece of work here while the pool's threads start on the parts of a map, this thread
+taking what is left of them once its own work is done: a small layer's input gradient beside its filter
+gradient's parts, each about a launch long, whose halves would each pay a launch.
 """
 import itertools
 import os
@@ -39,9 +41,9 @@ import warnings
 
 import numpy as np
 
-__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "parallel_map", "beside", "map_chunks", "sum_parts",
-           "batch_chunks", "elementwise", "matmul", "MIN_WORK", "MIN_ELEMENTWISE", "MIN_GEMM_FLOPS", "FINE_WORK",
-           "PARTS_PER_THREAD", "PARTIAL_SUM_ELEMENTS", "THREAD_VARIABLES"]
+__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "parallel_map", "beside", "beside_map", "map_chunks",
+           "sum_parts", "batch_chunks", "elementwise", "matmul", "MIN_WORK", "MIN_ELEMENTWISE", "MIN_GEMM_FLOPS",
+           "FINE_WORK", "PARTS_PER_THREAD", "PARTIAL_SUM_ELEMENTS", "THREAD_VARIABLES"]
 
 # Below these sizes a launch's ~80-100 us cost more than a second thread saves (elements of the largest
 # array a kernel touches; elements of an elementwise op; multiply-adds of a GEMM); tests set them to 0 to
@@ -285,6 +287,46 @@ def beside(main, side):
     return result[0], value
 
 
+def beside_map(main, fn, total, partial_elements=0):
+    """``(main(), parallel_map(fn, total, partial_elements))``, the map's parts claimed by the pool's threads
+    from the start and by this thread once ``main`` returns.
+
+    For a small layer's two gradients: its filter gradient's parts (``fn``: partial sums) start on the pool
+    thread at once, its input gradient (``main``) runs here, and whichever thread is free takes what is left,
+    so neither waits for the other's whole piece (``beside`` gave the pool thread the filter gradient whole,
+    and this thread then waited for it). ``main``'s own launches are split as usual (the pool threads join
+    them once the map has no part left). The map's parts are parallel_map's, so are its results, bit for
+    bit. With one thread, one part, or the pool busy (another Python thread's launch, a call from inside a
+    part), ``main()`` then ``parallel_map(...)``, here.
+    """
+    threads = get_num_threads()
+    pool = _get_pool()
+    if threads <= 1 or total <= 1 or _local.serial or _local.owner or not pool.lock.acquire(blocking=False):
+        return main(), parallel_map(fn, total, partial_elements)
+    try:
+        results = {}
+
+        def run(lo, hi):
+            results[lo] = fn(lo, hi)
+        launch = _Launch(run, _map_bounds(total, partial_elements, threads), ())
+        helpers = min(threads - 1, launch.parts - 1)
+        pool.grow(helpers)
+        for inbox in pool.inboxes[:helpers]:
+            inbox.put(launch.work)
+        _local.owner = True
+        try:
+            first = main()
+        finally:
+            _local.owner = False
+            launch.work()                   # the parts no pool thread has claimed yet
+            launch.finished.wait()
+    finally:
+        pool.lock.release()
+    if launch.error is not None:
+        raise launch.error
+    return first, [results[lo] for lo in sorted(results)]
+
+
 def parallel_for(kernel, total, *args, min_work=None):
     """Run ``kernel(lo, hi, *args)`` over ``range(total)`` in contiguous parts, each claimed by the first free
     thread: one a thread, or :data:`PARTS_PER_THREAD` from :data:`FINE_WORK` elements; return None.
@@ -323,9 +365,14 @@ def parallel_map(fn, total, partial_elements=0):
     def run(lo, hi):
         results[lo] = fn(lo, hi)
 
-    per_thread = PARTS_PER_THREAD if partial_elements * threads * PARTS_PER_THREAD <= PARTIAL_SUM_ELEMENTS else 1
-    _launch(run, _bounds(total, min(total, threads * per_thread)), ())
+    _launch(run, _map_bounds(total, partial_elements, threads), ())
     return [results[lo] for lo in sorted(results)]
+
+
+def _map_bounds(total, partial_elements, threads):
+    """parallel_map's parts of range(total): PARTS_PER_THREAD a thread unless their sums are too large."""
+    per_thread = PARTS_PER_THREAD if partial_elements * threads * PARTS_PER_THREAD <= PARTIAL_SUM_ELEMENTS else 1
+    return _bounds(total, min(total, threads * per_thread))
 
 
 def map_chunks(x, chunks, work, partial_elements=0):

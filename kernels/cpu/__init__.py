@@ -33,7 +33,8 @@ if not os.environ.get("NUMBA_CACHE_DIR"):
 from minidl.kernels import compile_notice  # noqa: E402,F401  (says once when a kernel must compile)
 from minidl.kernels.cpu.activation import relu_backward, relu_forward, tanh_backward, tanh_forward
 from minidl.kernels.cpu.depthwise import depthwise_conv2d, depthwise_conv2d_grad_weight
-from minidl.kernels.cpu.direct import direct_conv2d, direct_conv2d_grad_input, direct_conv2d_grad_weight
+from minidl.kernels.cpu.direct import (direct_conv2d, direct_conv2d_grad_input, direct_conv2d_grad_weight,
+                                      direct_conv2d_grad_weight_parts)
 from minidl.kernels.cpu.im2col import col2im, col2im_gemm, im2col, im2col_gemm
 from minidl.kernels.cpu.normalization import (batch_norm_backward, batch_norm_forward_eval,
                                               batch_norm_forward_train, lrn_backward, lrn_forward)
@@ -44,7 +45,8 @@ from minidl.kernels.cpu.winograd import crop_nchw, pad_nhwc, winograd_tiles, win
 __all__ = ["avg_pool2d_backward", "avg_pool2d_forward", "batch_norm_backward", "batch_norm_forward_eval",
            "batch_norm_forward_train", "col2im", "col2im_gemm", "crop_nchw", "depthwise_conv2d",
            "depthwise_conv2d_grad_weight", "direct_conv2d", "direct_conv2d_grad_input",
-           "direct_conv2d_grad_weight", "im2col", "im2col_gemm", "lrn_backward", "lrn_forward",
+           "direct_conv2d_grad_weight", "direct_conv2d_grad_weight_parts", "im2col", "im2col_gemm",
+           "lrn_backward", "lrn_forward",
            "max_pool2d_backward", "max_pool2d_forward", "pad_nhwc", "relu_backward", "relu_forward", "tanh_backward",
            "tanh_forward", "winograd_tiles",
            "winograd_untiles"]

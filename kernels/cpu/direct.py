@@ -149,16 +149,19 @@ def _direct_conv2d_grad_weight(lo, hi, xw, gw, Wp, gW, zero):
                 gW[k, c, i, j] = total[i, j]
 
 
-def direct_conv2d(x, W, PH, PW, SH=1, SW=1):
-    """Numba direct convolution: x (N, C, H, W), W (K, C, KH, KW) -> y (N, K, OH, OW). See reference.
-    float32: the register-tiled kernel (kernels/cpu/tiled.py), any stride; float64: stride 1."""
+def direct_conv2d(x, W, PH, PW, SH=1, SW=1, b=None):
+    """Numba direct convolution: x (N, C, H, W), W (K, C, KH, KW), b (K,) or None -> y (N, K, OH, OW). See
+    reference. float32: the register-tiled kernel (kernels/cpu/tiled.py), any stride, the bias added as it
+    stores each row; float64: stride 1, the bias added after."""
     if x.dtype == np.float32:
-        return tiled.tiled_conv2d(x, W, PH, PW, SH, SW)
+        return tiled.tiled_conv2d(x, W, PH, PW, SH, SW, b)
     N, C, H, W_in = x.shape
     K, _, KH, KW = W.shape
     Wp = W_in + 2 * PW
     y = np.empty((N, K, H + 2 * PH - KH + 1, Wp - KW + 1), dtype=x.dtype)
     parallel_for(_direct_conv2d, N * K, wide_planes(x, PH, PW), np.ascontiguousarray(W, dtype=x.dtype), Wp, y)
+    if b is not None:
+        y += b.astype(x.dtype).reshape(1, -1, 1, 1)
     return y
 
 
@@ -187,3 +190,11 @@ def direct_conv2d_grad_weight(x, gy, KH, KW, PH, PW, SH=1, SW=1):
     parallel_for(_direct_conv2d_grad_weight, K * C, wide_planes(x, PH, PW),
                  wide_rows(np.ascontiguousarray(gy, dtype=x.dtype), Wp), Wp, gW, x.dtype.type(0))
     return gW
+
+
+def direct_conv2d_grad_weight_parts(x, gy, KH, KW, PH, PW, SH=1, SW=1):
+    """direct_conv2d_grad_weight in pieces for a caller that runs its parts (kernels.threads.beside_map):
+    float32 only (tiled.grad_weight_parts); ``(part, groups, partial_elements, finish)``."""
+    if x.dtype != np.float32:
+        raise ValueError(f"direct_conv2d_grad_weight_parts: x must be float32, got {x.dtype}")
+    return tiled.grad_weight_parts(x, gy.astype(np.float32, copy=False), KH, KW, PH, PW, SH, SW)

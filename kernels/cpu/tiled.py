@@ -44,6 +44,7 @@ from minidl.kernels.threads import parallel_for, parallel_map, sum_parts
 # Convolutions of fewer multiply-adds run on the calling thread: the work is not in the arrays' sizes
 # (which threads.parallel_for would go by) but in C*KH*KW multiply-adds an output; a launch costs ~0.1 ms.
 MIN_PARALLEL_MACS = 2 ** 21
+_NO_BIAS = np.zeros(0, dtype=np.float32)   # tiled_conv2d's bias argument when it adds none
 # The forward skips the kernel rows that read only zero padding rows (tile by tile) where they are at least
 # this share of its multiply-adds (padding_share), walking the weights a channel at a time: LeNet-5's C3
 # input gradient (10 rows padded by 4: 29%) took 1.44 -> 1.02 ms. Below it the walk a channel at a time
@@ -169,6 +170,24 @@ def _copy_rows(src, s0, s_stride, dst, d0, d_stride, rows, width):
             w += 1
 
 
+@njit(cache=True)
+def _copy_rows_plus(src, s0, s_stride, dst, d0, d_stride, rows, width, bias):
+    """_copy_rows with ``bias`` added to every element (a convolution's bias, as it stores the output): 1 * v
+    + bias by a fused multiply-add, rounded once, as v + bias."""
+    lanes = np.empty(2, dtype=np.float32)
+    lanes[0], lanes[1] = 1, bias
+    one, b = vbroadcast(lanes, 0), vbroadcast(lanes, 1)
+    for r in range(rows):
+        s, d = s0 + r * s_stride, d0 + r * d_stride
+        w = 0
+        while w + 8 <= width:
+            vstore(dst, d + w, vfma(one, vload(src, s + w), b))
+            w += 8
+        while w < width:
+            put(dst, d + w, at(src, s + w) + bias)
+            w += 1
+
+
 @njit(cache=True, inline="always")
 def _copy_into_wide(xs, n, C, H, W, xf, base, PH, PW, SH, SW, Wh, plane):
     # image n of xs (N, C, H, W, flat) into the flat wide image at xf[base:]: padded pixel (h + PH, w + PW)
@@ -192,10 +211,12 @@ def _copy_into_wide(xs, n, C, H, W, xf, base, PH, PW, SH, SW, Wh, plane):
 
 
 @njit(cache=True, fastmath=True, nogil=True)
-def _tiled_conv2d(lo, hi, xs, C, H, W, Wm, off, KH, skip, PH, PW, SH, SW, Wp, plane, length, rows, ys, OH, OW):
+def _tiled_conv2d(lo, hi, xs, C, H, W, Wm, off, KH, skip, PH, PW, SH, SW, Wp, plane, length, rows, ys, OH, OW,
+                  bias, plus_bias):
     # xs (N, C, H, W) -> ys (N, K, OH, OW), both flat and contiguous, one image an iteration; Wm (K, C*KH*KW)
     # contiguous; phase planes of Wp columns (wide rows), ``plane`` elements. Tiles of ``rows`` output
     # channels: 4 (x 24 outputs) or 6 (x 16). ``skip``: skip the kernel rows that read only padding rows.
+    # ``plus_bias``: bias[k] added to channel k as it is stored (the layer's bias add, without a pass of its own).
     K, KK = Wm.shape
     per_c = KK // max(C, 1)          # a channel's KH*KW weights
     KW = per_c // KH
@@ -245,7 +266,10 @@ def _tiled_conv2d(lo, hi, xs, C, H, W, Wm, off, KH, skip, PH, PW, SH, SW, Wp, pl
                     s0 -= Wp
                     r0 += 1
         for k in range(K):          # crop: the OW first of each row of Wp
-            _copy_rows(yw, k * Qs, Wp, ys, (n * K + k) * OH * OW, OW, OH, OW)
+            if plus_bias:
+                _copy_rows_plus(yw, k * Qs, Wp, ys, (n * K + k) * OH * OW, OW, OH, OW, bias[k])
+            else:
+                _copy_rows(yw, k * Qs, Wp, ys, (n * K + k) * OH * OW, OW, OH, OW)
 
 
 @njit(cache=True, fastmath=True, nogil=True)
@@ -314,8 +338,10 @@ def _flat(a):
     return np.ascontiguousarray(a, dtype=np.float32).reshape(-1)
 
 
-def tiled_conv2d(x, W, PH, PW, SH=1, SW=1):
-    """float32 direct convolution: x (N, C, H, W), W (K, C, KH, KW) -> y (N, K, OH, OW), stride SH, SW."""
+def tiled_conv2d(x, W, PH, PW, SH=1, SW=1, b=None):
+    """float32 direct convolution: x (N, C, H, W), W (K, C, KH, KW), b (K,) or None -> y (N, K, OH, OW),
+    stride SH, SW. A float32 bias is added as each output row is stored (a LeNet-5 step's C1 and C3 bias adds
+    had taken 200 and 90 us at two threads, a pass over the output each); another dtype's after."""
     N, C, H, W_in = x.shape
     K, _, KH, KW = W.shape
     # Tiles of 4 channels x 24 outputs (twelve accumulators, three loads and a broadcast: all 16 registers),
@@ -325,10 +351,15 @@ def tiled_conv2d(x, W, PH, PW, SH=1, SW=1):
     # An inf or NaN weight times a padding zero is NaN, as in PyTorch: then no row is skipped
     skip = skip and bool(np.isfinite(W).all())
     y = np.empty((N, K, OH, OW), dtype=np.float32)
+    plus_bias = b is not None and b.dtype == np.float32
+    if plus_bias:
+        b = np.ascontiguousarray(b)
     parallel_for(_tiled_conv2d, N, _flat(x), C, H, W_in,
                  np.ascontiguousarray(W, dtype=np.float32).reshape(K, C * KH * KW), off, KH, skip, PH, PW, SH, SW, Wh,
-                 Hh * Wh, length, rows, y.reshape(-1), OH, OW,
+                 Hh * Wh, length, rows, y.reshape(-1), OH, OW, b if plus_bias else _NO_BIAS, plus_bias,
                  min_work=0 if y.size * C * KH * KW >= MIN_PARALLEL_MACS else np.inf)
+    if b is not None and not plus_bias:
+        y += b.reshape(1, -1, 1, 1)
     return y
 
 
@@ -336,6 +367,17 @@ def tiled_conv2d_grad_weight(x, gy, KH, KW, PH, PW, SH=1, SW=1):
     """float32 filter gradient of tiled_conv2d: x (N, C, H, W), gy (N, K, OH, OW) -> gW (K, C, KH, KW). The
     batch is cut into groups of images (images_per_group), the groups into parts, one set of float64 sums a
     part, added in the parts' order (an empty batch is one part, of zero sums)."""
+    part, groups, partial_elements, finish = grad_weight_parts(x, gy, KH, KW, PH, PW, SH, SW)
+    if gy.size * x.shape[1] * KH * KW >= MIN_PARALLEL_MACS:
+        return finish(sum_parts(parallel_map(part, groups, partial_elements=partial_elements)))
+    return finish(part(0, groups))
+
+
+def grad_weight_parts(x, gy, KH, KW, PH, PW, SH=1, SW=1):
+    """tiled_conv2d_grad_weight in pieces, for a caller that runs its parts itself (threads.beside_map):
+    ``(part, groups, partial_elements, finish)``, where ``part(lo, hi)`` is the float64 sums of groups lo:hi
+    (each of images_per_group images; the groups do not depend on the thread count, nor do their sums),
+    ``partial_elements`` the size of those sums, and ``finish(sums)`` gW from the parts' sums added in order."""
     N, C, H, W_in = x.shape
     K = gy.shape[1]
     OH, OW, Hh, Wh, off, length, _ = layout(C, H, W_in, KH, KW, SH, SW, PH, PW, 8)
@@ -343,14 +385,13 @@ def tiled_conv2d_grad_weight(x, gy, KH, KW, PH, PW, SH=1, SW=1):
     xs, gs = _flat(x), _flat(gy)
     G = images_per_group(OH * Wh)
 
-    def part(lo, hi):   # groups lo:hi: the groups do not depend on the thread count, nor do their sums
+    def part(lo, hi):
         return _tiled_conv2d_grad_weight(lo * G, min(hi * G, N), G, xs, C, H, W_in, gs, K, OH, OW, off, PH, PW,
                                          SH, SW, Wh, Hh * Wh, length, KK)
-    if gy.size * KK >= MIN_PARALLEL_MACS:
-        gW = sum_parts(parallel_map(part, -(-N // G), partial_elements=K * KK))
-    else:
-        gW = part(0, -(-N // G))
-    return gW.astype(np.float32).reshape(K, C, KH, KW)
+
+    def finish(sums):
+        return sums.astype(np.float32).reshape(K, C, KH, KW)
+    return part, -(-N // G), K * KK, finish
 
 
 def tiled_conv2d_grad_input(gy, W, H, Wd, PH, PW):

@@ -34,18 +34,18 @@ class Conv2d(Function):
 
     def forward(self, x, W, b=None):
         self.x, self.W, self.col, self.kept = x, W, None, {}
-        fast = conv2d_forward(x, W, self.stride, self.padding, self.dilation, self.groups, self.kept)
+        fast = conv2d_forward(x, W, self.stride, self.padding, self.dilation, self.groups, self.kept, b)
         if fast is not None:
-            y, self.algorithm = fast
-        else:
-            self.algorithm = "im2col"
-            N, C, H, W_in = x.shape
-            K, Cg, KH, KW = W.shape
-            G, (SH, SW), (PH, PW), (DH, DW) = self.groups, self.stride, self.padding, self.dilation
-            OH, OW = kernels.conv_output_size(H, KH, SH, PH, DH), kernels.conv_output_size(W_in, KW, SW, PW, DW)
-            self.col = kernels.im2col_gemm(x, KH, KW, SH, SW, PH, PW, DH, DW).reshape(G, Cg * KH * KW, N * OH * OW)
-            y_t = grouped_matmul(W.reshape(G, K // G, Cg * KH * KW), self.col)          # (G, K/G, N*OH*OW)
-            y = self.xp.ascontiguousarray(y_t.reshape(K, N, OH, OW).transpose(1, 0, 2, 3))
+            y, self.algorithm = fast        # with the bias added
+            return y
+        self.algorithm = "im2col"
+        N, C, H, W_in = x.shape
+        K, Cg, KH, KW = W.shape
+        G, (SH, SW), (PH, PW), (DH, DW) = self.groups, self.stride, self.padding, self.dilation
+        OH, OW = kernels.conv_output_size(H, KH, SH, PH, DH), kernels.conv_output_size(W_in, KW, SW, PW, DW)
+        self.col = kernels.im2col_gemm(x, KH, KW, SH, SW, PH, PW, DH, DW).reshape(G, Cg * KH * KW, N * OH * OW)
+        y_t = grouped_matmul(W.reshape(G, K // G, Cg * KH * KW), self.col)          # (G, K/G, N*OH*OW)
+        y = self.xp.ascontiguousarray(y_t.reshape(K, N, OH, OW).transpose(1, 0, 2, 3))
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         return y

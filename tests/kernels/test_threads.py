@@ -396,3 +396,65 @@ def test_an_error_in_the_side_work_is_raised_here_after_the_main_work(split_ever
     marks = np.zeros(10, dtype=np.int64)       # the pool is free again
     threads.parallel_for(recorder()[0], 10, marks)
     assert marks.tolist() == [1] * 10
+
+
+def test_beside_map_returns_the_main_work_and_the_maps_parts_in_order(split_everything):
+    marks = np.zeros(30, dtype=np.int64)
+
+    def part(lo, hi):
+        marks[lo:hi] += 1
+        return lo, hi
+    main, parts = threads.beside_map(lambda: "main", part, 30, 0)
+    assert main == "main" and marks.tolist() == [1] * 30
+    assert parts == threads.parallel_map(lambda lo, hi: (lo, hi), 30)       # parallel_map's parts, in order
+
+
+def test_beside_map_starts_the_parts_on_a_pool_thread_and_this_thread_takes_what_is_left(split_everything):
+    """The first part, on a pool thread, waits until this thread has run every other part: it passes only if
+    the parts start while the main work runs (which waits for them) and this thread then claims the rest."""
+    total = 3 * threads.PARTS_PER_THREAD
+    bounds = threads._bounds(total, total)
+    first_started, last_done = threading.Event(), threading.Event()
+    ran = {}
+
+    def part(lo, hi):
+        ran[lo] = threading.get_ident()
+        if lo == 0:
+            first_started.set()
+            assert last_done.wait(20)
+        elif ran.keys() >= set(bounds[1:-1]):   # every part but the first has run
+            last_done.set()
+        return lo
+    main, parts = threads.beside_map(lambda: first_started.wait(20) and "main", part, total, 0)
+    assert main == "main" and parts == bounds[:-1]
+    assert ran[0] != threading.get_ident()
+
+
+def test_beside_map_with_one_thread_from_inside_a_part_or_after_an_error(split_everything, monkeypatch):
+    order = []
+
+    def part(lo, hi):
+        order.append(("part", lo, threading.get_ident()))
+        return lo
+    monkeypatch.setattr(threads, "_num_threads", 1)
+    assert threads.beside_map(lambda: order.append(("main",)) or "main", part, 5, 0) == ("main", [0])
+    assert order == [("main",), ("part", 0, threading.get_ident())]         # main first, one part, here
+    monkeypatch.setattr(threads, "_num_threads", 3)
+    inner = []
+
+    def kernel(lo, hi, _):      # inside a launch's part the pool is busy: main, then the parts in order
+        inner.append(threads.beside_map(lambda: "main", lambda a, b: (a, threading.get_ident()), 4, 0))
+    threads.parallel_for(kernel, 2, np.zeros(2))
+    assert all(m == "main" and [lo for lo, _ in p] == [0, 1, 2, 3] and len({t for _, t in p}) == 1 for m, p in inner)
+
+    def failing(lo, hi):
+        if lo == 2:
+            raise ValueError("part 2 failed")
+        return lo
+    with pytest.raises(ValueError, match="part 2 failed"):
+        threads.beside_map(lambda: "main", failing, 6, 0)
+    with pytest.raises(KeyError):       # an error in the main work: raised once every part has run
+        threads.beside_map(lambda: {}["missing"], part, 6, 0)
+    marks = np.zeros(10, dtype=np.int64)        # the pool is free again
+    threads.parallel_for(recorder()[0], 10, marks)
+    assert marks.tolist() == [1] * 10

@@ -50,6 +50,38 @@ def test_forward_and_gradients_match_the_float64_reference(x_shape, kernel, padd
     assert _relative_error(gW, ref.direct_conv2d_grad_weight(*_f64(x, gy), KH, KW, *padding)) < 1e-6
 
 
+@pytest.mark.parametrize("x_shape, kernel, padding", SHAPES)
+def test_the_bias_added_as_the_output_is_stored_is_the_bias_added_after(x_shape, kernel, padding):
+    """direct_conv2d(x, W, ..., b) adds b[k] as it stores each row (eight lanes by a fused 1 * v + b, the tail
+    one by one): bit for bit the sum then b added, in float32, and the reference within its rounding."""
+    rng = np.random.default_rng(4)
+    K, KH, KW = kernel
+    x = rng.standard_normal(x_shape).astype(F32)
+    W = rng.standard_normal((K, x_shape[1], KH, KW)).astype(F32)
+    b = rng.standard_normal(K).astype(F32)
+    y = kernels.direct_conv2d(x, W, *padding, 1, 1, b)
+    np.testing.assert_array_equal(y, kernels.direct_conv2d(x, W, *padding) + b.reshape(1, -1, 1, 1))
+    assert _relative_error(y, ref.direct_conv2d(*_f64(x, W), *padding, 1, 1, b.astype(np.float64))) < 1e-5
+    y64 = kernels.direct_conv2d(*_f64(x, W), *padding, 1, 1, b.astype(np.float64))   # float64: added after
+    np.testing.assert_array_equal(y64, kernels.direct_conv2d(*_f64(x, W), *padding) + b.reshape(1, -1, 1, 1))
+
+
+def test_a_strided_layer_a_float64_bias_and_a_bad_bias():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 23, 23)).astype(F32)
+    W = rng.standard_normal((7, 3, 11, 11)).astype(F32)
+    b = rng.standard_normal(7)
+    y = kernels.direct_conv2d(x, W, 0, 0, 4, 4, b.astype(F32))                       # AlexNet-like, smaller
+    np.testing.assert_array_equal(y, kernels.direct_conv2d(x, W, 0, 0, 4, 4) + b.astype(F32).reshape(1, -1, 1, 1))
+    y = kernels.direct_conv2d(x, W, 0, 0, 4, 4, b)                                   # float64 bias: as y += b
+    want = kernels.direct_conv2d(x, W, 0, 0, 4, 4)
+    want += b.reshape(1, -1, 1, 1)
+    np.testing.assert_array_equal(y, want)
+    message = r"^direct_conv2d: b must have the shape of W's output channels \(7,\), got \(6,\)$"
+    with pytest.raises(ValueError, match=message):
+        kernels.direct_conv2d(x, W, 0, 0, 4, 4, b[:6])
+
+
 def test_an_empty_batch():
     x, W = np.zeros((0, 3, 8, 8), F32), np.ones((4, 3, 3, 3), F32)
     assert kernels.direct_conv2d(x, W, 1, 1).shape == (0, 4, 8, 8)
@@ -144,32 +176,42 @@ def test_two_threads_give_the_one_thread_results():
 
 
 def test_a_layers_two_gradients_side_by_side_are_those_computed_one_after_the_other(monkeypatch):
-    """At two threads a stride-1 direct layer's filter gradient runs on a pool thread while its input gradient
-    runs here (threads.beside): the same kernels and parts, so bit for bit the gradients of one after the other."""
+    """At two threads a small stride-1 direct layer's filter gradient parts start on a pool thread while its
+    input gradient runs here (threads.beside_map; float64: threads.beside): the same kernels and parts, so bit
+    for bit the gradients of one after the other."""
     from minidl.kernels import conv
     rng = np.random.default_rng(3)
     x = rng.standard_normal((64, 6, 14, 14)).astype(F32)        # LeNet-5's C3: large enough to split
     W = rng.standard_normal((16, 6, 5, 5)).astype(F32)
     gy = rng.standard_normal((64, 16, 10, 10)).astype(F32)
     calls = []
-    beside = threads.beside
+    beside_map, beside = threads.beside_map, threads.beside
     monkeypatch.setattr(threads, "_num_threads", 2)
-    monkeypatch.setattr(threads, "beside", lambda main, side: calls.append(1) or beside(main, side))
+    monkeypatch.setattr(threads, "beside_map", lambda *args: calls.append("map") or beside_map(*args))
+    monkeypatch.setattr(threads, "beside", lambda *args: calls.append("beside") or beside(*args))
     together = conv.direct_backward(x, W, gy, (1, 1), (0, 0))
-    assert calls == [1]
-    monkeypatch.setattr(threads, "beside", lambda main, side: (main(), side()))
+    assert calls == ["map"]
+    monkeypatch.setattr(threads, "beside_map", lambda main, fn, total, elements: (
+        main(), threads.parallel_map(fn, total, elements)))
     apart = conv.direct_backward(x, W, gy, (1, 1), (0, 0))
     for got, want in zip(together, apart):
         np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(together[1], kernels.direct_conv2d_grad_weight(x, gy, 5, 5, 0, 0))
     gx, gW = conv.direct_backward(x, W, gy, (1, 1), (0, 0), need_gx=False)       # a first layer: gW alone
     assert gx is None
     np.testing.assert_array_equal(gW, apart[1])
     calls.clear()
-    monkeypatch.setattr(threads, "beside", lambda main, side: calls.append(1) or beside(main, side))
+    monkeypatch.setattr(threads, "beside_map", lambda *args: calls.append("map") or beside_map(*args))
     monkeypatch.setattr(conv, "BESIDE_MAX_MACS", gy.size * W[0].size - 1)        # a larger layer: in turn
     for got, want in zip(conv.direct_backward(x, W, gy, (1, 1), (0, 0)), apart):
         np.testing.assert_array_equal(got, want)
     assert calls == []
+    monkeypatch.setattr(conv, "BESIDE_MAX_MACS", 2 ** 25)
+    x64, W64, gy64 = x[:8].astype(np.float64), W.astype(np.float64), gy[:8].astype(np.float64)
+    together = conv.direct_backward(x64, W64, gy64, (1, 1), (0, 0))              # float64: threads.beside
+    assert calls == ["beside"]
+    np.testing.assert_array_equal(together[0], kernels.direct_conv2d_grad_input(gy64, W64, 14, 14, 0, 0))
+    np.testing.assert_array_equal(together[1], kernels.direct_conv2d_grad_weight(x64, gy64, 5, 5, 0, 0))
 
 
 STRIDED = [   # (N, C, H, W), (K, KH, KW), (SH, SW), (PH, PW)
