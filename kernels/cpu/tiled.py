@@ -391,7 +391,7 @@ def grad_weight_parts(x, gy, KH, KW, PH, PW, SH=1, SW=1):
 
     def finish(sums):
         return sums.astype(np.float32).reshape(K, C, KH, KW)
-    return part, -(-N // G), K * KK, finish
+    return part, max(1, -(-N // G)), K * KK, finish     # an empty batch: one group, of zero sums
 
 
 def tiled_conv2d_grad_input(gy, W, H, Wd, PH, PW):

@@ -200,6 +200,8 @@ def test_a_layers_two_gradients_side_by_side_are_those_computed_one_after_the_ot
     gx, gW = conv.direct_backward(x, W, gy, (1, 1), (0, 0), need_gx=False)       # a first layer: gW alone
     assert gx is None
     np.testing.assert_array_equal(gW, apart[1])
+    gx, gW = conv.direct_backward(x[:0], W, gy[:0], (1, 1), (0, 0))             # an empty batch: zero sums
+    assert gx.shape == (0, 6, 14, 14) and gW.shape == W.shape and not gW.any()
     calls.clear()
     monkeypatch.setattr(threads, "beside_map", lambda *args: calls.append("map") or beside_map(*args))
     monkeypatch.setattr(conv, "BESIDE_MAX_MACS", gy.size * W[0].size - 1)        # a larger layer: in turn
