@@ -171,20 +171,18 @@ def _copy_rows(src, s0, s_stride, dst, d0, d_stride, rows, width):
 
 
 @njit(cache=True)
-def _copy_rows_plus(src, s0, s_stride, dst, d0, d_stride, rows, width, bias):
-    """_copy_rows with ``bias`` added to every element (a convolution's bias, as it stores the output): 1 * v
-    + bias by a fused multiply-add, rounded once, as v + bias."""
-    lanes = np.empty(2, dtype=np.float32)
-    lanes[0], lanes[1] = 1, bias
-    one, b = vbroadcast(lanes, 0), vbroadcast(lanes, 1)
+def _copy_rows_plus(src, s0, s_stride, dst, d0, d_stride, rows, width, bias, k, one):
+    """_copy_rows with ``bias[k]`` added to every element (a convolution's bias, as it stores the output):
+    ``one`` (a float32 array [1]) * v + bias[k] by a fused multiply-add, rounded once, as v + bias[k]."""
+    ones, b, plus = vbroadcast(one, 0), vbroadcast(bias, k), at(bias, k)
     for r in range(rows):
         s, d = s0 + r * s_stride, d0 + r * d_stride
         w = 0
         while w + 8 <= width:
-            vstore(dst, d + w, vfma(one, vload(src, s + w), b))
+            vstore(dst, d + w, vfma(ones, vload(src, s + w), b))
             w += 8
         while w < width:
-            put(dst, d + w, at(src, s + w) + bias)
+            put(dst, d + w, at(src, s + w) + plus)
             w += 1
 
 
@@ -225,6 +223,7 @@ def _tiled_conv2d(lo, hi, xs, C, H, W, Wm, off, KH, skip, PH, PW, SH, SW, Wp, pl
     Qs = -(-Q // step) * step
     xf = np.zeros(length, dtype=np.float32)      # the padded image: borders stay zero from image to image
     yw = np.empty(K * Qs, dtype=np.float32)      # the wide output, K rows of Qs
+    one = np.ones(1, dtype=np.float32)            # for the bias store's 1 * v + b
     Wf = Wm.ravel()
     for n in range(lo, hi):  # this thread's part of range(N)
         _copy_into_wide(xs, n, C, H, W, xf, 0, PH, PW, SH, SW, Wp, plane)
@@ -267,7 +266,7 @@ def _tiled_conv2d(lo, hi, xs, C, H, W, Wm, off, KH, skip, PH, PW, SH, SW, Wp, pl
                     r0 += 1
         for k in range(K):          # crop: the OW first of each row of Wp
             if plus_bias:
-                _copy_rows_plus(yw, k * Qs, Wp, ys, (n * K + k) * OH * OW, OW, OH, OW, bias[k])
+                _copy_rows_plus(yw, k * Qs, Wp, ys, (n * K + k) * OH * OW, OW, OH, OW, bias, k, one)
             else:
                 _copy_rows(yw, k * Qs, Wp, ys, (n * K + k) * OH * OW, OW, OH, OW)
 
